@@ -1,0 +1,23 @@
+# The two commands of the README: `make demo` runs the hive, `make test` runs every test.
+.PHONY: demo test lint bench clean
+
+demo:
+	@scripts/bootstrap
+	@scripts/demo
+
+test:
+	@scripts/bootstrap
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+	.venv/bin/pytest -q
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+
+bench:
+	@scripts/bootstrap
+	.venv/bin/python -m bench.broker
+
+clean:
+	rm -rf .venv .demo .pytest_cache .mypy_cache .ruff_cache

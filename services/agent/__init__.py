@@ -1,0 +1,1 @@
+"""The agent harness that runs inside each container: the turn loop (harness issue)."""

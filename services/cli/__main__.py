@@ -1,0 +1,41 @@
+"""Entry point of hivectl / hive-c0re: parse, make one admin-socket call, print, exit 0/1/2."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from services.cli import parser as cli
+from services.cli.render import reply as render
+from services.hive.client import HiveClient, Refused, Unreachable
+from services.hive.paths import Paths
+from services.hive.protocol import ProtocolError
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = cli.build().parse_args(argv)  # exits 2 on usage errors
+    if ns.command == "serve":  # the coordinator is its own program; become it
+        os.execv(sys.executable, [sys.executable, "-m", "services.coordinator"])
+    sub = cli.find(ns.command)
+    assert sub.request is not None
+    request = sub.request(ns)
+    path = Path(ns.socket) if ns.socket else Paths.from_env().admin_socket
+    try:
+        with HiveClient(path) as client:
+            body = client.call(request.pop("cmd"), **request)
+    except (Refused, Unreachable, ProtocolError, OSError) as e:
+        if ns.json:
+            print(json.dumps({"ok": False, "error": str(e)}))
+        print(f"hivectl: {e}", file=sys.stderr)
+        return 1
+    if ns.json:
+        print(json.dumps(body, indent=2, sort_keys=True))
+    else:
+        print(render(ns.command, body))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""hive-c0re, the coordinator: broker, approvals, questions, helper events, lifecycle."""

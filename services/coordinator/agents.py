@@ -1,0 +1,105 @@
+"""The agents table as the coordinator keeps it: records, their states, the rows `list` shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peewee import fn
+
+from services.hive.db import Agent, Message, TurnState, now, write_tx
+from services.hive.names import MANAGER
+from services.hive.protocol import Refusal
+
+
+class AgentExists(Refusal):
+    pass
+
+
+class NoSuchAgent(Refusal):
+    pass
+
+
+def get(name: str) -> Agent:
+    agent: Agent | None = Agent.get_or_none(Agent.name == name)
+    if agent is None:
+        raise NoSuchAgent(f"no agent named {name!r}: see `hivectl list`")
+    return agent
+
+
+def exists(name: str) -> bool:
+    found: bool = Agent.select().where(Agent.name == name).exists()
+    return found
+
+
+def create(
+    name: str, *, kind: str = "agent", state: str = "stopped", note: str | None = None
+) -> Agent:
+    """Insert a new agent record; refuse a name that is taken."""
+    with write_tx():
+        if exists(name):
+            raise AgentExists(f"agent {name!r} already exists")
+        agent: Agent = Agent.create(name=name, kind=kind, state=state, note=note)
+    return agent
+
+
+def ensure_manager() -> bool:
+    """Create hm1nd's record if missing (it needs no approval); True if it was created."""
+    with write_tx():
+        if exists(MANAGER):
+            return False
+        Agent.create(name=MANAGER, kind="manager", state="stopped")
+    return True
+
+
+def set_state(name: str, state: str, note: str | None = None) -> None:
+    Agent.update(state=state, note=note, updated_at=now()).where(Agent.name == name).execute()
+
+
+def names() -> list[str]:
+    return [a.name for a in Agent.select(Agent.name).order_by(Agent.name)]
+
+
+def rows(only: str | None = None) -> list[dict[str, Any]]:
+    """The `list` / `agent_status` rows: state, model, turn, backlog, per agent."""
+    query = Agent.select().order_by(Agent.kind.desc(), Agent.name)
+    if only is not None:
+        query = query.where(Agent.name == only)
+    agents = list(query)
+    wanted = [a.name for a in agents]
+    turns = {t.agent: t for t in TurnState.select().where(TurnState.agent.in_(wanted))}
+    backlog: dict[str, int] = dict(
+        Message.select(Message.recipient, fn.COUNT(Message.id))
+        .where(Message.delivered_at.is_null() & Message.recipient.in_(wanted))
+        .group_by(Message.recipient)
+        .tuples()  # type: ignore[arg-type]
+    )
+    return [_row(a, turns.get(a.name), backlog.get(a.name, 0)) for a in agents]
+
+
+def _row(agent: Agent, turn: TurnState | None, backlog: int) -> dict[str, Any]:
+    return {
+        "name": agent.name,
+        "kind": agent.kind,
+        "state": agent.state,
+        "note": agent.note,
+        "model": agent.model,
+        "applied_sha": agent.applied_sha,
+        "inbox": backlog,
+        "created_at": agent.created_at,
+        "turn": None if turn is None else turn_dict(turn),
+    }
+
+
+def turn_dict(turn: TurnState) -> dict[str, Any]:
+    return {
+        "state": turn.state,
+        "tool": turn.tool,
+        "detail": turn.detail,
+        "started_at": turn.turn_started_at,
+        "ended_at": turn.turn_ended_at,
+        "input_tokens": turn.input_tokens,
+        "output_tokens": turn.output_tokens,
+        "cached_tokens": turn.cached_tokens,
+        "cost_usd": turn.cost_usd,
+        "updated_at": turn.updated_at,
+    }

@@ -1,0 +1,188 @@
+"""The message broker: durable sends, and receives woken the moment a message lands.
+
+A message is written to SQLite before anyone is told. `delivered_at` is set exactly once,
+in the same transaction that hands the message to a live receiver; a reply that cannot
+reach its receiver is put back. Waiters are woken by sends in this process, by the
+doorbell other processes ring, and only as a safety net by a slow poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.coordinator.connection import Connection
+from services.hive.db import Message, now, write_tx
+from services.hive.inbox import insert_message
+
+MAX_WAIT_SECONDS = 180
+
+
+class _Kicked:
+    """Sentinel: the operator kicked the agent; re-check the inbox, then return."""
+
+
+KICKED = _Kicked()
+Wake = Message | _Kicked | None  # a handed-off message, a kick, or "look again"
+
+
+@dataclass
+class Waiter:
+    conn: Connection
+    future: asyncio.Future[Wake] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+@dataclass(frozen=True)
+class Received:
+    message: Message | None
+    kicked: bool = False
+
+
+class Broker:
+    def __init__(self) -> None:
+        self._waiters: dict[str, deque[Waiter]] = {}
+        self._last_seen_id = 0
+
+    # sending -------------------------------------------------------------------------------
+    def send(self, sender: str, recipient: str, body: str) -> Message:
+        """Store a message; hand it straight to a waiting receiver if its inbox is empty."""
+        with write_tx():
+            waiter = self._live_waiter(recipient)
+            if waiter is not None and self._has_backlog(recipient):
+                waiter = None
+            msg = insert_message(sender, recipient, body, delivered=waiter is not None)
+        self._last_seen_id = max(self._last_seen_id, msg.id)
+        if waiter is not None:
+            self._remove(recipient, waiter)
+            waiter.future.set_result(msg)
+        else:
+            self.wake(recipient)
+        return msg
+
+    # receiving -----------------------------------------------------------------------------
+    async def recv(self, conn: Connection, recipient: str, wait_seconds: float) -> Received:
+        """The oldest undelivered message for `recipient`, waiting up to `wait_seconds`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        kicked = False
+        while True:
+            if not conn.peer_listening():
+                return Received(None)
+            msg = self.claim(recipient)
+            if msg is not None or kicked:
+                return Received(msg, kicked=kicked and msg is None)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return Received(None)
+            waiter = Waiter(conn)
+            self._waiters.setdefault(recipient, deque()).append(waiter)
+            gone: asyncio.Task[Any] = loop.create_task(conn.gone.wait())
+            try:
+                waits: set[asyncio.Future[Any]] = {waiter.future, gone}
+                done, _ = await asyncio.wait(
+                    waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                gone.cancel()
+                self._remove(recipient, waiter)
+            if waiter.future.done():
+                woke = waiter.future.result()
+                if isinstance(woke, Message):
+                    return Received(woke)
+                kicked = kicked or woke is KICKED
+            elif not done:
+                return Received(None)  # timed out
+
+    def claim(self, recipient: str) -> Message | None:
+        """Mark the oldest undelivered message for `recipient` delivered and return it."""
+        with write_tx():
+            msg = (
+                Message.select()
+                .where((Message.recipient == recipient) & Message.delivered_at.is_null())
+                .order_by(Message.id)
+                .first()
+            )
+            if msg is None:
+                return None
+            msg.delivered_at = now()
+            Message.update(delivered_at=msg.delivered_at).where(Message.id == msg.id).execute()
+        result: Message = msg
+        return result
+
+    def unclaim(self, msg: Message) -> None:
+        """Put back a message whose delivery never reached its receiver."""
+        with write_tx():
+            Message.update(delivered_at=None).where(Message.id == msg.id).execute()
+        self.wake(msg.recipient)
+
+    # waking --------------------------------------------------------------------------------
+    def wake(self, recipient: str) -> None:
+        """Tell every waiter of `recipient` to look at its inbox again."""
+        for waiter in self._waiters.get(recipient, ()):
+            if not waiter.future.done():
+                waiter.future.set_result(None)
+
+    def kick(self, recipient: str) -> int:
+        """Wake `recipient`'s receivers so they read their inbox; the number woken."""
+        woken = 0
+        for waiter in self._waiters.get(recipient, ()):
+            if not waiter.future.done():
+                waiter.future.set_result(KICKED)
+                woken += 1
+        return woken
+
+    def check_external(self) -> None:
+        """Wake waiters whose inbox another process wrote to (doorbell or safety-net poll)."""
+        last = Message.select(Message.id).order_by(Message.id.desc()).limit(1).scalar() or 0
+        if last == self._last_seen_id:
+            return
+        self._last_seen_id = last
+        for recipient in list(self._waiters):
+            self.wake(recipient)
+
+    def waiting(self, recipient: str | None = None) -> int:
+        """How many receivers are waiting (for one recipient or in all)."""
+        if recipient is not None:
+            return len(self._waiters.get(recipient, ()))
+        return sum(len(q) for q in self._waiters.values())
+
+    def backlog(self, recipient: str) -> int:
+        """Undelivered messages for `recipient`."""
+        count: int = (
+            Message.select()
+            .where((Message.recipient == recipient) & Message.delivered_at.is_null())
+            .count()
+        )
+        return count
+
+    # internals -----------------------------------------------------------------------------
+    def _live_waiter(self, recipient: str) -> Waiter | None:
+        queue = self._waiters.get(recipient)
+        while queue:
+            waiter = queue[0]
+            if not waiter.future.done() and waiter.conn.peer_listening():
+                return waiter
+            queue.popleft()
+        return None
+
+    def _has_backlog(self, recipient: str) -> bool:
+        exists: bool = (
+            Message.select(Message.id)
+            .where((Message.recipient == recipient) & Message.delivered_at.is_null())
+            .exists()
+        )
+        return exists
+
+    def _remove(self, recipient: str, waiter: Waiter) -> None:
+        queue = self._waiters.get(recipient)
+        if queue is None:
+            return
+        with contextlib.suppress(ValueError):
+            queue.remove(waiter)
+        if not queue:
+            del self._waiters[recipient]

@@ -1,0 +1,231 @@
+"""hive-c0re as a running service: wires the database, broker, sockets and systemd together.
+
+It owns the listening sockets it binds (and unlinks them on exit), the doorbell, the
+watchdog pings and the safety-net poll. Command logic lives in `commands`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import traceback
+from pathlib import Path
+
+import peewee as pw
+
+from services.coordinator import agents, commands, sockets
+from services.coordinator.backends import Backend
+from services.coordinator.broker import Broker
+from services.coordinator.connection import Caller, Connection, Reply
+from services.hive import log as hlog
+from services.hive import sd
+from services.hive.db import open_db
+from services.hive.events import HelperEvent
+from services.hive.inbox import notify_manager
+from services.hive.names import MANAGER, OPERATOR
+from services.hive.paths import Paths
+from services.hive.protocol import Oversize, Refusal, decode_request, refusal
+
+FALLBACK_POLL_SECONDS = 5.0
+"""Safety net for a writer in another process whose doorbell was lost."""
+
+
+class Coordinator:
+    def __init__(
+        self, paths: Paths, backend: Backend, *, fallback_poll: float = FALLBACK_POLL_SECONDS
+    ):
+        self.paths = paths
+        self.backend = backend
+        self.fallback_poll = fallback_poll
+        self.broker = Broker()
+        self.connections: set[Connection] = set()
+        self._servers: dict[str, asyncio.AbstractServer] = {}
+        self._bound: list[Path] = []  # paths we bound, unlinked on exit
+        self._doorbell: socket.socket | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # requests ----------------------------------------------------------------------------
+    async def handle(self, conn: Connection, line: bytes | Oversize) -> Reply:
+        cmd = "?"
+        try:
+            req = decode_request(line)
+            cmd = req["cmd"]
+            return await commands.run(self, conn, req)
+        except Refusal as e:
+            hlog.log(
+                f"refused {cmd!r} from {conn.caller.name}: {e}",
+                kind="request_refused",
+                agent=None if conn.caller.name == OPERATOR else conn.caller.name,
+                priority=hlog.DEBUG,
+            )
+            return Reply(refusal(str(e)))
+        except pw.OperationalError as e:
+            hlog.log(f"database error in {cmd!r}: {e}", kind="internal_error", priority=hlog.ERR)
+            return Reply(refusal(f"the hive database is unavailable ({e}): try again shortly"))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            hlog.log(
+                f"internal error in {cmd!r}: {e!r}\n{traceback.format_exc()}",
+                kind="internal_error",
+                priority=hlog.ERR,
+            )
+            return Reply(refusal(f"internal error in {cmd!r}: see journalctl -u hive-coordinator"))
+
+    def changed(self) -> None:
+        """Something the dashboard shows changed (hook for live updates)."""
+
+    def notify(self, event: HelperEvent) -> None:
+        """A helper event to hm1nd; in this process the broker wakes the manager directly."""
+        notify_manager(event)
+        self.broker.wake(MANAGER)
+
+    # sockets -----------------------------------------------------------------------------
+    async def _serve(self, sock: socket.socket, caller: Caller) -> asyncio.AbstractServer:
+        def factory() -> Connection:
+            conn = Connection(caller, self.handle, self.connections.discard)
+            self.connections.add(conn)
+            return conn
+
+        return await asyncio.get_running_loop().create_unix_server(factory, sock=sock)
+
+    async def _listen(
+        self, key: str, path: Path, caller: Caller, activated: int | None, group: str | None = None
+    ) -> None:
+        if activated is not None:
+            sock = sockets.from_fd(activated)
+        else:
+            sock = sockets.bind_unix(path, group=group)
+            self._bound.append(path)
+        self._servers[key] = await self._serve(sock, caller)
+
+    async def serve_agent(self, name: str) -> None:
+        """Bind and serve an agent's own socket (idempotent)."""
+        key = f"agent:{name}"
+        if key in self._servers:
+            return
+        path = self.paths.agent_socket(name)
+        sockets.ensure_dir(self.paths.agents_socket_root)
+        sock = sockets.bind_unix(path)
+        self._bound.append(path)
+        self._servers[key] = await self._serve(sock, Caller(commands.AGENT, name))
+
+    async def start(self) -> None:
+        open_db(self.paths.db)
+        created = agents.ensure_manager()
+        if created:
+            hlog.log("manager hm1nd registered", kind="agent_created", agent=MANAGER)
+        self.paths.state_dir.mkdir(parents=True, exist_ok=True)
+        sockets.ensure_dir(self.paths.runtime_dir)
+        activated = sd.listen_fds_by_name()
+        await self._listen(
+            "admin",
+            self.paths.admin_socket,
+            Caller(commands.ADMIN, OPERATOR),
+            activated.get("admin"),
+            group=sockets.ADMIN_GROUP,
+        )
+        await self._listen(
+            "manager",
+            self.paths.manager_socket,
+            Caller(commands.MANAGER_ROLE, MANAGER),
+            activated.get("manager"),
+        )
+        for name in agents.names():
+            if name != MANAGER:
+                await self.serve_agent(name)
+        self._doorbell = sockets.bind_doorbell(self.paths.doorbell)
+        asyncio.get_running_loop().add_reader(self._doorbell.fileno(), self._on_doorbell)
+        self._tasks.append(asyncio.get_running_loop().create_task(self._safety_poll()))
+        interval = sd.watchdog_interval()
+        if interval is not None:
+            self._tasks.append(asyncio.get_running_loop().create_task(self._watchdog(interval)))
+
+    def _on_doorbell(self) -> None:
+        assert self._doorbell is not None
+        while True:
+            try:
+                self._doorbell.recv(64)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+        self.broker.check_external()
+
+    async def _safety_poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.fallback_poll)
+            try:
+                self.broker.check_external()
+            except pw.OperationalError as e:
+                hlog.log(
+                    f"safety-net poll failed: {e}", kind="internal_error", priority=hlog.WARNING
+                )
+
+    async def _watchdog(self, interval: float) -> None:
+        while True:
+            sd.ping_watchdog()
+            await asyncio.sleep(interval)
+
+    def status_line(self) -> str:
+        return (
+            f"serving {len(agents.names())} agents, {len(self.connections)} connections, "
+            f"{self.broker.waiting()} waiting receivers"
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for server in self._servers.values():
+            server.close()
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.close()
+        if self._doorbell is not None:
+            asyncio.get_running_loop().remove_reader(self._doorbell.fileno())
+            self._doorbell.close()
+            self.paths.doorbell.unlink(missing_ok=True)
+        for path in self._bound:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+async def serve(paths: Paths, backend: Backend, *, announce: bool = True) -> None:
+    """Run the coordinator until SIGTERM or SIGINT."""
+    hlog.set_identifier("hive-coordinator")
+    hive = Coordinator(paths, backend)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await hive.start()
+    where = (
+        f"admin {paths.admin_socket}, manager {paths.manager_socket}, "
+        f"agents under {paths.agents_socket_root}"
+    )
+    hlog.log(f"hive-c0re serving ({backend.name} backend): {where}", kind="service_started")
+    if announce:
+        print(f"hive-c0re is serving ({backend.name} backend)", flush=True)
+        print(f"  admin socket:   {paths.admin_socket}", flush=True)
+        print(f"  manager socket: {paths.manager_socket}", flush=True)
+        print(f"  agent sockets:  {paths.agents_socket_root}/<name>/hive.sock", flush=True)
+        print(f"  database:       {paths.db}", flush=True)
+    sd.ready(hive.status_line())
+    status_task = loop.create_task(_status_updates(hive))
+    await stop.wait()
+    status_task.cancel()
+    sd.stopping("hive-c0re stopping")
+    hlog.log("hive-c0re stopping", kind="service_stopping")
+    await hive.stop()
+
+
+async def _status_updates(hive: Coordinator) -> None:
+    last = ""
+    while True:
+        await asyncio.sleep(30)
+        line = hive.status_line()
+        if line != last:
+            sd.status(line)
+            last = line

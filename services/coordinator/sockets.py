@@ -1,0 +1,96 @@
+"""The coordinator's listening sockets: from systemd by name, or bound with the design's modes.
+
+Directories are 0751, the admin socket 0660 (group hive-admin where that group exists),
+agent and manager sockets 0660. A live socket at a path is never stolen: binding refuses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import os
+import socket
+import stat
+from pathlib import Path
+
+DIR_MODE = 0o751
+SOCKET_MODE = 0o660
+ADMIN_GROUP = "hive-admin"
+
+
+class SocketInUse(RuntimeError):
+    """Another process already serves this socket path."""
+
+
+def ensure_dir(path: Path, mode: int = DIR_MODE) -> None:
+    """Create `path` (and parents) and set its mode; parents keep theirs if they exist."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, mode)
+
+
+def _clear_stale(path: Path) -> None:
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise SocketInUse(f"{path} exists and is not a socket: move it away and start again")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(str(path))
+    except OSError:
+        path.unlink(missing_ok=True)  # nobody listens: a leftover from a crash
+        return
+    finally:
+        probe.close()
+    raise SocketInUse(
+        f"another process is serving {path}: stop it first (is a coordinator running?)"
+    )
+
+
+def bind_unix(path: Path, *, mode: int = SOCKET_MODE, group: str | None = None) -> socket.socket:
+    """Bind and listen on a unix stream socket at `path` with exactly `mode` from the start."""
+    ensure_dir(path.parent)
+    _clear_stale(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o777 & ~mode)
+    try:
+        sock.bind(str(path))
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.umask(old)
+    os.chmod(path, mode)
+    if group is not None:
+        with contextlib.suppress(KeyError, PermissionError):
+            os.chown(path, -1, grp.getgrnam(group).gr_gid)
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def from_fd(fd: int) -> socket.socket:
+    """Adopt a listening socket systemd passed us."""
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(False)
+    return sock
+
+
+def bind_doorbell(path: Path) -> socket.socket:
+    """The datagram socket other services ring after writing to SQLite."""
+    ensure_dir(path.parent)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    old = os.umask(0o117)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, SOCKET_MODE)
+    with contextlib.suppress(KeyError, PermissionError):
+        os.chown(path, -1, grp.getgrnam(ADMIN_GROUP).gr_gid)
+    sock.setblocking(False)
+    return sock

@@ -1,0 +1,1 @@
+"""The crash watcher: machined's signals → ContainerCrash helper events (systemd issue)."""

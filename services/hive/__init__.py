@@ -1,0 +1,1 @@
+"""The shared core every hyperhive service builds on; it imports no service."""

@@ -1,0 +1,202 @@
+"""The hive's SQLite file: the peewee models and `open_db()`, shared by every service.
+
+WAL, a busy timeout, synchronous=normal and foreign keys are set on every connection.
+Every read-then-write goes through `write_tx()` (BEGIN IMMEDIATE); a plain deferred
+transaction loses updates when several services write at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import peewee as pw
+
+SCHEMA_VERSION = 1
+
+PRAGMAS = {
+    "journal_mode": "wal",
+    "busy_timeout": 5000,
+    "synchronous": "normal",
+    "foreign_keys": 1,
+}
+
+database = pw.DatabaseProxy()
+
+
+def now() -> float:
+    """Wall-clock seconds since the epoch, the unit of every timestamp column."""
+    return time.time()
+
+
+class _Model(pw.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Agent(_Model):
+    """One agent (the manager included): its lifecycle state as the coordinator sees it."""
+
+    name = pw.CharField(primary_key=True, max_length=31)
+    kind = pw.CharField(default="agent")  # "manager" | "agent"
+    state = pw.CharField(default="stopped")  # spawning|running|stopped|failed|destroyed
+    note = pw.TextField(null=True)  # why it failed, shown to the operator
+    model = pw.CharField(null=True)  # the model override in effect, None = config/default
+    applied_sha = pw.CharField(null=True)
+    created_at = pw.FloatField(default=now)
+    updated_at = pw.FloatField(default=now)
+
+    class Meta:
+        table_name = "agents"
+
+
+class Message(_Model):
+    """The broker: one row per message; `delivered_at` is set exactly once, by the delivery."""
+
+    id = pw.AutoField()
+    sender = pw.CharField(max_length=31)
+    recipient = pw.CharField(max_length=31)
+    body = pw.TextField()
+    created_at = pw.FloatField(default=now)
+    delivered_at = pw.FloatField(null=True)
+
+    class Meta:
+        table_name = "messages"
+        indexes = ((("recipient", "delivered_at", "id"), False),)
+
+
+class Approval(_Model):
+    """A change to the shape of an agent waiting for (or resolved by) the operator."""
+
+    id = pw.AutoField()
+    agent = pw.CharField(max_length=31)
+    kind = pw.CharField()  # "apply_commit" | "spawn"
+    commit_ref = pw.CharField(null=True)
+    blob = pw.BlobField(null=True)  # the exact bytes the operator approves
+    diff = pw.TextField(null=True)
+    status = pw.CharField(default="pending")  # pending|applying|approved|denied|failed
+    note = pw.TextField(null=True)
+    requested_at = pw.FloatField(default=now)
+    resolved_at = pw.FloatField(null=True)
+
+    class Meta:
+        table_name = "approvals"
+        indexes = ((("status", "id"), False),)
+
+
+class OperatorQuestion(_Model):
+    """A question an agent asked the operator; resolved exactly once."""
+
+    id = pw.AutoField()
+    asker = pw.CharField(max_length=31)
+    question = pw.TextField()
+    options = pw.TextField(default="[]")  # JSON list of strings
+    multi = pw.BooleanField(default=False)
+    deadline = pw.FloatField(null=True)
+    status = pw.CharField(default="pending")  # pending|answered|cancelled|expired
+    answer = pw.TextField(null=True)
+    asked_at = pw.FloatField(default=now)
+    resolved_at = pw.FloatField(null=True)
+
+    class Meta:
+        table_name = "operator_questions"
+        indexes = ((("status", "id"), False),)
+
+
+class TurnState(_Model):
+    """What an agent's harness reports it is doing, and the last turn's numbers."""
+
+    agent = pw.CharField(primary_key=True, max_length=31)
+    state = pw.CharField(default="idle")  # idle|thinking|tool|waiting|error|needs_login
+    tool = pw.CharField(null=True)
+    detail = pw.TextField(null=True)
+    turn_started_at = pw.FloatField(null=True)
+    turn_ended_at = pw.FloatField(null=True)
+    input_tokens = pw.IntegerField(default=0)
+    output_tokens = pw.IntegerField(default=0)
+    cached_tokens = pw.IntegerField(default=0)
+    cost_usd = pw.FloatField(default=0.0)
+    updated_at = pw.FloatField(default=now)
+
+    class Meta:
+        table_name = "turn_state"
+
+
+class TransientState(_Model):
+    """An operator action in progress (stopping, restarting, destroying, rebuilding).
+
+    The crash watcher reads it to tell an operator action from a crash.
+    """
+
+    agent = pw.CharField(primary_key=True, max_length=31)
+    state = pw.CharField()
+    since = pw.FloatField(default=now)
+
+    class Meta:
+        table_name = "transient_state"
+
+
+class Notification(_Model):
+    """Something the operator should see on the dashboard (approval, question, crash)."""
+
+    id = pw.AutoField()
+    kind = pw.CharField()
+    agent = pw.CharField(null=True, max_length=31)
+    text = pw.TextField()
+    created_at = pw.FloatField(default=now)
+    seen = pw.BooleanField(default=False)
+
+    class Meta:
+        table_name = "notifications"
+
+
+class Event(_Model):
+    """Append-only log of what happened, for the dashboard and for post-mortems."""
+
+    id = pw.AutoField()
+    kind = pw.CharField()
+    agent = pw.CharField(null=True, max_length=31)
+    payload = pw.TextField(default="{}")
+    created_at = pw.FloatField(default=now)
+
+    class Meta:
+        table_name = "events"
+
+
+MODELS: list[type[_Model]] = [
+    Agent,
+    Message,
+    Approval,
+    OperatorQuestion,
+    TurnState,
+    TransientState,
+    Notification,
+    Event,
+]
+
+
+def open_db(path: Path | str, *, create: bool = True) -> pw.SqliteDatabase:
+    """Open the hive's database with the shared pragmas and bind every model to it."""
+    p = Path(path)
+    if create:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    db = pw.SqliteDatabase(str(p), pragmas=PRAGMAS, check_same_thread=False, timeout=5)
+    database.initialize(db)
+    db.connect(reuse_if_open=True)
+    if create:
+        with db.atomic("IMMEDIATE"):
+            db.create_tables(MODELS, safe=True)
+            if db.pragma("user_version") == 0:
+                db.pragma("user_version", SCHEMA_VERSION)
+    return db
+
+
+@contextmanager
+def write_tx() -> Iterator[Any]:
+    """A transaction that takes the write lock up front (BEGIN IMMEDIATE)."""
+    with database.atomic("IMMEDIATE") as tx:
+        yield tx

@@ -1,0 +1,91 @@
+"""Every filesystem path of the hive, from one place, movable with environment variables.
+
+Paths that hold an agent's name go through `validate_agent_name` first, so no caller can
+build a path from an unchecked name.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.hive.names import MANAGER, validate_agent_name
+
+DEFAULT_STATE_DIR = "/var/lib/hyperhive"
+DEFAULT_RUNTIME_DIR = "/run/hyperhive"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The hive's directories and files; build one with `Paths.from_env()`."""
+
+    state_dir: Path
+    runtime_dir: Path
+    db: Path
+
+    @classmethod
+    def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Paths:
+        e = os.environ if env is None else env
+        state = Path(e.get("HIVE_STATE_DIR") or DEFAULT_STATE_DIR)
+        runtime = Path(e.get("HIVE_RUNTIME_DIR") or DEFAULT_RUNTIME_DIR)
+        db = Path(e.get("HIVE_DB") or state / "hive.db")
+        return cls(state_dir=state, runtime_dir=runtime, db=db)
+
+    # sockets -----------------------------------------------------------------------------
+    @property
+    def admin_socket(self) -> Path:
+        return self.runtime_dir / "host.sock"
+
+    @property
+    def manager_socket_dir(self) -> Path:
+        return self.runtime_dir / "manager"
+
+    @property
+    def manager_socket(self) -> Path:
+        return self.manager_socket_dir / "hive.sock"
+
+    @property
+    def agents_socket_root(self) -> Path:
+        return self.runtime_dir / "agents"
+
+    def agent_socket_dir(self, name: str) -> Path:
+        return self.agents_socket_root / validate_agent_name(name, allow_manager=False)
+
+    def agent_socket(self, name: str) -> Path:
+        return self.agent_socket_dir(name) / "hive.sock"
+
+    def socket_of(self, name: str) -> Path:
+        """The socket an agent's harness talks to: the manager's own, or its per-agent one."""
+        if validate_agent_name(name) == MANAGER:
+            return self.manager_socket
+        return self.agent_socket(name)
+
+    @property
+    def doorbell(self) -> Path:
+        """Datagram socket other processes ring after a durable write the coordinator must see."""
+        return self.runtime_dir / "doorbell.sock"
+
+    # state ---------------------------------------------------------------------------------
+    @property
+    def agents_dir(self) -> Path:
+        return self.state_dir / "agents"
+
+    def agent_dir(self, name: str) -> Path:
+        return self.agents_dir / validate_agent_name(name)
+
+    def proposed_repo(self, name: str) -> Path:
+        return self.agent_dir(name) / "config"
+
+    def agent_state(self, name: str) -> Path:
+        return self.agent_dir(name) / "state"
+
+    @property
+    def applied_dir(self) -> Path:
+        return self.state_dir / "applied"
+
+    def applied_repo(self, name: str) -> Path:
+        return self.applied_dir / validate_agent_name(name)
+
+    def rev_marker(self, name: str) -> Path:
+        return self.applied_dir / f".{validate_agent_name(name)}.hyperhive-rev"

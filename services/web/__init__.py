@@ -1,0 +1,1 @@
+"""The operator's bottle dashboard (web issue)."""
