@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 from services.coordinator.backends import UnknownBackend, backend_from_env
-from services.coordinator.service import serve
+from services.coordinator.service import FALLBACK_POLL_SECONDS, serve
 from services.coordinator.sockets import SocketInUse
 from services.hive.paths import Paths
 
@@ -15,8 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     paths = Paths.from_env()
     try:
         backend = backend_from_env(paths)
-        asyncio.run(serve(paths, backend))
-    except (UnknownBackend, SocketInUse, PermissionError) as e:
+        poll = float(os.environ.get("HIVE_FALLBACK_POLL") or FALLBACK_POLL_SECONDS)
+        asyncio.run(serve(paths, backend, fallback_poll=poll))
+    except (UnknownBackend, SocketInUse, PermissionError, ValueError) as e:
         print(f"hive-coordinator: {e}", file=sys.stderr)
         return 1
     return 0

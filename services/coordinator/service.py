@@ -192,10 +192,16 @@ class Coordinator:
                 path.unlink()
 
 
-async def serve(paths: Paths, backend: Backend, *, announce: bool = True) -> None:
+async def serve(
+    paths: Paths,
+    backend: Backend,
+    *,
+    fallback_poll: float = FALLBACK_POLL_SECONDS,
+    announce: bool = True,
+) -> None:
     """Run the coordinator until SIGTERM or SIGINT."""
     hlog.set_identifier("hive-coordinator")
-    hive = Coordinator(paths, backend)
+    hive = Coordinator(paths, backend, fallback_poll=fallback_poll)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

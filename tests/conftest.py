@@ -1,0 +1,32 @@
+"""Shared fixtures: a hive environment per test and a real coordinator process."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.hivetest import RunningHive, hive_env
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = Path(str(item.fspath)).parent.name
+        if tier in ("unit", "integration", "system", "browser"):
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    e = hive_env(tmp_path)
+    yield e
+    shutil.rmtree(e["HIVE_RUNTIME_DIR"], ignore_errors=True)
+
+
+@pytest.fixture
+def hive(env: dict[str, str]) -> Iterator[RunningHive]:
+    running = RunningHive(env)
+    yield running
+    running.stop()

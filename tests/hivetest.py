@@ -1,0 +1,128 @@
+"""Test support: a real coordinator process on a temp state dir, and clients for its sockets."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from services.hive.client import HiveClient
+from services.hive.paths import Paths
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def hive_env(root: Path, **extra: str) -> dict[str, str]:
+    """Environment for hive processes living under `root` (state) and a short runtime dir."""
+    runtime = Path(tempfile.mkdtemp(prefix="hh-", dir="/tmp"))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HIVE_", "NOTIFY_SOCKET", "WATCHDOG_", "LISTEN_"))
+    }
+    env.update(
+        HIVE_STATE_DIR=str(root / "state"),
+        HIVE_RUNTIME_DIR=str(runtime),
+        HIVE_BACKEND="process",
+        HIVE_LOG="stderr",
+        PYTHONPATH=str(REPO),
+    )
+    env.update(extra)
+    return env
+
+
+class RunningHive:
+    """A coordinator process; `stop()` ends it by its PID."""
+
+    def __init__(self, env: dict[str, str], argv: list[str] | None = None, **popen: Any) -> None:
+        self.env = env
+        self.paths = Paths.from_env(env)
+        self.log_path = Path(env["HIVE_STATE_DIR"]).parent / f"coordinator-{time.time_ns()}.log"
+        Path(env["HIVE_STATE_DIR"]).parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            argv or [sys.executable, "-m", "services.coordinator"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            cwd=REPO,
+            **popen,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 20.0) -> None:
+        assert self.proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        seen = b""
+        while b"hive-c0re is serving" not in seen:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                self.stop()
+                raise AssertionError(f"coordinator not ready: {self.log()}")
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                self.proc.wait()
+                raise AssertionError(f"coordinator exited {self.proc.returncode}: {self.log()}")
+            seen += chunk
+        sel.close()
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def admin(self, **kw: Any) -> HiveClient:
+        return HiveClient(self.paths.admin_socket, **kw)
+
+    def manager(self, **kw: Any) -> HiveClient:
+        return HiveClient(self.paths.manager_socket, **kw)
+
+    def agent(self, name: str, **kw: Any) -> HiveClient:
+        return HiveClient(self.paths.socket_of(name), **kw)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._log.close()
+        return self.proc.returncode
+
+
+@contextmanager
+def running_hive(env: dict[str, str], **kw: Any) -> Iterator[RunningHive]:
+    hive = RunningHive(env, **kw)
+    try:
+        yield hive
+    finally:
+        hive.stop()
+
+
+def hivectl(
+    env: dict[str, str], *args: str, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,242 @@
+"""The broker through the real sockets of a real coordinator: wake-ups, exactly once, durability."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+from services.hive.client import HiveClient
+from services.hive.db import Message, open_db, write_tx
+from services.hive.events import Killed
+from services.hive.inbox import insert_message, notify_manager, ring_doorbell
+from services.hive.protocol import decode_reply, encode
+from tests.hivetest import RunningHive, running_hive
+
+
+def spawn(hive: RunningHive, *names: str) -> None:
+    with hive.admin() as a:
+        for n in names:
+            a.call("spawn", name=n)
+
+
+def drain(hive: RunningHive, name: str) -> list[dict[str, object]]:
+    got = []
+    with hive.agent(name) as c:
+        while (m := c.call("recv", wait_seconds=0)["message"]) is not None:
+            got.append(m)
+    return got
+
+
+def test_send_then_recv(hive: RunningHive) -> None:
+    spawn(hive, "alice", "bob")
+    with hive.agent("alice") as alice:
+        sent = alice.call("send", to="bob", body="hello bob")
+    with hive.agent("bob") as bob:
+        msg = bob.call("recv", wait_seconds=0)["message"]
+        assert msg["id"] == sent["id"]
+        assert (msg["sender"], msg["recipient"], msg["body"]) == ("alice", "bob", "hello bob")
+        assert isinstance(msg["created_at"], float)
+        assert bob.call("recv", wait_seconds=0)["message"] is None
+
+
+def test_recv_is_woken_by_a_send_not_by_the_poll(env: dict[str, str]) -> None:
+    env["HIVE_FALLBACK_POLL"] = "600"
+    with running_hive(env) as hive:
+        spawn(hive, "alice")
+        result: dict[str, object] = {}
+
+        def wait() -> None:
+            with hive.agent("alice") as c:
+                t0 = time.monotonic()
+                result["reply"] = c.call("recv", wait_seconds=120)
+                result["waited"] = time.monotonic() - t0
+
+        t = threading.Thread(target=wait)
+        t.start()
+        time.sleep(0.3)
+        with hive.admin() as a:
+            a.call("send", to="alice", body="wake up")
+        t.join(60)
+        assert not t.is_alive()
+        reply = result["reply"]
+        assert isinstance(reply, dict) and reply["message"]["body"] == "wake up"
+        assert reply["message"]["sender"] == "operator"
+        assert float(result["waited"]) < 60  # far below both the wait and the poll
+
+
+def test_recv_times_out_with_null(hive: RunningHive) -> None:
+    spawn(hive, "alice")
+    with hive.agent("alice") as c:
+        assert c.call("recv", wait_seconds=0.2)["message"] is None
+
+
+def test_disconnect_mid_wait_loses_nothing(hive: RunningHive) -> None:
+    spawn(hive, "alice")
+    for _ in range(5):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(str(hive.paths.agent_socket("alice")))
+        s.sendall(encode({"cmd": "recv", "wait_seconds": 60}))
+        time.sleep(0.05)
+        s.close()
+    time.sleep(0.2)
+    with hive.admin() as a:
+        ids = [a.call("send", to="alice", body=f"m{i}")["id"] for i in range(3)]
+    assert [m["id"] for m in drain(hive, "alice")] == ids
+
+
+def test_half_closed_waiter_gets_no_message(hive: RunningHive) -> None:
+    spawn(hive, "alice")
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(hive.paths.agent_socket("alice")))
+    s.sendall(encode({"cmd": "recv", "wait_seconds": 60}))
+    s.shutdown(socket.SHUT_WR)
+    time.sleep(0.1)
+    with hive.admin() as a:
+        sent = a.call("send", to="alice", body="for a live reader")["id"]
+    s.settimeout(10)
+    reply = decode_reply(s.makefile("rb").readline())
+    s.close()
+    assert reply["message"] is None
+    assert [m["id"] for m in drain(hive, "alice")] == [sent]
+
+
+def test_messages_for_a_down_agent_survive_a_restart(env: dict[str, str]) -> None:
+    with running_hive(env) as hive:
+        spawn(hive, "alice")
+        with hive.admin() as a:
+            ids = [
+                a.call("send", to="alice", body=f"while you were out {i}")["id"] for i in range(3)
+            ]
+    with running_hive(env) as hive:
+        assert [m["id"] for m in drain(hive, "alice")] == ids
+
+
+def test_many_senders_and_receivers_exactly_once(hive: RunningHive) -> None:
+    names = [f"r{i}" for i in range(4)]
+    spawn(hive, *names)
+    per_sender, senders = 150, 4
+    received: dict[str, list[int]] = {n: [] for n in names}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def receive(name: str) -> None:
+        with hive.agent(name) as c:
+            while not stop.is_set():
+                m = c.call("recv", wait_seconds=0.5)["message"]
+                if m is not None:
+                    with lock:
+                        received[name].append(m["id"])
+
+    def send(k: int) -> list[int]:
+        out = []
+        with hive.admin() as a:
+            for i in range(per_sender):
+                out.append(a.call("send", to=names[(k + i) % len(names)], body=f"{k}:{i}")["id"])
+        return out
+
+    # two receivers per agent, so deliveries race
+    threads = [threading.Thread(target=receive, args=(n,)) for n in names for _ in range(2)]
+    for t in threads:
+        t.start()
+    sent: list[int] = []
+    send_threads = []
+    results: list[list[int]] = [[] for _ in range(senders)]
+    for k in range(senders):
+        th = threading.Thread(target=lambda k=k: results[k].extend(send(k)))
+        send_threads.append(th)
+        th.start()
+    for th in send_threads:
+        th.join(120)
+    for r in results:
+        sent.extend(r)
+    deadline = time.monotonic() + 30
+    while sum(map(len, received.values())) < len(sent) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    got = [i for ids in received.values() for i in ids]
+    assert len(got) == len(sent) == per_sender * senders
+    assert sorted(got) == sorted(sent)
+    with hive.admin() as a:
+        assert all(r["inbox"] == 0 for r in a.call("list")["agents"] if r["name"] in names)
+
+
+def test_a_writer_in_another_process_wakes_the_receiver(hive: RunningHive) -> None:
+    env = hive.env
+    result: dict[str, object] = {}
+
+    def wait() -> None:
+        with hive.manager() as c:
+            drain_until_empty(c)
+            result["reply"] = c.call("recv", wait_seconds=120)
+
+    t = threading.Thread(target=wait)
+    t.start()
+    time.sleep(0.3)
+    open_db(env["HIVE_STATE_DIR"] + "/hive.db")
+    notify_manager(Killed(agent="alice"), hive.paths.doorbell)
+    t.join(30)
+    assert not t.is_alive()
+    reply = result["reply"]
+    assert isinstance(reply, dict)
+    assert reply["message"]["sender"] == "system"
+    assert '"event":"killed"' in reply["message"]["body"]
+
+
+def drain_until_empty(c: HiveClient) -> None:
+    while c.call("recv", wait_seconds=0)["message"] is not None:
+        pass
+
+
+def test_safety_net_poll_finds_a_write_whose_doorbell_was_lost(env: dict[str, str]) -> None:
+    env["HIVE_FALLBACK_POLL"] = "0.5"
+    with running_hive(env) as hive:
+        spawn(hive, "alice")
+        result: dict[str, object] = {}
+
+        def wait() -> None:
+            with hive.agent("alice") as c:
+                result["reply"] = c.call("recv", wait_seconds=60)
+
+        t = threading.Thread(target=wait)
+        t.start()
+        time.sleep(0.3)
+        open_db(Path(env["HIVE_STATE_DIR"]) / "hive.db")
+        with write_tx():
+            insert_message("system", "alice", "no doorbell")
+        t.join(30)
+        assert not t.is_alive()
+        reply = result["reply"]
+        assert isinstance(reply, dict) and reply["message"]["body"] == "no doorbell"
+        assert ring_doorbell(hive.paths.doorbell)
+
+
+def test_delivered_at_is_set_once(hive: RunningHive) -> None:
+    spawn(hive, "alice")
+    with hive.admin() as a:
+        a.call("send", to="alice", body="x")
+    drain(hive, "alice")
+    open_db(Path(hive.env["HIVE_STATE_DIR"]) / "hive.db")
+    rows = list(Message.select().where(Message.recipient == "alice"))
+    assert len(rows) == 1 and rows[0].delivered_at is not None
+
+
+def test_kick_wakes_a_waiting_receiver(hive: RunningHive) -> None:
+    spawn(hive, "alice")
+    result: dict[str, object] = {}
+
+    def wait() -> None:
+        with hive.agent("alice") as c:
+            result["reply"] = c.call("recv", wait_seconds=120)
+
+    t = threading.Thread(target=wait)
+    t.start()
+    time.sleep(0.3)
+    with hive.admin() as a:
+        kicked = a.call("kick", name="alice")
+    t.join(30)
+    assert kicked["woken"] == 1 and kicked["inbox"] == 0
+    assert result["reply"] == {"ok": True, "version": 1, "message": None, "kicked": True}
