@@ -1,0 +1,41 @@
+"""Docs are tested: every socket command, hivectl subcommand and console script is documented."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from services.cli.parser import SUBCOMMANDS
+from services.coordinator.commands import COMMANDS
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+ROOT = DOCS.parent
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_socket_command_documented(name: str) -> None:
+    assert f"`{name}" in (DOCS / "sockets.md").read_text(), f"document {name} in docs/sockets.md"
+
+
+@pytest.mark.parametrize("name", [s.name for s in SUBCOMMANDS])
+def test_hivectl_subcommand_documented(name: str) -> None:
+    assert f"`hivectl {name}" in (DOCS / "hivectl.md").read_text()
+
+
+def test_console_scripts_documented() -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    text = "".join(p.read_text() for p in DOCS.glob("*.md"))
+    for script in scripts:
+        assert f"`{script}" in text, f"console script {script} is not in docs/"
+
+
+def test_readme_has_exactly_two_setup_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```sh", 1)[1].split("```", 1)[0]
+    assert [line.split()[0:2] for line in block.strip().splitlines()] == [
+        ["make", "demo"],
+        ["make", "test"],
+    ]
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
