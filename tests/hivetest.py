@@ -33,6 +33,7 @@ def hive_env(root: Path, **extra: str) -> dict[str, str]:
         HIVE_RUNTIME_DIR=str(runtime),
         HIVE_BACKEND="process",
         HIVE_LOG="stderr",
+        HIVE_AGENT_COMMAND="sleep infinity",  # a real payload process that just stays up
         PYTHONPATH=str(REPO),
     )
     env.update(extra)

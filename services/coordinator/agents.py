@@ -7,7 +7,6 @@ from typing import Any
 from peewee import fn
 
 from services.hive.db import Agent, Message, TurnState, now, write_tx
-from services.hive.names import MANAGER
 from services.hive.protocol import Refusal
 
 
@@ -40,15 +39,6 @@ def create(
             raise AgentExists(f"agent {name!r} already exists")
         agent: Agent = Agent.create(name=name, kind=kind, state=state, note=note)
     return agent
-
-
-def ensure_manager() -> bool:
-    """Create hm1nd's record if missing (it needs no approval); True if it was created."""
-    with write_tx():
-        if exists(MANAGER):
-            return False
-        Agent.create(name=MANAGER, kind="manager", state="stopped")
-    return True
 
 
 def set_state(name: str, state: str, note: str | None = None) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 from services.coordinator.connection import Connection
 from services.hive.db import Message, now, write_tx
@@ -81,22 +80,17 @@ class Broker:
                 return Received(None)
             waiter = Waiter(conn)
             self._waiters.setdefault(recipient, deque()).append(waiter)
-            gone: asyncio.Task[Any] = loop.create_task(conn.gone.wait())
             try:
-                waits: set[asyncio.Future[Any]] = {waiter.future, gone}
-                done, _ = await asyncio.wait(
-                    waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                )
+                await conn.wait_while_connected(waiter.future, remaining)
             finally:
-                gone.cancel()
                 self._remove(recipient, waiter)
             if waiter.future.done():
                 woke = waiter.future.result()
                 if isinstance(woke, Message):
                     return Received(woke)
                 kicked = kicked or woke is KICKED
-            elif not done:
-                return Received(None)  # timed out
+            elif conn.gone.is_set() or loop.time() >= deadline:
+                return Received(None)  # timed out or the peer left
 
     def claim(self, recipient: str) -> Message | None:
         """Mark the oldest undelivered message for `recipient` delivered and return it."""

@@ -6,20 +6,21 @@ identity comes from the socket (`Caller`), never from the request.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from services.coordinator import agents
+from services.coordinator import agents, approvals, questions
 from services.coordinator.broker import MAX_WAIT_SECONDS
 from services.coordinator.connection import Connection, Reply
 from services.hive import protocol as p
+from services.hive.agentconfig import valid_model
 from services.hive.db import TurnState, now
-from services.hive.events import Spawned
 from services.hive.inbox import message_dict
 from services.hive.log import log
-from services.hive.names import OPERATOR, validate_agent_name
+from services.hive.names import MANAGER, OPERATOR, validate_agent_name
 
 if TYPE_CHECKING:
     from services.coordinator.service import Coordinator
@@ -105,6 +106,13 @@ def send(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
         recipient = OPERATOR
     else:
         recipient = _existing_agent(req, "to")
+    if conn.caller.role != ADMIN:
+        config = hive.lifecycle.config_of(conn.caller.name)
+        if config is not None and not config.may_send_to(recipient):
+            allowed = ", ".join(config.allowed_recipients or ()) or "nobody"
+            raise p.Refusal(
+                f"{conn.caller.name} may not message {recipient}: its config allows {allowed}"
+            )
     msg = hive.broker.send(conn.caller.name, recipient, body)
     log(
         f"message #{msg.id} from {conn.caller.name} to {recipient}",
@@ -132,7 +140,7 @@ async def recv(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Resu
 
 @command("get_model", AGENT_ROLES, "the model this agent's next turn uses (null = its default)")
 def get_model(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    return {"model": agents.get(conn.caller.name).model}
+    return {"model": hive.lifecycle.model_of(conn.caller.name)}
 
 
 @command("set_turn_state", AGENT_ROLES, "set_turn_state {state, ...}: what the harness is doing")
@@ -157,40 +165,215 @@ def set_turn_state(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> 
     return {}
 
 
+@command(
+    "ask_operator",
+    AGENT_ROLES,
+    "ask_operator {question, options?, multi?, ttl_seconds?}: queue a question, get its id",
+)
+def ask_operator(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    qid = hive.questions.ask(
+        conn.caller.name,
+        p.get_str(req, "question", max_len=8000),
+        p.get_str_list(req, "options", [], max_items=32, max_len=500),
+        p.get_bool(req, "multi", False),
+        p.get_number(req, "ttl_seconds", None, minimum=1, maximum=questions.MAX_TTL),
+    )
+    return {"id": qid}
+
+
+@command(
+    "await_cancel",
+    AGENT_ROLES,
+    "await_cancel {wait_seconds ≤ 180, since}: true when the operator cancels the turn",
+)
+async def await_cancel(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    wait = p.get_number(req, "wait_seconds", 0, minimum=0, maximum=MAX_WAIT_SECONDS)
+    since = p.get_number(req, "since", minimum=0)
+    return {"cancel": await hive.cancels.wait(conn, conn.caller.name, float(since), float(wait))}
+
+
+# manager socket ------------------------------------------------------------------------
+
+
+def _sub_agent(req: dict[str, Any], field: str = "agent") -> str:
+    name = _existing_agent(req, field)
+    if name == MANAGER:
+        raise p.Refusal("the manager cannot do this to itself: ask the operator")
+    return name
+
+
+@command(
+    "request_apply_commit",
+    frozenset({MANAGER_ROLE}),
+    "request_apply_commit {agent, commit_ref}: ask the operator to apply a config commit",
+)
+def request_apply_commit(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    agent = validate_agent_name(p.get_str(req, "agent", max_len=64))
+    a = hive.approvals.request_apply_commit(agent, p.get_str(req, "commit_ref", max_len=100))
+    return {"id": a.id, "commit_ref": a.commit_ref}
+
+
+@command(
+    "request_spawn",
+    frozenset({MANAGER_ROLE}),
+    "request_spawn {name}: ask the operator to create an agent",
+)
+def request_spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    a = hive.approvals.request_spawn(p.get_str(req, "name", max_len=64))
+    return {"id": a.id}
+
+
+@command(
+    "request_init_config",
+    frozenset({MANAGER_ROLE}),
+    "request_init_config {name}: seed a new agent's proposed config repo from the template",
+)
+def request_init_config(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    return hive.approvals.request_init_config(p.get_str(req, "name", max_len=64))
+
+
 # admin socket --------------------------------------------------------------------------
 
+OPERATOR_ONLY = frozenset({ADMIN})
+OPERATOR_AND_MANAGER = frozenset({ADMIN, MANAGER_ROLE})
 
-@command("list", frozenset({ADMIN}), "every agent with its state, model, turn and inbox")
+
+@command("list", OPERATOR_ONLY, "every agent with its state, model, turn and inbox")
 def list_agents(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    return {"agents": agents.rows()}
+    return {"agents": hive.agent_rows()}
 
 
-@command("agent_status", frozenset({ADMIN}), "agent_status {name?}: one agent's row (or all)")
+@command("agent_status", OPERATOR_ONLY, "agent_status {name?}: one agent's row (or all)")
 def agent_status(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
     if req.get("name") is None:
-        return {"agents": agents.rows()}
-    return {"agents": agents.rows(_existing_agent(req))}
+        return {"agents": hive.agent_rows()}
+    return {"agents": hive.agent_rows(_existing_agent(req))}
 
 
-@command("kick", frozenset({ADMIN}), "kick {name}: wake the agent's harness to read its inbox")
+@command("kick", OPERATOR_ONLY, "kick {name}: wake the agent's harness to read its inbox")
 def kick(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
     name = _existing_agent(req)
     return {"woken": hive.broker.kick(name), "inbox": hive.broker.backlog(name)}
 
 
-@command("spawn", frozenset({ADMIN}), "spawn {name}: create an agent now (operator, no approval)")
+@command("spawn", OPERATOR_ONLY, "spawn {name, wait?}: create an agent now (no approval)")
 async def spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
     name = validate_agent_name(p.get_str(req, "name", max_len=64), allow_manager=False)
+    wait = p.get_bool(req, "wait", True)
+    blob, sha = hive.lifecycle.source_config(name)
     agents.create(name, state="spawning")
-    try:
-        hive.backend.create(name)
-        await hive.serve_agent(name)
-    except OSError as e:
-        note = f"could not create {name}: {e}"
-        agents.set_state(name, "failed", note)
-        hive.notify(Spawned(agent=name, ok=False, note=note))
-        raise p.Refusal(note) from None
-    agents.set_state(name, "stopped")
-    log(f"agent {name} created by the operator", kind="agent_created", agent=name)
-    hive.notify(Spawned(agent=name, ok=True, note=None))
-    return {"agent": agents.rows(name)[0]}
+    hive.changed()
+    task = hive.spawn_task(hive.lifecycle.create(name, blob, sha, "operator spawn"))
+    if wait:
+        await asyncio.shield(task)
+    return {"agent": hive.agent_rows(name)[0]}
+
+
+@command("pending", OPERATOR_ONLY, "pending {all?}: approvals waiting for the operator")
+def pending(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    return {"approvals": approvals.listing(p.get_bool(req, "all", False))}
+
+
+def _id(req: dict[str, Any]) -> int:
+    value: int = p.get_int(req, "id", minimum=1, maximum=2**62)
+    return value
+
+
+@command("approve", OPERATOR_ONLY, "approve {id, wait?}: apply exactly what the approval shows")
+async def approve(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    a = await hive.approvals.approve(_id(req), wait=p.get_bool(req, "wait", True))
+    return {"approval": approvals.approval_dict(a)}
+
+
+@command("deny", OPERATOR_ONLY, "deny {id, note?}: refuse an approval")
+def deny(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    a = hive.approvals.deny(_id(req), p.get_str(req, "note", None, max_len=4000))
+    return {"approval": approvals.approval_dict(a)}
+
+
+@command("questions", OPERATOR_ONLY, "questions {all?}: operator questions waiting for an answer")
+def list_questions(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    return {"questions": questions.listing(p.get_bool(req, "all", False))}
+
+
+@command("answer_question", OPERATOR_ONLY, "answer_question {id, answer}: answer a question")
+def answer_question(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    raw = req.get("answer")
+    answer: str | list[str]
+    if isinstance(raw, list):
+        answer = p.get_str_list(req, "answer", max_items=32, max_len=500)
+    else:
+        answer = p.get_str(req, "answer", max_len=8000)
+    return {"question": hive.questions.answer(_id(req), answer)}
+
+
+@command(
+    "cancel_question", OPERATOR_ONLY, "cancel_question {id}: resolve a question as [cancelled]"
+)
+def cancel_question(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    return {"question": hive.questions.cancel(_id(req))}
+
+
+def _target(conn: Connection, req: dict[str, Any]) -> str:
+    """The agent a lifecycle verb acts on: `name` from the operator, `agent` from the manager."""
+    if conn.caller.role == MANAGER_ROLE:
+        return _sub_agent(req)
+    return _existing_agent(req)
+
+
+@command("start", OPERATOR_AND_MANAGER, "start {name} (manager: {agent}): start an agent")
+async def start(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    name = _target(conn, req)
+    await hive.lifecycle.start(name)
+    return {"agent": hive.agent_rows(name)[0]}
+
+
+@command("stop", OPERATOR_ONLY, "stop {name}: stop an agent")
+async def stop(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    name = _existing_agent(req)
+    await hive.lifecycle.stop(name)
+    return {"agent": hive.agent_rows(name)[0]}
+
+
+@command("restart", OPERATOR_AND_MANAGER, "restart {name} (manager: {agent}): restart an agent")
+async def restart(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    name = _target(conn, req)
+    await hive.lifecycle.restart(name)
+    return {"agent": hive.agent_rows(name)[0]}
+
+
+@command("kill", OPERATOR_AND_MANAGER, "kill {name} (manager: {agent}): kill an agent at once")
+async def kill(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    name = _target(conn, req)
+    await hive.lifecycle.kill(name)
+    return {"agent": hive.agent_rows(name)[0]}
+
+
+@command("destroy", OPERATOR_ONLY, "destroy {name, purge?}: remove an agent's container")
+async def destroy(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    name = _existing_agent(req)
+    await hive.lifecycle.destroy(name, p.get_bool(req, "purge", False))
+    return {"destroyed": name}
+
+
+@command("rebuild", OPERATOR_ONLY, "rebuild {name}: regenerate an agent from its applied config")
+async def rebuild(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    name = _existing_agent(req)
+    ok, note = await hive.lifecycle.rebuild(name)
+    return {"rebuilt": name, "ok_build": ok, "note": note, "agent": hive.agent_rows(name)[0]}
+
+
+@command("set_model", OPERATOR_ONLY, "set_model {name, model}: override the model (null clears)")
+def set_model(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    name = _existing_agent(req)
+    model = p.get_str(req, "model", None, max_len=100)
+    if model is not None and not valid_model(model):
+        raise p.ProtocolError(f"model {model!r} is not a model name such as 'claude-sonnet-4-5'")
+    hive.lifecycle.set_model(name, model)
+    return {"model": hive.lifecycle.model_of(name)}
+
+
+@command("cancel_turn", OPERATOR_ONLY, "cancel_turn {name}: stop the agent's running turn")
+def cancel_turn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    name = _existing_agent(req)
+    return {"woken": hive.cancels.request(name)}

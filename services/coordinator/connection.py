@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import select
-import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -107,6 +106,15 @@ class Connection(asyncio.Protocol):
         t.write(encode(body))
         return not t.is_closing()
 
+    async def wait_while_connected(self, fut: asyncio.Future[Any], timeout: float) -> None:
+        """Wait for `fut` until the timeout or until the peer goes away, whichever is first."""
+        gone: asyncio.Task[Any] = asyncio.get_running_loop().create_task(self.gone.wait())
+        try:
+            waits: set[asyncio.Future[Any]] = {fut, gone}
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+
     def peer_listening(self) -> bool:
         """True while the peer has neither closed nor half-closed its end (safe to deliver)."""
         if self.closed or self.peer_eof or self.transport is None:
@@ -120,18 +128,3 @@ class Connection(asyncio.Protocol):
             if events & (select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL):
                 return False
         return True
-
-
-def peer_credentials(transport: asyncio.BaseTransport) -> tuple[int, int, int] | None:
-    """(pid, uid, gid) of the peer of a unix socket, for logs; None if unavailable."""
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return None
-    try:
-        import struct
-
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        pid, uid, gid = struct.unpack("3i", raw)
-        return pid, uid, gid
-    except OSError:
-        return None

@@ -11,22 +11,31 @@ import contextlib
 import signal
 import socket
 import traceback
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import peewee as pw
 
 from services.coordinator import agents, commands, sockets
+from services.coordinator.approvals import Approvals
 from services.coordinator.backends import Backend
 from services.coordinator.broker import Broker
 from services.coordinator.connection import Caller, Connection, Reply
+from services.coordinator.lifecycle import Lifecycle
+from services.coordinator.questions import Questions
+from services.coordinator.turns import TurnCancels
 from services.hive import log as hlog
 from services.hive import sd
-from services.hive.db import open_db
+from services.hive.db import TransientState, open_db
 from services.hive.events import HelperEvent
 from services.hive.inbox import notify_manager
-from services.hive.names import MANAGER, OPERATOR
+from services.hive.names import MANAGER, OPERATOR, SYSTEM
 from services.hive.paths import Paths
+from services.hive.platform import platform_rev, read_marker
 from services.hive.protocol import Oversize, Refusal, decode_request, refusal
+
+T = TypeVar("T")
 
 FALLBACK_POLL_SECONDS = 5.0
 """Safety net for a writer in another process whose doorbell was lost."""
@@ -45,6 +54,12 @@ class Coordinator:
         self._bound: list[Path] = []  # paths we bound, unlinked on exit
         self._doorbell: socket.socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self.cancels = TurnCancels()
+        self.lifecycle = Lifecycle(self)
+        self.approvals = Approvals(self)
+        self.questions = Questions(self)
+        self.platform_rev = platform_rev()
 
     # requests ----------------------------------------------------------------------------
     async def handle(self, conn: Connection, line: bytes | Oversize) -> Reply:
@@ -82,6 +97,42 @@ class Coordinator:
         notify_manager(event)
         self.broker.wake(MANAGER)
 
+    def deliver_system(self, recipient: str, body: str) -> None:
+        self.broker.send(SYSTEM, recipient, body)
+
+    def spawn_task(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run `coro` in the background; its failure is logged, never lost."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+        return task
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            hlog.log(
+                f"background task failed: {exc!r}\n" + "".join(traceback.format_exception(exc)),
+                kind="internal_error",
+                priority=hlog.ERR,
+            )
+
+    def agent_rows(self, only: str | None = None) -> list[dict[str, Any]]:
+        """`list` rows plus what the dashboard needs: transient state, model, update, login."""
+        rows = agents.rows(only)
+        transient = {t.agent: t.state for t in TransientState.select()}
+        for row in rows:
+            name = row["name"]
+            row["model_override"] = row["model"]
+            row["model"] = self.lifecycle.model_of(name)
+            row["transient"] = transient.get(name)
+            row["needs_update"] = (
+                row["state"] in ("running", "stopped", "failed")
+                and read_marker(self.paths.rev_marker(name)) != self.platform_rev
+            )
+            row["needs_login"] = (row["turn"] or {}).get("state") == "needs_login"
+        return rows
+
     # sockets -----------------------------------------------------------------------------
     async def _serve(self, sock: socket.socket, caller: Caller) -> asyncio.AbstractServer:
         def factory() -> Connection:
@@ -102,9 +153,9 @@ class Coordinator:
         self._servers[key] = await self._serve(sock, caller)
 
     async def serve_agent(self, name: str) -> None:
-        """Bind and serve an agent's own socket (idempotent)."""
+        """Bind and serve an agent's own socket (idempotent; the manager has its own)."""
         key = f"agent:{name}"
-        if key in self._servers:
+        if key in self._servers or name == MANAGER:
             return
         path = self.paths.agent_socket(name)
         sockets.ensure_dir(self.paths.agents_socket_root)
@@ -112,11 +163,21 @@ class Coordinator:
         self._bound.append(path)
         self._servers[key] = await self._serve(sock, Caller(commands.AGENT, name))
 
+    async def unserve_agent(self, name: str) -> None:
+        """Stop serving an agent's socket and remove it."""
+        server = self._servers.pop(f"agent:{name}", None)
+        if server is not None:
+            server.close()
+        path = self.paths.agent_socket(name)
+        with contextlib.suppress(ValueError):
+            self._bound.remove(path)
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
+
     async def start(self) -> None:
         open_db(self.paths.db)
-        created = agents.ensure_manager()
-        if created:
-            hlog.log("manager hm1nd registered", kind="agent_created", agent=MANAGER)
+        self.lifecycle.bind_loop(asyncio.get_running_loop())
         self.paths.state_dir.mkdir(parents=True, exist_ok=True)
         sockets.ensure_dir(self.paths.runtime_dir)
         activated = sd.listen_fds_by_name()
@@ -134,14 +195,26 @@ class Coordinator:
             activated.get("manager"),
         )
         for name in agents.names():
-            if name != MANAGER:
-                await self.serve_agent(name)
+            await self.serve_agent(name)
         self._doorbell = sockets.bind_doorbell(self.paths.doorbell)
         asyncio.get_running_loop().add_reader(self._doorbell.fileno(), self._on_doorbell)
         self._tasks.append(asyncio.get_running_loop().create_task(self._safety_poll()))
         interval = sd.watchdog_interval()
         if interval is not None:
             self._tasks.append(asyncio.get_running_loop().create_task(self._watchdog(interval)))
+        self.questions.recover()
+        finishing = self.approvals.recover()
+        await self.lifecycle.resume(skip=finishing)
+        await self.bootstrap_manager()
+
+    async def bootstrap_manager(self) -> None:
+        """hm1nd is required infrastructure: created without approval when missing."""
+        if agents.exists(MANAGER):
+            return
+        agents.create(MANAGER, kind="manager", state="spawning")
+        hlog.log("creating the manager hm1nd", kind="agent_created", agent=MANAGER)
+        blob, sha = self.lifecycle.source_config(MANAGER)
+        await self.lifecycle.create(MANAGER, blob, sha, "manager bootstrap")
 
     def _on_doorbell(self) -> None:
         assert self._doorbell is not None
@@ -178,6 +251,10 @@ class Coordinator:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        self.questions.close()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.to_thread(self.backend.shutdown)
         for server in self._servers.values():
             server.close()
         for conn in list(self.connections):

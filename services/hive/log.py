@@ -32,6 +32,7 @@ MESSAGE_IDS: dict[str, str] = {
     "rebuild": "19d3f38486d7444db9653513c6ca49a9",
     "web_request": "96854cf4c0784a32926e7663fa690a58",
     "turn": "b443d681360b46ad93abfa139376929c",
+    "agent_output": "5b1f0c2e8d0a4a7e9c6f3b2d1e4a7c90",
 }
 
 DEBUG = syslog.LOG_DEBUG

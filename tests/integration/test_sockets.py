@@ -119,7 +119,14 @@ def test_bad_lines_are_refused_and_the_connection_lives(
         raw.close()
 
 
+def inbox_of(hive: RunningHive, name: str) -> int:
+    with hive.admin() as a:
+        row = a.call("agent_status", name=name)["agents"][0]
+    return int(row["inbox"])
+
+
 def test_oversized_line_is_refused_and_the_connection_lives(hive: RunningHive) -> None:
+    before = inbox_of(hive, "hm1nd")
     raw = Raw(hive.paths.admin_socket)
     try:
         big = json.dumps({"cmd": "send", "to": "hm1nd", "body": "x" * (MAX_LINE + 10)}).encode()
@@ -129,9 +136,7 @@ def test_oversized_line_is_refused_and_the_connection_lives(hive: RunningHive) -
         assert raw.reply()["name"] == "operator"
     finally:
         raw.close()
-    with hive.admin() as a:  # nothing half-written
-        hm1nd = next(r for r in a.call("list")["agents"] if r["name"] == "hm1nd")
-        assert hm1nd["inbox"] == 0
+    assert inbox_of(hive, "hm1nd") == before  # nothing half-written
 
 
 def test_pipelined_requests_are_answered_in_order(hive: RunningHive) -> None:
@@ -150,7 +155,7 @@ def test_admin_commands(hive: RunningHive) -> None:
         assert [r["name"] for r in listed] == ["hm1nd"]
         assert listed[0]["kind"] == "manager"
         spawned = a.call("spawn", name="alice")["agent"]
-        assert spawned["name"] == "alice" and spawned["state"] == "stopped"
+        assert spawned["name"] == "alice" and spawned["state"] == "running"
         assert hive.paths.agent_socket("alice").exists()
         assert (Path(hive.env["HIVE_STATE_DIR"]) / "agents/alice/state").is_dir()
         with pytest.raises(Refused, match="already exists"):
@@ -167,6 +172,8 @@ def test_admin_commands(hive: RunningHive) -> None:
         assert {r["name"] for r in a.call("agent_status")["agents"]} == {"hm1nd", "alice"}
         # the operator's spawn is reported to the manager
     with hive.manager() as m:
+        bootstrap = m.call("recv", wait_seconds=0)["message"]
+        assert json.loads(bootstrap["body"])["agent"] == "hm1nd"
         msg = m.call("recv", wait_seconds=0)["message"]
         assert msg["sender"] == "system"
         assert json.loads(msg["body"]) == {

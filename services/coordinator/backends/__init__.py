@@ -1,22 +1,69 @@
-"""Container backends: how an agent's payload is created, started and stopped.
+"""Container backends: how an agent's payload is created, started, stopped and removed.
 
-`backend_from_env()` picks one by `HIVE_BACKEND`; a backend knows nothing of approvals,
-messages or SQLite beyond what it is handed.
+`backend_from_env()` picks one by `HIVE_BACKEND`. A backend knows nothing of approvals,
+messages or SQLite: it is handed an `AgentSpec` and reports unexpected exits to a handler.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
+from services.hive.agentconfig import AgentConfig
 from services.hive.paths import Paths
+from services.hive.protocol import Refusal
+
+ExitHandler = Callable[[str, str], None]
+"""(agent, note): the payload exited without being asked to; may be called from any thread."""
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """Everything a backend needs to run one agent."""
+
+    name: str
+    kind: str  # "manager" | "agent"
+    config: AgentConfig
+    socket: Path
+    state_dir: Path
+    config_path: Path
+    agents_dir: Path | None  # the manager's /agents, None for sub-agents
+
+
+class BackendError(Refusal):
+    """A container operation that failed; the message says what and why."""
 
 
 class Backend(Protocol):
     name: str
 
-    def create(self, agent: str) -> None:
-        """Prepare what the agent's container needs on disk (idempotent)."""
+    def set_exit_handler(self, handler: ExitHandler) -> None: ...
+
+    def render(self, spec: AgentSpec) -> dict[str, bytes]:
+        """Files derived from the config, committed beside it in the applied repo."""
+
+    def create(self, spec: AgentSpec) -> None:
+        """Prepare what the container needs (idempotent)."""
+
+    def start(self, spec: AgentSpec) -> None:
+        """Start the payload (no-op if running)."""
+
+    def stop(self, name: str) -> None:
+        """Stop the payload gracefully (no-op if stopped)."""
+
+    def kill(self, name: str) -> None:
+        """Kill the payload at once."""
+
+    def destroy(self, name: str) -> None:
+        """Stop and remove the container's own artefacts (never repos or state)."""
+
+    def is_running(self, name: str) -> bool: ...
+
+    def shutdown(self) -> None:
+        """The coordinator is exiting."""
 
 
 class UnknownBackend(ValueError):
@@ -24,11 +71,12 @@ class UnknownBackend(ValueError):
 
 
 def backend_from_env(paths: Paths, env: dict[str, str] | None = None) -> Backend:
-    choice = (env if env is not None else dict(os.environ)).get("HIVE_BACKEND") or "nspawn"
+    e = env if env is not None else dict(os.environ)
+    choice = e.get("HIVE_BACKEND") or "nspawn"
     if choice == "process":
         from services.coordinator.backends.process import ProcessBackend
 
-        return ProcessBackend(paths)
+        return ProcessBackend(paths, command=e.get("HIVE_AGENT_COMMAND"))
     raise UnknownBackend(
         f"HIVE_BACKEND={choice!r} is not available yet: use 'process' "
         "(nspawn and nixos arrive with the systemd integration)"

@@ -1,21 +1,184 @@
-"""The `process` backend: an agent is a plain subprocess on the host, no isolation.
+"""The `process` backend: each agent's harness is a plain subprocess, no isolation.
 
-For development and fast tests. It prepares the agent's state directory; running the
-harness as a subprocess arrives with the harness itself.
+For development and fast tests. The payload's output goes to the journal with
+HIVE_AGENT=<name>; an exit nobody asked for is reported to the exit handler with the
+exit status and the last lines of output. A pidfile lets a restarted coordinator stop
+orphans of a coordinator that was killed.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from services.coordinator.backends import AgentSpec, BackendError, ExitHandler
+from services.hive import log as hlog
 from services.hive.paths import Paths
+
+STOP_TIMEOUT = 10.0
+TAIL_LINES = 20
+PASS_THROUGH = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "PATH", "LANG", "TZ", "PYTHONPATH")
+
+
+class _Child:
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.expected_exit = False
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.reader: threading.Thread | None = None
 
 
 class ProcessBackend:
     name = "process"
 
-    def __init__(self, paths: Paths) -> None:
+    def __init__(self, paths: Paths, command: str | None = None) -> None:
         self.paths = paths
+        self.command = shlex.split(command) if command else [sys.executable, "-m", "services.agent"]
+        self._children: dict[str, _Child] = {}
+        self._lock = threading.Lock()
+        self._on_exit: ExitHandler = lambda agent, note: None
 
-    def create(self, agent: str) -> None:
-        state = self.paths.agent_state(agent)
-        state.mkdir(parents=True, exist_ok=True)
-        state.chmod(0o700)
+    def set_exit_handler(self, handler: ExitHandler) -> None:
+        self._on_exit = handler
+
+    def _pidfile(self, name: str) -> Path:
+        return self.paths.runtime_dir / "process" / f"{name}.pid"
+
+    def render(self, spec: AgentSpec) -> dict[str, bytes]:
+        env = self._env(spec)
+        env.pop("ANTHROPIC_API_KEY", None)  # a secret never lands in git
+        lines = [f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()) if k != "PATH"]
+        return {"harness.env": ("\n".join(lines) + "\n").encode()}
+
+    def create(self, spec: AgentSpec) -> None:
+        spec.state_dir.mkdir(parents=True, exist_ok=True)
+        spec.state_dir.chmod(0o700)
+
+    def _env(self, spec: AgentSpec) -> dict[str, str]:
+        env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
+        env.update(spec.config.environment)
+        env.update(
+            HIVE_AGENT=spec.name,
+            HIVE_AGENT_KIND=spec.kind,
+            HIVE_SOCKET=str(spec.socket),
+            HIVE_AGENT_STATE=str(spec.state_dir),
+            HIVE_AGENT_CONFIG=str(spec.config_path),
+            HOME=str(spec.state_dir),
+        )
+        if spec.agents_dir is not None:
+            env["HIVE_AGENTS_DIR"] = str(spec.agents_dir)
+        return env
+
+    def start(self, spec: AgentSpec) -> None:
+        with self._lock:
+            child = self._children.get(spec.name)
+            if child is not None and child.proc.poll() is None:
+                return
+            self._reap_orphan(spec.name)
+            try:
+                proc = subprocess.Popen(
+                    self.command,
+                    env=self._env(spec),
+                    cwd=spec.state_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    process_group=0,
+                )
+            except OSError as e:
+                raise BackendError(
+                    f"could not start {spec.name}'s harness ({self.command[0]}): {e}"
+                ) from None
+            child = _Child(proc)
+            self._children[spec.name] = child
+            pidfile = self._pidfile(spec.name)
+            pidfile.parent.mkdir(parents=True, exist_ok=True)
+            pidfile.write_text(f"{proc.pid}\n")
+            child.reader = threading.Thread(
+                target=self._follow, args=(spec.name, child), name=f"agent-{spec.name}", daemon=True
+            )
+            child.reader.start()
+
+    def _follow(self, name: str, child: _Child) -> None:
+        assert child.proc.stdout is not None
+        for raw in child.proc.stdout:
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            child.tail.append(line)
+            hlog.log(line, kind="agent_output", agent=name)
+        code = child.proc.wait()
+        child.proc.stdout.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._pidfile(name).unlink()
+        if not child.expected_exit:
+            status = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+            tail = "\n".join(child.tail)
+            self._on_exit(
+                name, f"the harness exited ({status})" + (f"; last output:\n{tail}" if tail else "")
+            )
+
+    def _signal(self, name: str, sig: int, timeout: float | None) -> None:
+        with self._lock:
+            child = self._children.get(name)
+        if child is None or child.proc.poll() is not None:
+            return
+        child.expected_exit = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.proc.pid, sig)
+        try:
+            child.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.proc.pid, signal.SIGKILL)
+            child.proc.wait()
+        if child.reader is not None:
+            child.reader.join(5)
+
+    def stop(self, name: str) -> None:
+        self._signal(name, signal.SIGTERM, STOP_TIMEOUT)
+
+    def kill(self, name: str) -> None:
+        self._signal(name, signal.SIGKILL, STOP_TIMEOUT)
+
+    def destroy(self, name: str) -> None:
+        self.stop(name)
+        with self._lock:
+            self._children.pop(name, None)
+
+    def is_running(self, name: str) -> bool:
+        with self._lock:
+            child = self._children.get(name)
+        return child is not None and child.proc.poll() is None
+
+    def pid(self, name: str) -> int | None:
+        with self._lock:
+            child = self._children.get(name)
+        return child.proc.pid if child is not None and child.proc.poll() is None else None
+
+    def shutdown(self) -> None:
+        for name in list(self._children):
+            self.stop(name)
+
+    def _reap_orphan(self, name: str) -> None:
+        """Stop a harness left behind by a coordinator that was killed."""
+        child = self._children.get(name)
+        if child is not None and child.proc.poll() is None:
+            return
+        try:
+            pid = int(self._pidfile(name).read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            environ = []
+        if f"HIVE_AGENT={name}".encode() in environ:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        self._pidfile(name).unlink(missing_ok=True)

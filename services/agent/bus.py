@@ -1,0 +1,94 @@
+"""The harness's connection to its hive socket: typed calls, reconnecting after a restart.
+
+It owns one main connection (used by the turn loop's thread only) and opens extra ones
+on request for the cancel watcher and the recv tool. It never retries a refusal.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+from services.hive.client import HiveClient, Refused, Unreachable
+from services.hive.log import WARNING, log
+
+MAX_RECV_WAIT = 180
+RECONNECT_FIRST = 0.2
+RECONNECT_CAP = 5.0
+
+__all__ = ["MAX_RECV_WAIT", "Bus", "BusDown", "Refused"]
+
+
+class BusDown(Exception):
+    """The hive socket does not answer (the coordinator is down or restarting)."""
+
+
+class Bus:
+    def __init__(self, path: Path, agent: str, stop: threading.Event | None = None) -> None:
+        self.path = path
+        self.agent = agent
+        self.stop = stop or threading.Event()
+        self._client: HiveClient | None = None
+
+    def open(self, timeout: float | None = 30.0) -> HiveClient:
+        """A new connection of its own (the caller closes it); raises `BusDown`."""
+        try:
+            return HiveClient(self.path, timeout=timeout)
+        except Unreachable as e:
+            raise BusDown(str(e)) from None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def call(self, cmd: str, *, persistent: bool = False, **fields: Any) -> dict[str, Any]:
+        """Run one command on the main connection; a refusal raises `Refused`.
+
+        A broken connection is reopened once; with `persistent` it is reopened with a
+        growing pause until it answers or `stop` is set (then `BusDown`).
+        """
+        delay = RECONNECT_FIRST
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                if self._client is None:
+                    self._client = self.open()
+                return self._client.call(cmd, **fields)
+            except Refused:
+                raise
+            except (BusDown, Unreachable, OSError, ValueError) as e:
+                # ValueError: a garbled reply line; the connection is not trusted after it.
+                self.close()
+                if attempts == 1:
+                    continue
+                if not persistent or self.stop.is_set():
+                    raise BusDown(f"the hive socket {self.path} does not answer: {e}") from None
+                if attempts == 3:
+                    log(
+                        f"hive socket unreachable, retrying: {e}",
+                        kind="turn",
+                        agent=self.agent,
+                        priority=WARNING,
+                    )
+                if self.stop.wait(delay):
+                    raise BusDown("stopping") from None
+                delay = min(delay * 2, RECONNECT_CAP)
+
+    def recv(self, wait_seconds: float) -> dict[str, Any] | None:
+        """The next inbox message (claimed), or None on timeout or kick; waits out outages."""
+        wait = max(0.0, min(float(wait_seconds), MAX_RECV_WAIT))
+        reply = self.call("recv", persistent=True, wait_seconds=wait)
+        message = reply.get("message")
+        return message if isinstance(message, dict) else None
+
+
+def interrupt(client: HiveClient) -> None:
+    """Wake a thread blocked on `client` (from another thread): its read returns at once."""
+    try:
+        client.sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

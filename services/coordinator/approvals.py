@@ -1,0 +1,198 @@
+"""The approval queue: what the manager asks for, what the operator sees, what gets applied.
+
+An approval records the exact bytes of the config file at request time; approving applies
+those bytes and nothing else, whatever happened to the proposed repo since. Each approval
+moves pending → applying → approved | failed, or pending → denied, exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from services.coordinator import agents, repos
+from services.hive import log as hlog
+from services.hive.agentconfig import parse, template
+from services.hive.db import Agent, Approval, Notification, now, write_tx
+from services.hive.events import ApprovalResolved
+from services.hive.names import MANAGER, validate_agent_name
+from services.hive.protocol import Refusal
+
+if TYPE_CHECKING:
+    from services.coordinator.service import Coordinator
+
+
+class ApprovalError(Refusal):
+    pass
+
+
+def approval_dict(a: Approval) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "agent": a.agent,
+        "kind": a.kind,
+        "commit_ref": a.commit_ref,
+        "status": a.status,
+        "note": a.note,
+        "diff": a.diff,
+        "requested_at": a.requested_at,
+        "resolved_at": a.resolved_at,
+    }
+
+
+def listing(include_resolved: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+    query = Approval.select().order_by(Approval.id.desc()).limit(limit)
+    if not include_resolved:
+        query = query.where(Approval.status.in_(("pending", "applying")))
+    return [approval_dict(a) for a in query]
+
+
+def _get(approval_id: int) -> Approval:
+    a: Approval | None = Approval.get_or_none(Approval.id == approval_id)
+    if a is None:
+        raise ApprovalError(f"no approval #{approval_id}: see `hivectl pending`")
+    return a
+
+
+def _record(agent: str, kind: str, sha: str | None, blob: bytes, diff: str) -> Approval:
+    with write_tx():
+        a: Approval = Approval.create(
+            agent=agent, kind=kind, commit_ref=sha, blob=blob, diff=diff, status="pending"
+        )
+        what = (
+            f"apply {sha[:12]} to {agent}" if kind == "apply_commit" and sha else f"spawn {agent}"
+        )
+        Notification.create(
+            kind="approval_requested", agent=agent, text=f"approval #{a.id}: {what}"
+        )
+    hlog.log(
+        f"approval #{a.id} requested: {what}", kind="approval_requested", agent=agent, approval=a.id
+    )
+    return a
+
+
+class Approvals:
+    def __init__(self, hive: Coordinator) -> None:
+        self.hive = hive
+        self.paths = hive.paths
+
+    # requests (manager) --------------------------------------------------------------------
+    def request_apply_commit(self, agent: str, commit_ref: str) -> Approval:
+        name = validate_agent_name(agent)
+        agents.get(name)
+        got = repos.config_at(self.paths.proposed_repo(name), name, commit_ref)
+        parse(got.blob)  # a config that does not validate is refused now, not at apply
+        old = repos.applied_config(self.paths.applied_repo(name))
+        a = _record(
+            name, "apply_commit", got.sha, got.blob, repos.diff(old, got.blob, name, got.sha)
+        )
+        self.hive.changed()
+        return a
+
+    def request_spawn(self, name: str) -> Approval:
+        name = validate_agent_name(name, allow_manager=False)
+        if agents.exists(name):
+            raise ApprovalError(f"agent {name!r} already exists")
+        pending = Approval.select().where(
+            (Approval.agent == name) & (Approval.kind == "spawn") & (Approval.status == "pending")
+        )
+        if pending.exists():
+            raise ApprovalError(f"a spawn of {name!r} is already waiting for the operator")
+        blob, sha = self.hive.lifecycle.source_config(name)
+        parse(blob)
+        a = _record(name, "spawn", sha, blob, repos.diff(None, blob, name, sha))
+        self.hive.changed()
+        return a
+
+    def request_init_config(self, name: str) -> dict[str, Any]:
+        name = validate_agent_name(name)
+        path = self.paths.proposed_repo(name)
+        sha = repos.init_proposed(path, template(name, manager=name == MANAGER), name)
+        if sha is None:
+            raise ApprovalError(f"{name} already has a proposed config repo: edit and commit it")
+        return {"path": f"/agents/{name}/config", "commit": sha}
+
+    # resolution (operator) -----------------------------------------------------------------
+    def _claim(self, approval_id: int, to: str) -> Approval:
+        """Move a pending approval to `to`, or refuse if it is not pending (exactly once)."""
+        with write_tx():
+            a = _get(approval_id)
+            if a.status != "pending":
+                raise ApprovalError(f"approval #{approval_id} is already {a.status}")
+            Approval.update(status=to).where(Approval.id == approval_id).execute()
+            a.status = to
+        self.hive.changed()
+        return a
+
+    def _resolve(self, a: Approval, status: str, note: str | None) -> None:
+        with write_tx():
+            Approval.update(status=status, note=note, resolved_at=now()).where(
+                Approval.id == a.id
+            ).execute()
+        hlog.log(
+            f"approval #{a.id} for {a.agent}: {status}" + (f" ({note})" if note else ""),
+            kind="approval_resolved",
+            agent=a.agent,
+            approval=a.id,
+        )
+        self.hive.changed()
+        self.hive.notify(
+            ApprovalResolved(
+                id=a.id, agent=a.agent, commit_ref=a.commit_ref, status=status, note=note
+            )
+        )
+
+    async def approve(self, approval_id: int, *, wait: bool = True) -> Approval:
+        a = self._claim(approval_id, "applying")
+        task = self.hive.spawn_task(self.finish(a))
+        if wait:
+            await asyncio.shield(task)
+        return _get(approval_id)
+
+    async def finish(self, a: Approval) -> None:
+        """Carry an approval in state applying to its end (also after a coordinator restart)."""
+        blob = bytes(a.blob or b"")
+        if a.kind == "spawn":
+            existing = Agent.get_or_none(Agent.name == a.agent)
+            if existing is None:
+                agents.create(a.agent, state="spawning")
+            elif existing.state != "spawning":
+                self._resolve(a, "failed", f"agent {a.agent!r} already exists")
+                return
+            ok = await self.hive.lifecycle.create(a.agent, blob, a.commit_ref, f"approval #{a.id}")
+            note = None if ok else agents.get(a.agent).note
+            self._resolve(a, "approved" if ok else "failed", note)
+            return
+        try:
+            parse(blob)
+            agents.get(a.agent)
+            if a.commit_ref is None:
+                raise ApprovalError(f"approval #{a.id} has no commit to apply")
+        except Refusal as e:
+            self._resolve(a, "failed", str(e))
+            return
+        try:
+            ok, note = await self.hive.lifecycle.apply_config(a.agent, blob, a.commit_ref, a.id)
+        except (Refusal, OSError) as e:
+            self._resolve(a, "failed", f"could not apply: {e}")
+            return
+        self._resolve(a, "approved", None if ok else f"applied, but the container: {note}")
+
+    def deny(self, approval_id: int, note: str | None) -> Approval:
+        a = self._claim(approval_id, "denied")
+        self._resolve(a, "denied", note)
+        return _get(approval_id)
+
+    def recover(self) -> list[str]:
+        """Finish approvals a previous coordinator left in state applying; their agents."""
+        resumed = []
+        for a in Approval.select().where(Approval.status == "applying").order_by(Approval.id):
+            hlog.log(
+                f"finishing approval #{a.id}, interrupted by a restart",
+                kind="approval_resolved",
+                agent=a.agent,
+                approval=a.id,
+            )
+            self.hive.spawn_task(self.finish(a))
+            resumed.append(a.agent)
+        return resumed

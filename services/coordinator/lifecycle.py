@@ -1,0 +1,309 @@
+"""Container lifecycle, one path for the manager and every sub-agent: create, start, stop,
+restart, kill, destroy, rebuild, and applying an approved config.
+
+Each operator action writes its transient state to SQLite before it acts and clears it
+after, so an exit during it is never taken for a crash. Backend calls run in a thread;
+actions on one agent are serialised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from services.coordinator import agents, repos
+from services.coordinator.backends import AgentSpec
+from services.hive import log as hlog
+from services.hive.agentconfig import CONFIG_FILE, AgentConfig, parse, template
+from services.hive.db import Agent, TransientState, TurnState, now, write_tx
+from services.hive.events import ContainerCrash, Destroyed, Killed, Rebuilt, Spawned
+from services.hive.names import MANAGER
+from services.hive.platform import platform_rev, write_marker
+from services.hive.protocol import Refusal
+
+if TYPE_CHECKING:
+    from services.coordinator.service import Coordinator
+
+TRANSIENT_STATES = ("stopping", "restarting", "destroying", "rebuilding")
+
+
+class LifecycleError(Refusal):
+    pass
+
+
+class Lifecycle:
+    def __init__(self, hive: Coordinator) -> None:
+        self.hive = hive
+        self.paths = hive.paths
+        self.backend = hive.backend
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._configs: dict[str, tuple[int, AgentConfig]] = {}
+        self.backend.set_exit_handler(self._exit_from_thread)
+
+    # specs and files ---------------------------------------------------------------------
+    def spec(self, name: str, blob: bytes | None = None) -> AgentSpec:
+        applied = self.paths.applied_repo(name)
+        data = blob if blob is not None else repos.applied_config(applied)
+        if data is None:
+            raise LifecycleError(f"{name} has no applied config yet")
+        kind = "manager" if name == MANAGER else "agent"
+        return AgentSpec(
+            name=name,
+            kind=kind,
+            config=parse(data),
+            socket=self.paths.socket_of(name),
+            state_dir=self.paths.agent_state(name),
+            config_path=applied / CONFIG_FILE,
+            agents_dir=self.paths.agents_dir if kind == "manager" else None,
+        )
+
+    def config_of(self, name: str) -> AgentConfig | None:
+        """The applied config of `name` (cached until the file changes); None if none."""
+        path = self.paths.applied_repo(name) / CONFIG_FILE
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+        cached = self._configs.get(name)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        try:
+            config = parse(path.read_bytes())
+        except (Refusal, OSError):
+            return None
+        self._configs[name] = (stamp, config)
+        return config
+
+    def model_of(self, name: str) -> str | None:
+        """The model in effect: the operator's override, else the config's, else None."""
+        override = agents.get(name).model
+        if override:
+            return str(override)
+        config = self.config_of(name)
+        return config.model if config is not None else None
+
+    def set_model(self, name: str, model: str | None) -> None:
+        """Store the operator's override and mirror it to the agent's /state/hyperhive-model."""
+        Agent.update(model=model, updated_at=now()).where(Agent.name == name).execute()
+        marker = self.paths.agent_state(name) / "hyperhive-model"
+        if model is None:
+            marker.unlink(missing_ok=True)
+        else:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            tmp = marker.with_name(".hyperhive-model.tmp")
+            tmp.write_text(model + "\n")
+            os.replace(tmp, marker)
+        hlog.log(f"{name} model set to {model or 'its default'}", kind="lifecycle", agent=name)
+        self.hive.changed()
+
+    def write_applied(self, name: str, blob: bytes, message: str) -> str:
+        """Commit the config and what derives from it into the applied repo."""
+        spec = self.spec(name, blob)
+        files = {CONFIG_FILE: blob, **self.backend.render(spec)}
+        return repos.apply(self.paths.applied_repo(name), files, message)
+
+    def mark_built(self, name: str) -> None:
+        write_marker(self.paths.rev_marker(name), platform_rev())
+
+    # transient states --------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def transient(self, name: str, state: str) -> AsyncIterator[None]:
+        assert state in TRANSIENT_STATES
+        with write_tx():
+            TransientState.insert(
+                agent=name, state=state, since=now()
+            ).on_conflict_replace().execute()
+        self.hive.changed()
+        try:
+            yield
+        finally:
+            TransientState.delete().where(TransientState.agent == name).execute()
+            self.hive.changed()
+
+    async def _run(self, fn: Callable[..., None], *args: object) -> None:
+        await asyncio.to_thread(fn, *args)
+
+    def _set(self, name: str, state: str, note: str | None = None) -> None:
+        agents.set_state(name, state, note)
+        self.hive.changed()
+
+    # create --------------------------------------------------------------------------------
+    def source_config(self, name: str) -> tuple[bytes, str | None]:
+        """What a new agent starts from: the proposed repo's HEAD, or the template."""
+        proposed = self.paths.proposed_repo(name)
+        head = repos.proposed_head(proposed, name)
+        if head is None:
+            return template(name, manager=name == MANAGER).encode(), None
+        got = repos.config_at(proposed, name, head)
+        return got.blob, got.sha
+
+    async def create(self, name: str, blob: bytes, sha: str | None, label: str) -> bool:
+        """Build and start a new agent whose record is in state spawning; emits Spawned."""
+        async with self._locks[name]:
+            try:
+                parse(blob)
+                kind_template = template(name, manager=name == MANAGER)
+                repos.init_proposed(self.paths.proposed_repo(name), kind_template, name)
+                self.write_applied(name, blob, f"apply {sha or 'template'} ({label})")
+                Agent.update(applied_sha=sha, updated_at=now()).where(Agent.name == name).execute()
+                await self.hive.serve_agent(name)
+                spec = self.spec(name)
+                await self._run(self.backend.create, spec)
+                await self._run(self.backend.start, spec)
+                self.mark_built(name)
+            except (Refusal, OSError) as e:
+                note = f"could not create {name}: {e}"
+                self._set(name, "failed", note)
+                hlog.log(note, kind="lifecycle", agent=name, priority=hlog.ERR)
+                self.hive.notify(Spawned(agent=name, ok=False, note=note))
+                return False
+            self._set(name, "running")
+            hlog.log(f"{name} created ({label})", kind="lifecycle", agent=name)
+            self.hive.notify(Spawned(agent=name, ok=True, note=None))
+            return True
+
+    # verbs ---------------------------------------------------------------------------------
+    async def start(self, name: str) -> None:
+        async with self._locks[name]:
+            spec = self.spec(name)
+            await self._run(self.backend.create, spec)
+            await self._run(self.backend.start, spec)
+            self._set(name, "running")
+            hlog.log(f"{name} started", kind="lifecycle", agent=name)
+
+    async def stop(self, name: str) -> None:
+        async with self._locks[name], self.transient(name, "stopping"):
+            await self._run(self.backend.stop, name)
+            self._set(name, "stopped")
+            hlog.log(f"{name} stopped", kind="lifecycle", agent=name)
+
+    async def restart(self, name: str) -> None:
+        async with self._locks[name], self.transient(name, "restarting"):
+            spec = self.spec(name)
+            await self._run(self.backend.stop, name)
+            await self._run(self.backend.create, spec)
+            await self._run(self.backend.start, spec)
+            self._set(name, "running")
+            hlog.log(f"{name} restarted", kind="lifecycle", agent=name)
+
+    async def kill(self, name: str) -> None:
+        async with self._locks[name], self.transient(name, "stopping"):
+            await self._run(self.backend.kill, name)
+            self._set(name, "stopped", "killed")
+            hlog.log(f"{name} killed", kind="lifecycle", agent=name)
+        self.hive.notify(Killed(agent=name))
+
+    async def rebuild(self, name: str) -> tuple[bool, str | None]:
+        """Regenerate from the applied config and restart if it was running; emits Rebuilt."""
+        async with self._locks[name], self.transient(name, "rebuilding"):
+            ok, note = await self._rebuild_locked(name)
+        self.hive.notify(Rebuilt(agent=name, ok=ok, note=note))
+        return ok, note
+
+    async def _rebuild_locked(self, name: str) -> tuple[bool, str | None]:
+        was_running = agents.get(name).state in ("running", "failed")
+        try:
+            spec = self.spec(name)
+            blob = repos.applied_config(self.paths.applied_repo(name)) or b""
+            files = {CONFIG_FILE: blob, **self.backend.render(spec)}
+            applied = self.paths.applied_repo(name)
+            if any(_read(applied / rel) != data for rel, data in files.items()):
+                repos.apply(self.paths.applied_repo(name), files, "regenerate (rebuild)")
+            await self._run(self.backend.stop, name)
+            await self._run(self.backend.create, spec)
+            if was_running:
+                await self._run(self.backend.start, spec)
+            self.mark_built(name)
+        except (Refusal, OSError) as e:
+            note = f"rebuild of {name} failed: {e}"
+            self._set(name, "failed", note)
+            hlog.log(note, kind="rebuild", agent=name, priority=hlog.ERR)
+            return False, note
+        self._set(name, "running" if was_running else "stopped")
+        hlog.log(f"{name} rebuilt", kind="rebuild", agent=name)
+        return True, None
+
+    async def apply_config(
+        self, name: str, blob: bytes, sha: str, approval_id: int
+    ) -> tuple[bool, str | None]:
+        """Write an approved config into the applied repo, then rebuild with it."""
+        message = f"apply {sha} (approval #{approval_id})"
+        async with self._locks[name]:
+            if repos.last_applied_message(self.paths.applied_repo(name)).strip() != message:
+                self.write_applied(name, blob, message)
+            Agent.update(applied_sha=sha, updated_at=now()).where(Agent.name == name).execute()
+            async with self.transient(name, "rebuilding"):
+                ok, note = await self._rebuild_locked(name)
+        self.hive.notify(Rebuilt(agent=name, ok=ok, note=note))
+        return ok, note
+
+    async def destroy(self, name: str, purge: bool) -> None:
+        if name == MANAGER:
+            raise LifecycleError("hm1nd is required infrastructure: restart or rebuild it instead")
+        async with self._locks[name]:
+            async with self.transient(name, "destroying"):
+                await self._run(self.backend.destroy, name)
+                await self.hive.unserve_agent(name)
+                shutil.rmtree(self.paths.applied_repo(name), ignore_errors=True)
+                self.paths.rev_marker(name).unlink(missing_ok=True)
+                if purge:
+                    shutil.rmtree(self.paths.agent_dir(name), ignore_errors=True)
+                with write_tx():
+                    Agent.delete().where(Agent.name == name).execute()
+                    TurnState.delete().where(TurnState.agent == name).execute()
+            hlog.log(
+                f"{name} destroyed" + (" and purged" if purge else ""), kind="lifecycle", agent=name
+            )
+        self._locks.pop(name, None)
+        self.hive.changed()
+        self.hive.notify(Destroyed(agent=name))
+
+    # crashes -------------------------------------------------------------------------------
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def _exit_from_thread(self, name: str, note: str) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.unexpected_exit, name, note)
+
+    def unexpected_exit(self, name: str, note: str) -> None:
+        """The payload went away on its own: a crash unless an operator action is under way."""
+        if TransientState.get_or_none(TransientState.agent == name) is not None:
+            return
+        agent = Agent.get_or_none(Agent.name == name)
+        if agent is None or agent.state != "running":
+            return
+        self._set(name, "failed", note)
+        hlog.log(f"{name} crashed: {note}", kind="container_crash", agent=name, priority=hlog.ERR)
+        self.hive.notify(ContainerCrash(agent=name, note=note))
+
+    async def resume(self, skip: list[str]) -> None:
+        """After a coordinator start: agents that should run and do not are started again.
+
+        `skip` names agents an interrupted approval is already finishing.
+        """
+        for agent in Agent.select().where(Agent.state.in_(("running", "spawning"))):
+            if agent.name in skip or self.backend.is_running(agent.name):
+                continue
+            if agent.state == "spawning":
+                blob, sha = self.source_config(agent.name)
+                self.hive.spawn_task(self.create(agent.name, blob, sha, "resumed spawn"))
+                continue
+            try:
+                await self.start(agent.name)
+            except (Refusal, OSError) as e:
+                self._set(agent.name, "failed", f"could not start after a coordinator restart: {e}")
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None

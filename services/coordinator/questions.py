@@ -1,0 +1,163 @@
+"""Operator questions: asked by an agent, resolved exactly once by an answer, a cancel or the TTL.
+
+Every resolution is one conditional UPDATE (status = 'pending' → final); the losers of a
+race are told the question is already resolved. Deadlines live in SQLite, so a question
+whose deadline passed while the coordinator was down expires when it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from services.hive import log as hlog
+from services.hive.db import Notification, OperatorQuestion, now, write_tx
+from services.hive.events import OperatorAnswered
+from services.hive.names import MANAGER
+from services.hive.protocol import Refusal
+
+if TYPE_CHECKING:
+    from services.coordinator.service import Coordinator
+
+CANCELLED = "[cancelled]"
+EXPIRED = "[expired]"
+MAX_TTL = 7 * 24 * 3600
+
+
+class QuestionError(Refusal):
+    pass
+
+
+def question_dict(q: OperatorQuestion) -> dict[str, Any]:
+    return {
+        "id": q.id,
+        "asker": q.asker,
+        "question": q.question,
+        "options": json.loads(q.options),
+        "multi": q.multi,
+        "deadline": q.deadline,
+        "status": q.status,
+        "answer": q.answer,
+        "asked_at": q.asked_at,
+        "resolved_at": q.resolved_at,
+    }
+
+
+def listing(include_resolved: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+    query = OperatorQuestion.select().order_by(OperatorQuestion.id.desc()).limit(limit)
+    if not include_resolved:
+        query = query.where(OperatorQuestion.status == "pending")
+    return [question_dict(q) for q in query]
+
+
+class Questions:
+    def __init__(self, hive: Coordinator) -> None:
+        self.hive = hive
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+
+    def ask(
+        self,
+        asker: str,
+        question: str,
+        options: list[str],
+        multi: bool,
+        ttl_seconds: float | None,
+    ) -> int:
+        if multi and not options:
+            raise QuestionError("a multi-choice question needs options")
+        if len(set(options)) != len(options):
+            raise QuestionError("options must be distinct")
+        deadline = now() + ttl_seconds if ttl_seconds is not None else None
+        with write_tx():
+            q = OperatorQuestion.create(
+                asker=asker,
+                question=question,
+                options=json.dumps(options),
+                multi=multi,
+                deadline=deadline,
+            )
+            Notification.create(kind="question", agent=asker, text=f"question #{q.id} from {asker}")
+        hlog.log(
+            f"{asker} asks the operator (#{q.id})",
+            kind="question_asked",
+            agent=asker,
+            question=q.id,
+        )
+        if deadline is not None:
+            self._schedule(q.id, deadline)
+        self.hive.changed()
+        return int(q.id)
+
+    def _schedule(self, qid: int, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, deadline - now())
+        self._timers[qid] = loop.call_later(delay, self._expire, qid)
+
+    def _expire(self, qid: int) -> None:
+        self._timers.pop(qid, None)
+        with contextlib.suppress(QuestionError):  # answered or cancelled first: nothing to do
+            self.resolve(qid, "expired", EXPIRED)
+
+    def answer(self, qid: int, answer: str | list[str]) -> dict[str, Any]:
+        q = self._get(qid)
+        options = json.loads(q.options)
+        if isinstance(answer, list):
+            if not q.multi:
+                raise QuestionError(f"question #{qid} takes one answer, not a list")
+            unknown = [a for a in answer if a not in options]
+            if unknown or not answer:
+                raise QuestionError(f"answer must be among the options of question #{qid}")
+            text = ", ".join(answer)
+        else:
+            if options and not q.multi and answer not in options:
+                raise QuestionError(f"answer must be one of the options of question #{qid}")
+            text = answer
+        return self.resolve(qid, "answered", text)
+
+    def cancel(self, qid: int) -> dict[str, Any]:
+        return self.resolve(qid, "cancelled", CANCELLED)
+
+    def resolve(self, qid: int, status: str, answer: str) -> dict[str, Any]:
+        """Resolve a pending question exactly once; refuse if it was resolved before."""
+        with write_tx():
+            changed = (
+                OperatorQuestion.update(status=status, answer=answer, resolved_at=now())
+                .where((OperatorQuestion.id == qid) & (OperatorQuestion.status == "pending"))
+                .execute()
+            )
+            q = self._get(qid)
+        if not changed:
+            raise QuestionError(f"question #{qid} is already resolved ({q.status})")
+        timer = self._timers.pop(qid, None)
+        if timer is not None:
+            timer.cancel()
+        hlog.log(
+            f"question #{qid}: {status}", kind="question_resolved", agent=q.asker, question=qid
+        )
+        event = OperatorAnswered(id=qid, question=q.question, answer=answer)
+        self.hive.notify(event)
+        if q.asker != MANAGER:
+            self.hive.deliver_system(q.asker, event.to_json())
+        self.hive.changed()
+        return question_dict(q)
+
+    def _get(self, qid: int) -> OperatorQuestion:
+        q: OperatorQuestion | None = OperatorQuestion.get_or_none(OperatorQuestion.id == qid)
+        if q is None:
+            raise QuestionError(f"no question #{qid}: see `hivectl questions`")
+        return q
+
+    def recover(self) -> None:
+        """Arm the deadlines of pending questions; those already past expire now."""
+        for q in OperatorQuestion.select().where(
+            (OperatorQuestion.status == "pending") & OperatorQuestion.deadline.is_null(False)
+        ):
+            if q.deadline is not None:
+                self._schedule(q.id, q.deadline)
+
+    def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()

@@ -1,0 +1,223 @@
+"""The agent config file (`agent.toml`): its schema, validation, and the default templates.
+
+Validation names the bad key in one sentence. The coordinator validates a config when
+the manager asks for an approval and again before it applies one; the harness and the
+backends read only configs that passed.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.hive.names import InvalidName, validate_agent_name
+from services.hive.protocol import Refusal
+
+CONFIG_FILE = "agent.toml"
+MAX_CONFIG_BYTES = 64 * 1024
+
+_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]{0,99}")
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+_MEMORY = re.compile(r"[1-9][0-9]{0,5}[KMG]?")
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,99}")
+_RESERVED_ENV = ("HIVE_", "ANTHROPIC_", "LD_", "PYTHON")
+NETWORKS = ("host", "private")
+KNOWN_KEYS = (
+    "model",
+    "system_prompt",
+    "packages",
+    "environment",
+    "binds",
+    "limits",
+    "allowed_recipients",
+    "network",
+)
+
+
+def valid_model(name: str) -> bool:
+    return bool(_MODEL.fullmatch(name))
+
+
+class ConfigError(Refusal):
+    """An agent config that does not validate; the message names the bad key."""
+
+
+@dataclass(frozen=True)
+class Bind:
+    source: str
+    target: str
+    readonly: bool = True
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    model: str | None = None
+    system_prompt: str = ""
+    packages: tuple[str, ...] = ()
+    environment: dict[str, str] = field(default_factory=dict)
+    binds: tuple[Bind, ...] = ()
+    memory: str | None = None
+    cpu: float | None = None
+    tasks: int | None = None
+    allowed_recipients: tuple[str, ...] | None = None  # None = anyone
+    network: str = "host"
+
+    def may_send_to(self, recipient: str) -> bool:
+        return self.allowed_recipients is None or recipient in self.allowed_recipients
+
+
+def _abs_path(value: object, key: str) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > 4096:
+        raise ConfigError(f"config key '{key}' must be an absolute path")
+    parts = value.split("/")
+    if ".." in parts or "\x00" in value or ":" in value:
+        raise ConfigError(f"config key '{key}' must not contain '..', ':' or NUL")
+    return value
+
+
+def _str_list(value: object, key: str, limit: int = 200) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"config key '{key}' must be a list of strings")
+    if len(value) > limit:
+        raise ConfigError(f"config key '{key}' has more than {limit} entries")
+    return list(value)
+
+
+def parse(data: bytes | str) -> AgentConfig:
+    """Parse and validate an agent config; raise `ConfigError` naming the bad key."""
+    if isinstance(data, bytes):
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{CONFIG_FILE} is larger than {MAX_CONFIG_BYTES // 1024} KiB")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{CONFIG_FILE} is not valid UTF-8") from None
+    else:
+        text = data
+    try:
+        raw: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{CONFIG_FILE} is not valid TOML: {e}") from None
+    for key in raw:
+        if key not in KNOWN_KEYS:
+            raise ConfigError(f"unknown config key '{key}': known keys are {', '.join(KNOWN_KEYS)}")
+
+    model = raw.get("model")
+    if model is not None and (not isinstance(model, str) or not _MODEL.fullmatch(model)):
+        raise ConfigError("config key 'model' must be a model name such as 'claude-sonnet-4-5'")
+
+    prompt = raw.get("system_prompt", "")
+    if not isinstance(prompt, str) or len(prompt) > 32_000:
+        raise ConfigError("config key 'system_prompt' must be a string of at most 32000 characters")
+
+    packages = _str_list(raw.get("packages", []), "packages")
+    for pkg in packages:
+        if not _PACKAGE.fullmatch(pkg):
+            raise ConfigError(f"config key 'packages' has an invalid Debian package name {pkg!r}")
+
+    env_raw = raw.get("environment", {})
+    if not isinstance(env_raw, dict):
+        raise ConfigError("config key 'environment' must be a table of NAME = \"value\"")
+    environment: dict[str, str] = {}
+    for k, v in env_raw.items():
+        if not _ENV_KEY.fullmatch(k) or k.upper().startswith(_RESERVED_ENV):
+            raise ConfigError(f"config key 'environment.{k}' is not an allowed variable name")
+        if not isinstance(v, str) or "\x00" in v or len(v) > 4096:
+            raise ConfigError(f"config key 'environment.{k}' must be a string")
+        environment[k] = v
+
+    binds_raw = raw.get("binds", [])
+    if not isinstance(binds_raw, list) or len(binds_raw) > 32:
+        raise ConfigError("config key 'binds' must be a list of {source, target, readonly} tables")
+    binds = []
+    for i, b in enumerate(binds_raw):
+        key = f"binds[{i}]"
+        if not isinstance(b, dict) or set(b) - {"source", "target", "readonly"}:
+            raise ConfigError(f"config key '{key}' must have only source, target and readonly")
+        ro = b.get("readonly", True)
+        if not isinstance(ro, bool):
+            raise ConfigError(f"config key '{key}.readonly' must be true or false")
+        target = _abs_path(b.get("target"), f"{key}.target")
+        if target in ("/", "/state", "/usr", "/etc", "/proc", "/sys", "/dev", "/run"):
+            raise ConfigError(f"config key '{key}.target' may not cover {target}")
+        binds.append(Bind(_abs_path(b.get("source"), f"{key}.source"), target, ro))
+
+    limits = raw.get("limits", {})
+    if not isinstance(limits, dict):
+        raise ConfigError("config key 'limits' must be a table")
+    for k in limits:
+        if k not in ("memory", "cpu", "tasks"):
+            raise ConfigError(f"unknown config key 'limits.{k}': use memory, cpu or tasks")
+    memory = limits.get("memory")
+    if memory is not None and (not isinstance(memory, str) or not _MEMORY.fullmatch(memory)):
+        raise ConfigError("config key 'limits.memory' must look like '512M' or '2G'")
+    cpu = limits.get("cpu")
+    if cpu is not None and (
+        isinstance(cpu, bool) or not isinstance(cpu, int | float) or not 0.01 <= cpu <= 1024
+    ):
+        raise ConfigError("config key 'limits.cpu' must be a number of CPUs from 0.01 to 1024")
+    tasks = limits.get("tasks")
+    if tasks is not None and (isinstance(tasks, bool) or not isinstance(tasks, int) or tasks < 1):
+        raise ConfigError("config key 'limits.tasks' must be a positive integer")
+
+    recipients: tuple[str, ...] | None = None
+    if "allowed_recipients" in raw:
+        names = _str_list(raw["allowed_recipients"], "allowed_recipients", limit=1000)
+        try:
+            recipients = tuple(n if n == "operator" else validate_agent_name(n) for n in names)
+        except InvalidName as e:
+            raise ConfigError(f"config key 'allowed_recipients': {e}") from None
+
+    network = raw.get("network", "host")
+    if network not in NETWORKS:
+        raise ConfigError(f"config key 'network' must be one of {', '.join(NETWORKS)}")
+
+    return AgentConfig(
+        model=model,
+        system_prompt=prompt,
+        packages=tuple(packages),
+        environment=environment,
+        binds=tuple(binds),
+        memory=memory,
+        cpu=float(cpu) if cpu is not None else None,
+        tasks=tasks,
+        allowed_recipients=recipients,
+        network=network,
+    )
+
+
+def template(name: str, *, manager: bool = False) -> str:
+    """The config a new agent starts from (what `request_init_config` seeds)."""
+    role = (
+        "the manager of this hive: you review and submit config changes for the other agents"
+        if manager
+        else "a member of this hive; describe your role here"
+    )
+    return (
+        f"# agent.toml for {name}: the only file the manager may change.\n"
+        f"# Every change is applied only after the operator approves its commit.\n"
+        f"\n"
+        f'# model = "claude-sonnet-4-5"    # the default model of this agent\n'
+        f'system_prompt = """\nYou are {name}, {role}.\n"""\n'
+        f"\n"
+        f"# Debian packages installed as a read-only layer in the container.\n"
+        f"packages = []\n"
+        f"\n"
+        f'# network = "host"                 # or "private"\n'
+        f'# allowed_recipients = ["hm1nd"]   # whom this agent may message; omit for anyone\n'
+        f"\n"
+        f"[environment]\n"
+        f'# EXAMPLE = "value"\n'
+        f"\n"
+        f"[limits]\n"
+        f'# memory = "2G"\n'
+        f"# cpu = 1.0\n"
+        f"# tasks = 512\n"
+        f"\n"
+        f"# [[binds]]\n"
+        f'# source = "/srv/shared"\n'
+        f'# target = "/shared"\n'
+        f"# readonly = true\n"
+    )

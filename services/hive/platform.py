@@ -1,0 +1,46 @@
+"""The platform rev: a digest of the installed hyperhive, which changes when it is upgraded.
+
+The auto-updater compares it with each container's marker (`applied/.<name>.hyperhive-rev`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import services
+
+_SUFFIXES = (".py", ".md", ".tpl", ".css", ".js", ".toml", ".service", ".socket", ".target")
+
+
+def platform_root() -> Path:
+    """What is digested: the installed `services` package, or `HIVE_PLATFORM_ROOT`."""
+    override = os.environ.get("HIVE_PLATFORM_ROOT")
+    return Path(override) if override else Path(services.__file__).resolve().parent
+
+
+def platform_rev(root: Path | None = None) -> str:
+    """sha256 over the relative paths and contents of the platform's source files."""
+    base = root or platform_root()
+    h = hashlib.sha256()
+    for path in sorted(p for p in base.rglob("*") if p.is_file() and p.suffix in _SUFFIXES):
+        if "__pycache__" in path.parts:
+            continue
+        h.update(str(path.relative_to(base)).encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def read_marker(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def write_marker(path: Path, rev: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(rev + "\n")
+    os.replace(tmp, path)
