@@ -10,6 +10,7 @@ from pathlib import Path
 from services.cli import parser as cli
 from services.cli.render import reply as render
 from services.hive.client import HiveClient, Refused, Unreachable
+from services.hive.names import InvalidName, validate_agent_name
 from services.hive.paths import Paths
 from services.hive.protocol import ProtocolError
 
@@ -18,6 +19,20 @@ def main(argv: list[str] | None = None) -> int:
     ns = cli.build().parse_args(argv)  # exits 2 on usage errors
     if ns.command == "serve":  # the coordinator is its own program; become it
         os.execv(sys.executable, [sys.executable, "-m", "services.coordinator"])
+    if ns.command == "logs":  # the journal is read by journalctl itself
+        try:
+            validate_agent_name(ns.name)
+        except InvalidName as e:
+            print(f"hivectl: {e}", file=sys.stderr)
+            return 1
+        argv_j = ["journalctl", f"HIVE_AGENT={ns.name}", "--no-pager", "-o", "short-iso"]
+        if ns.follow:
+            argv_j.append("-f")
+        try:
+            os.execvp("journalctl", argv_j)
+        except OSError as e:
+            print(f"hivectl: cannot run journalctl: {e}", file=sys.stderr)
+            return 1
     sub = cli.find(ns.command)
     assert sub.request is not None
     request = sub.request(ns)

@@ -4,24 +4,35 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-
-class UsageError(Exception):
-    """Exit code 2: the command line itself is wrong."""
+Request = Callable[[argparse.Namespace], dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class Sub:
     name: str
     help: str
-    request: Callable[[argparse.Namespace], dict[str, Any]] | None
-    """The admin-socket request this subcommand makes; None for local ones (serve)."""
+    request: Request | None
+    """The admin-socket request this subcommand makes; None for local ones."""
+    args: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
-def _name(ns: argparse.Namespace) -> dict[str, Any]:
-    return {"name": ns.name}
+NAME = ("name", {"help": "agent name"})
+ID = ("id", {"type": int, "help": "approval or question id"})
+
+
+def _verb(cmd: str) -> Request:
+    return lambda ns: {"cmd": cmd, "name": ns.name}
+
+
+def _model(ns: argparse.Namespace) -> dict[str, Any]:
+    if ns.clear:
+        return {"cmd": "set_model", "name": ns.name, "model": None}
+    if ns.model is None:
+        return {"cmd": "agent_status", "name": ns.name}
+    return {"cmd": "set_model", "name": ns.name, "model": ns.model}
 
 
 SUBCOMMANDS: list[Sub] = [
@@ -31,19 +42,83 @@ SUBCOMMANDS: list[Sub] = [
         "status",
         "one agent's row (or all)",
         lambda ns: {"cmd": "agent_status", **({"name": ns.name} if ns.name else {})},
+        [("name", {"nargs": "?", "help": "agent name"})],
     ),
     Sub(
-        "spawn",
-        "create an agent now (operator privilege: no approval)",
-        lambda ns: {"cmd": "spawn", **_name(ns)},
+        "pending",
+        "approvals waiting for the operator, with their diffs",
+        lambda ns: {"cmd": "pending", "all": ns.all},
+        [("--all", {"action": "store_true", "help": "include resolved approvals"})],
     ),
+    Sub(
+        "approve",
+        "apply exactly what an approval shows",
+        lambda ns: {"cmd": "approve", "id": ns.id},
+        [ID],
+    ),
+    Sub(
+        "deny",
+        "refuse an approval",
+        lambda ns: {"cmd": "deny", "id": ns.id, "note": ns.note},
+        [ID, ("--note", {"help": "why, for the manager"})],
+    ),
+    Sub(
+        "questions",
+        "operator questions waiting for an answer",
+        lambda ns: {"cmd": "questions", "all": ns.all},
+        [("--all", {"action": "store_true", "help": "include resolved questions"})],
+    ),
+    Sub(
+        "answer",
+        "answer an operator question (several TEXTs for a multi-choice question)",
+        lambda ns: {
+            "cmd": "answer_question",
+            "id": ns.id,
+            "answer": ns.text if len(ns.text) > 1 else ns.text[0],
+        },
+        [ID, ("text", {"nargs": "+", "help": "the answer"})],
+    ),
+    Sub(
+        "cancel-question",
+        "resolve a question as [cancelled]",
+        lambda ns: {"cmd": "cancel_question", "id": ns.id},
+        [ID],
+    ),
+    Sub("spawn", "create an agent now (operator privilege: no approval)", _verb("spawn"), [NAME]),
+    Sub("start", "start an agent", _verb("start"), [NAME]),
+    Sub("stop", "stop an agent", _verb("stop"), [NAME]),
+    Sub("restart", "restart an agent", _verb("restart"), [NAME]),
+    Sub("kill", "kill an agent at once", _verb("kill"), [NAME]),
+    Sub(
+        "destroy",
+        "remove an agent's container and applied config (keeps its proposed repo and state)",
+        lambda ns: {"cmd": "destroy", "name": ns.name, "purge": ns.purge},
+        [NAME, ("--purge", {"action": "store_true", "help": "also delete config and state"})],
+    ),
+    Sub("rebuild", "regenerate an agent from its applied config", _verb("rebuild"), [NAME]),
     Sub(
         "send",
         "send a message to an agent as the operator",
         lambda ns: {"cmd": "send", "to": ns.name, "body": ns.text},
+        [("name", {"help": "recipient agent"}), ("text", {"help": "message body"})],
     ),
+    Sub("kick", "wake an agent's harness to read its inbox", _verb("kick"), [NAME]),
     Sub(
-        "kick", "wake an agent's harness to read its inbox", lambda ns: {"cmd": "kick", **_name(ns)}
+        "model",
+        "show an agent's model, or override it",
+        _model,
+        [
+            NAME,
+            ("model", {"nargs": "?", "help": "the model to use from the next turn on"}),
+            ("--clear", {"action": "store_true", "help": "drop the override"}),
+        ],
+    ),
+    Sub("cancel", "cancel the agent's running turn", _verb("cancel_turn"), [NAME]),
+    Sub(
+        "logs",
+        "the agent's journal (journalctl HIVE_AGENT=NAME)",
+        None,
+        [NAME, ("-f", {"dest": "follow", "action": "store_true", "help": "follow"})],
     ),
 ]
 
@@ -78,18 +153,10 @@ def build() -> argparse.ArgumentParser:
         sp = subs.add_parser(
             sub.name, help=sub.help, description=sub.help, parents=[_common(False)]
         )
-        if sub.name == "status":
-            sp.add_argument("name", nargs="?", help="agent name")
-        elif sub.name in ("spawn", "kick"):
-            sp.add_argument("name", help="agent name")
-        elif sub.name == "send":
-            sp.add_argument("name", help="recipient agent")
-            sp.add_argument("text", help="message body")
+        for arg, kwargs in sub.args:
+            sp.add_argument(arg, **kwargs)
     return parser
 
 
 def find(name: str) -> Sub:
-    for sub in SUBCOMMANDS:
-        if sub.name == name:
-            return sub
-    raise UsageError(f"unknown command {name!r}")
+    return next(sub for sub in SUBCOMMANDS if sub.name == name)

@@ -17,41 +17,98 @@ def _ago(ts: float | None) -> str:
     return f"{secs // 3600}h ago"
 
 
-def agents_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "no agents"
-    head = ("NAME", "KIND", "STATE", "MODEL", "TURN", "INBOX", "NOTE")
-    lines = [head]
-    for r in rows:
-        turn = r.get("turn") or {}
-        turn_text = turn.get("state", "-") if turn else "-"
-        if turn and turn.get("ended_at"):
-            turn_text += f" ({_ago(turn['ended_at'])})"
-        lines.append(
-            (
-                str(r["name"]),
-                str(r.get("kind", "")),
-                str(r.get("state", "")),
-                str(r.get("model") or "default"),
-                turn_text,
-                str(r.get("inbox", 0)),
-                str(r.get("note") or ""),
-            )
-        )
+def table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    lines = [head, *rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     return "\n".join(
         "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines
     )
 
 
+def agents_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no agents"
+    out: list[tuple[str, ...]] = []
+    for r in rows:
+        turn = r.get("turn") or {}
+        turn_text = turn.get("state", "-") if turn else "-"
+        if turn and turn.get("ended_at"):
+            turn_text += f" ({_ago(turn['ended_at'])})"
+        state = str(r.get("transient") or r.get("state", ""))
+        if r.get("needs_update"):
+            state += " (needs update)"
+        out.append(
+            (
+                str(r["name"]),
+                str(r.get("kind", "")),
+                state,
+                str(r.get("model") or "default"),
+                turn_text,
+                str(r.get("inbox", 0)),
+                str(r.get("note") or "").splitlines()[0] if r.get("note") else "",
+            )
+        )
+    return table(("NAME", "KIND", "STATE", "MODEL", "TURN", "INBOX", "NOTE"), out)
+
+
+def approvals_text(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no approvals waiting"
+    parts = []
+    for a in rows:
+        ref = (a.get("commit_ref") or "template")[:12]
+        head = f"#{a['id']}  {a['kind']}  {a['agent']}  {ref}  {a['status']}"
+        if a.get("note"):
+            head += f"  ({a['note']})"
+        parts.append(head + ("\n" + a["diff"].rstrip() if a.get("diff") else ""))
+    return "\n\n".join(parts)
+
+
+def questions_text(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no questions waiting"
+    parts = []
+    for q in rows:
+        line = f"#{q['id']}  from {q['asker']}  [{q['status']}]"
+        if q.get("deadline") and q["status"] == "pending":
+            left = max(0, int(q["deadline"] - time.time()))
+            line += f"  ⏳ {left // 60:02d}:{left % 60:02d}"
+        line += f"\n  {q['question']}"
+        if q.get("options"):
+            kind = "choose any of" if q.get("multi") else "choose one of"
+            line += f"\n  {kind}: " + " | ".join(q["options"])
+        if q.get("answer") is not None:
+            line += f"\n  answer: {q['answer']}"
+        parts.append(line)
+    return "\n\n".join(parts)
+
+
 def reply(command: str, body: dict[str, Any]) -> str:
-    if command in ("list", "status"):
-        return agents_table(body.get("agents", []))
-    if command == "spawn":
-        agent = body.get("agent", {})
-        return f"agent {agent.get('name')} created ({agent.get('state')})"
+    if "agents" in body:
+        return agents_table(body["agents"])
+    if command == "pending":
+        return approvals_text(body.get("approvals", []))
+    if command == "questions":
+        return questions_text(body.get("questions", []))
+    if "approval" in body:
+        a = body["approval"]
+        return f"approval #{a['id']}: {a['status']}" + (f" ({a['note']})" if a.get("note") else "")
+    if "question" in body:
+        q = body["question"]
+        return f"question #{q['id']}: {q['status']} ({q['answer']})"
     if command == "send":
         return f"sent message #{body.get('id')}"
     if command == "kick":
         return f"woke {body.get('woken', 0)} receiver(s); {body.get('inbox', 0)} message(s) waiting"
+    if command == "model":
+        return f"model: {body.get('model') or 'default'}"
+    if command == "cancel":
+        return "cancel sent" if body.get("woken") else "cancel recorded (no turn was watching)"
+    if command == "destroy":
+        return f"{body.get('destroyed')} destroyed"
+    if "agent" in body:
+        a = body["agent"]
+        return f"{a['name']}: {a.get('transient') or a['state']}" + (
+            f" ({a['note']})" if a.get("note") else ""
+        )
     return "ok"

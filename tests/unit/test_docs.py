@@ -21,7 +21,8 @@ def test_socket_command_documented(name: str) -> None:
 
 @pytest.mark.parametrize("name", [s.name for s in SUBCOMMANDS])
 def test_hivectl_subcommand_documented(name: str) -> None:
-    assert f"`hivectl {name}" in (DOCS / "hivectl.md").read_text()
+    text = (DOCS / "hivectl.md").read_text()
+    assert f"`hivectl {name}" in text or f"`{name}`" in text
 
 
 def test_console_scripts_documented() -> None:

@@ -1,0 +1,81 @@
+"""agent.toml: the template validates; every bad key is refused with a sentence naming it."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.hive.agentconfig import MAX_CONFIG_BYTES, Bind, ConfigError, parse, template
+
+
+def test_templates_validate() -> None:
+    assert parse(template("alice")).system_prompt.startswith("You are alice")
+    assert "manager" in parse(template("hm1nd", manager=True)).system_prompt
+
+
+def test_full_config() -> None:
+    c = parse(
+        b"""
+model = "claude-sonnet-4-5"
+system_prompt = "hi"
+packages = ["ripgrep", "g++", "python3.11"]
+network = "private"
+allowed_recipients = ["hm1nd", "operator"]
+[environment]
+LANGUAGE = "en"
+[limits]
+memory = "2G"
+cpu = 1.5
+tasks = 100
+[[binds]]
+source = "/srv/a"
+target = "/a"
+readonly = false
+"""
+    )
+    assert c.model == "claude-sonnet-4-5" and c.packages == ("ripgrep", "g++", "python3.11")
+    assert c.environment == {"LANGUAGE": "en"} and c.binds == (Bind("/srv/a", "/a", False),)
+    assert (c.memory, c.cpu, c.tasks, c.network) == ("2G", 1.5, 100, "private")
+    assert c.may_send_to("hm1nd") and not c.may_send_to("bob")
+    assert parse("").may_send_to("anyone")
+
+
+BAD = [
+    ("colour = 1", "unknown config key 'colour'"),
+    ("model = 3", "'model'"),
+    ('model = "a b"', "'model'"),
+    ("system_prompt = []", "'system_prompt'"),
+    ('packages = "vim"', "'packages' must be a list"),
+    ('packages = ["Vim!"]', "invalid Debian package name"),
+    ('packages = ["-o"]', "invalid Debian package name"),
+    ("[environment]\nHIVE_SOCKET = '/x'", "'environment.HIVE_SOCKET'"),
+    ("[environment]\nANTHROPIC_API_KEY = 'k'", "'environment.ANTHROPIC_API_KEY'"),
+    ("[environment]\nLD_PRELOAD = 'x'", "'environment.LD_PRELOAD'"),
+    ("[environment]\nX = 1", "'environment.X' must be a string"),
+    ("environment = 3", "'environment'"),
+    ("[[binds]]\nsource = 'rel'\ntarget = '/x'", "'binds[0].source' must be an absolute path"),
+    ("[[binds]]\nsource = '/a/../etc'\ntarget = '/x'", "must not contain '..'"),
+    ("[[binds]]\nsource = '/a'\ntarget = '/state'", "may not cover /state"),
+    ("[[binds]]\nsource = '/a'\ntarget = '/x'\nreadonly = 'no'", "'binds[0].readonly'"),
+    ("[[binds]]\nsource = '/a'\ntarget = '/x'\nmode = 'rw'", "only source, target and readonly"),
+    ("[limits]\nmemory = 'lots'", "'limits.memory'"),
+    ("[limits]\ncpu = true", "'limits.cpu'"),
+    ("[limits]\ncpu = 0", "'limits.cpu'"),
+    ("[limits]\ntasks = 0", "'limits.tasks'"),
+    ("[limits]\nswap = 1", "unknown config key 'limits.swap'"),
+    ('allowed_recipients = ["Bob"]', "'allowed_recipients'"),
+    ('network = "bridge"', "'network' must be one of host, private"),
+    ("not toml [", "not valid TOML"),
+]
+
+
+@pytest.mark.parametrize(("text", "fragment"), BAD, ids=[f for _, f in BAD])
+def test_bad_configs(text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace("[", r"\[")):
+        parse(text)
+
+
+def test_size_and_encoding() -> None:
+    with pytest.raises(ConfigError, match="larger than 64 KiB"):
+        parse(b"#" * (MAX_CONFIG_BYTES + 1))
+    with pytest.raises(ConfigError, match="UTF-8"):
+        parse(b"\xff")
