@@ -86,7 +86,7 @@ class Approvals:
         a = _record(
             name, "apply_commit", got.sha, got.blob, repos.diff(old, got.blob, name, got.sha)
         )
-        self.hive.changed()
+        self.hive.changed("approvals", "notifications")
         return a
 
     def request_spawn(self, name: str) -> Approval:
@@ -101,7 +101,7 @@ class Approvals:
         blob, sha = self.hive.lifecycle.source_config(name)
         parse(blob)
         a = _record(name, "spawn", sha, blob, repos.diff(None, blob, name, sha))
-        self.hive.changed()
+        self.hive.changed("approvals", "notifications")
         return a
 
     def request_init_config(self, name: str) -> dict[str, Any]:
@@ -121,7 +121,7 @@ class Approvals:
                 raise ApprovalError(f"approval #{approval_id} is already {a.status}")
             Approval.update(status=to).where(Approval.id == approval_id).execute()
             a.status = to
-        self.hive.changed()
+        self.hive.changed("approvals", "notifications")
         return a
 
     def _resolve(self, a: Approval, status: str, note: str | None) -> None:
@@ -135,7 +135,7 @@ class Approvals:
             agent=a.agent,
             approval=a.id,
         )
-        self.hive.changed()
+        self.hive.changed("approvals", "notifications")
         self.hive.notify(
             ApprovalResolved(
                 id=a.id, agent=a.agent, commit_ref=a.commit_ref, status=status, note=note

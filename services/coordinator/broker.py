@@ -130,14 +130,18 @@ class Broker:
                 woken += 1
         return woken
 
-    def check_external(self) -> None:
-        """Wake waiters whose inbox another process wrote to (doorbell or safety-net poll)."""
+    def check_external(self) -> bool:
+        """Wake waiters whose inbox another process wrote to (doorbell or safety-net poll).
+
+        True if there were messages this process had not seen.
+        """
         last = Message.select(Message.id).order_by(Message.id.desc()).limit(1).scalar() or 0
         if last == self._last_seen_id:
-            return
+            return False
         self._last_seen_id = last
         for recipient in list(self._waiters):
             self.wake(recipient)
+        return True
 
     def waiting(self, recipient: str | None = None) -> int:
         """How many receivers are waiting (for one recipient or in all)."""

@@ -114,6 +114,7 @@ def send(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
                 f"{conn.caller.name} may not message {recipient}: its config allows {allowed}"
             )
     msg = hive.broker.send(conn.caller.name, recipient, body)
+    hive.changed("messages")
     log(
         f"message #{msg.id} from {conn.caller.name} to {recipient}",
         kind="message_sent",
@@ -135,6 +136,7 @@ async def recv(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Resu
     if got.message is None:
         return {"message": None, **({"kicked": True} if got.kicked else {})}
     msg = got.message
+    hive.changed("messages")
     return Reply(p.ok(message=message_dict(msg)), undo=lambda: hive.broker.unclaim(msg))
 
 
@@ -161,7 +163,7 @@ def set_turn_state(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> 
         "updated_at": now(),
     }
     TurnState.insert(agent=conn.caller.name, **fields).on_conflict_replace().execute()
-    hive.changed()
+    hive.changed("turns")
     return {}
 
 
@@ -262,7 +264,7 @@ async def spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Res
     wait = p.get_bool(req, "wait", True)
     blob, sha = hive.lifecycle.source_config(name)
     agents.create(name, state="spawning")
-    hive.changed()
+    hive.changed("agents")
     task = hive.spawn_task(hive.lifecycle.create(name, blob, sha, "operator spawn"))
     if wait:
         await asyncio.shield(task)
@@ -377,3 +379,11 @@ def set_model(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Resul
 def cancel_turn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
     name = _existing_agent(req)
     return {"woken": hive.cancels.request(name)}
+
+
+@command("watch", OPERATOR_ONLY, "watch {after, wait_seconds ≤ 180}: wait for the next change")
+async def watch(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    after = p.get_int(req, "after", minimum=-1)
+    wait = p.get_number(req, "wait_seconds", 0, minimum=0, maximum=MAX_WAIT_SECONDS)
+    version, kinds = await hive.feed.wait(conn, after, float(wait))
+    return {"changes": version, "kinds": kinds}

@@ -101,7 +101,7 @@ class Lifecycle:
             tmp.write_text(model + "\n")
             os.replace(tmp, marker)
         hlog.log(f"{name} model set to {model or 'its default'}", kind="lifecycle", agent=name)
-        self.hive.changed()
+        self.hive.changed("agents")
 
     def write_applied(self, name: str, blob: bytes, message: str) -> str:
         """Commit the config and what derives from it into the applied repo."""
@@ -120,19 +120,19 @@ class Lifecycle:
             TransientState.insert(
                 agent=name, state=state, since=now()
             ).on_conflict_replace().execute()
-        self.hive.changed()
+        self.hive.changed("agents")
         try:
             yield
         finally:
             TransientState.delete().where(TransientState.agent == name).execute()
-            self.hive.changed()
+            self.hive.changed("agents")
 
     async def _run(self, fn: Callable[..., None], *args: object) -> None:
         await asyncio.to_thread(fn, *args)
 
     def _set(self, name: str, state: str, note: str | None = None) -> None:
         agents.set_state(name, state, note)
-        self.hive.changed()
+        self.hive.changed("agents")
 
     # create --------------------------------------------------------------------------------
     def source_config(self, name: str) -> tuple[bytes, str | None]:
@@ -262,7 +262,7 @@ class Lifecycle:
                 f"{name} destroyed" + (" and purged" if purge else ""), kind="lifecycle", agent=name
             )
         self._locks.pop(name, None)
-        self.hive.changed()
+        self.hive.changed("agents")
         self.hive.notify(Destroyed(agent=name))
 
     # crashes -------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ class Questions:
         )
         if deadline is not None:
             self._schedule(q.id, deadline)
-        self.hive.changed()
+        self.hive.changed("questions", "notifications")
         return int(q.id)
 
     def _schedule(self, qid: int, deadline: float) -> None:
@@ -140,7 +140,7 @@ class Questions:
         self.hive.notify(event)
         if q.asker != MANAGER:
             self.hive.deliver_system(q.asker, event.to_json())
-        self.hive.changed()
+        self.hive.changed("questions", "notifications")
         return question_dict(q)
 
     def _get(self, qid: int) -> OperatorQuestion:

@@ -21,6 +21,7 @@ from services.coordinator import agents, commands, sockets
 from services.coordinator.approvals import Approvals
 from services.coordinator.backends import Backend
 from services.coordinator.broker import Broker
+from services.coordinator.changes import ChangeFeed
 from services.coordinator.connection import Caller, Connection, Reply
 from services.coordinator.lifecycle import Lifecycle
 from services.coordinator.questions import Questions
@@ -56,6 +57,7 @@ class Coordinator:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self.cancels = TurnCancels()
+        self.feed = ChangeFeed()
         self.lifecycle = Lifecycle(self)
         self.approvals = Approvals(self)
         self.questions = Questions(self)
@@ -89,13 +91,15 @@ class Coordinator:
             )
             return Reply(refusal(f"internal error in {cmd!r}: see journalctl -u hive-coordinator"))
 
-    def changed(self) -> None:
-        """Something the dashboard shows changed (hook for live updates)."""
+    def changed(self, *kinds: str) -> None:
+        """Something the dashboard shows changed: wake `watch` (all kinds if none named)."""
+        self.feed.bump(*kinds)
 
     def notify(self, event: HelperEvent) -> None:
         """A helper event to hm1nd; in this process the broker wakes the manager directly."""
         notify_manager(event)
         self.broker.wake(MANAGER)
+        self.changed("messages", "notifications")
 
     def deliver_system(self, recipient: str, body: str) -> None:
         self.broker.send(SYSTEM, recipient, body)
@@ -225,13 +229,15 @@ class Coordinator:
                 break
             except OSError:
                 break
-        self.broker.check_external()
+        if self.broker.check_external():
+            self.changed("messages", "notifications", "agents")
 
     async def _safety_poll(self) -> None:
         while True:
             await asyncio.sleep(self.fallback_poll)
             try:
-                self.broker.check_external()
+                if self.broker.check_external():
+                    self.changed("messages", "notifications", "agents")
             except pw.OperationalError as e:
                 hlog.log(
                     f"safety-net poll failed: {e}", kind="internal_error", priority=hlog.WARNING

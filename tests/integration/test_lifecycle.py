@@ -152,3 +152,42 @@ def test_a_payload_that_cannot_start_fails_the_spawn_clearly(env: dict[str, str]
         row = a.call("spawn", name="alice")["agent"]
         assert row["state"] == "failed" and "could not start alice's harness" in row["note"]
         assert wait_for_event(hive, "spawned", timeout=5)["agent"] == "hm1nd"
+
+
+def test_spawn_without_waiting_shows_spawning(hive: RunningHive) -> None:
+    manager_events(hive)
+    with hive.admin() as a:
+        row = a.call("spawn", name="alice", wait=False)["agent"]
+    assert row["state"] == "spawning"
+    assert wait_for_event(hive, "spawned") == {
+        "event": "spawned",
+        "agent": "alice",
+        "ok": True,
+        "note": None,
+    }
+    with hive.admin() as a:
+        assert a.call("agent_status", name="alice")["agents"][0]["state"] == "running"
+
+
+def test_watch_wakes_on_every_kind_of_change(hive: RunningHive) -> None:
+    with hive.admin() as a:
+        first = a.call("watch", after=-1)
+        assert set(first["kinds"]) >= {"agents", "approvals", "questions", "messages"}
+        version = first["changes"]
+        assert a.call("watch", after=version, wait_seconds=0.1)["kinds"] == []
+        seen: dict[str, object] = {}
+
+        def watch() -> None:
+            with hive.admin() as w:
+                seen["reply"] = w.call("watch", after=version, wait_seconds=60)
+
+        import threading
+
+        t = threading.Thread(target=watch)
+        t.start()
+        with hive.manager() as m:
+            m.call("ask_operator", question="watching?")
+        t.join(30)
+        reply = seen["reply"]
+        assert isinstance(reply, dict) and "questions" in reply["kinds"]
+        assert reply["changes"] > version
