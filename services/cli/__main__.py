@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -33,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as e:
             print(f"hivectl: cannot run journalctl: {e}", file=sys.stderr)
             return 1
+    if ns.command == "install":
+        return _install(ns)
     sub = cli.find(ns.command)
     assert sub.request is not None
     request = sub.request(ns)
@@ -49,6 +53,33 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(body, indent=2, sort_keys=True))
     else:
         print(render(ns.command, body))
+    return 0
+
+
+def _install(ns: argparse.Namespace) -> int:
+    from services.cli import install
+
+    root = Path(ns.root)
+    if root == Path("/") and not install.systemd_is_pid1():
+        print(
+            "hivectl: this host does not run systemd as PID 1; `make demo` boots a sandbox "
+            "systemd host with the hive installed",
+            file=sys.stderr,
+        )
+        return 1
+    settings = {}
+    for item in ns.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"hivectl: --set {item!r} must look like KEY=VALUE", file=sys.stderr)
+            return 2
+        settings[key] = value
+    try:
+        bin_dir = install.make_prefix(Path(ns.prefix), print) if ns.prefix else None
+        install.install(root=root, bin_dir=bin_dir, env=settings, start=not ns.no_start)
+    except (install.InstallError, OSError, subprocess.CalledProcessError) as e:
+        print(f"hivectl: install failed: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

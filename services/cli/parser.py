@@ -115,6 +115,25 @@ SUBCOMMANDS: list[Sub] = [
     ),
     Sub("cancel", "cancel the agent's running turn", _verb("cancel_turn"), [NAME]),
     Sub(
+        "install",
+        "install units, tmpfiles, sysusers and settings on this systemd host, and start the hive",
+        None,
+        [
+            ("--prefix", {"help": "make a dedicated venv here and point the units at it"}),
+            ("--root", {"default": "/", "help": "write files under this root only (packaging)"}),
+            ("--no-start", {"action": "store_true", "help": "enable, but do not start"}),
+            (
+                "--set",
+                {
+                    "action": "append",
+                    "default": [],
+                    "metavar": "KEY=VALUE",
+                    "help": "a setting for /etc/hyperhive/hive.env (repeatable)",
+                },
+            ),
+        ],
+    ),
+    Sub(
         "logs",
         "the agent's journal (journalctl HIVE_AGENT=NAME)",
         None,

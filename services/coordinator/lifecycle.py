@@ -273,12 +273,20 @@ class Lifecycle:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.unexpected_exit, name, note)
 
+    def _is_crash(self, name: str) -> bool:
+        if TransientState.get_or_none(TransientState.agent == name) is not None:
+            return False
+        agent = Agent.get_or_none(Agent.name == name)
+        return agent is not None and agent.state == "running"
+
+    def crashed_elsewhere(self, name: str, note: str) -> None:
+        """The crash watcher recorded a crash (and told the manager): show it as failed."""
+        if self._is_crash(name):
+            self._set(name, "failed", note)
+
     def unexpected_exit(self, name: str, note: str) -> None:
         """The payload went away on its own: a crash unless an operator action is under way."""
-        if TransientState.get_or_none(TransientState.agent == name) is not None:
-            return
-        agent = Agent.get_or_none(Agent.name == name)
-        if agent is None or agent.state != "running":
+        if not self._is_crash(name):
             return
         self._set(name, "failed", note)
         hlog.log(f"{name} crashed: {note}", kind="container_crash", agent=name, priority=hlog.ERR)

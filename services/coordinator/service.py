@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import socket
 import traceback
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import peewee as pw
+from peewee import fn
 
 from services.coordinator import agents, commands, sockets
 from services.coordinator.approvals import Approvals
@@ -28,12 +30,12 @@ from services.coordinator.questions import Questions
 from services.coordinator.turns import TurnCancels
 from services.hive import log as hlog
 from services.hive import sd
-from services.hive.db import TransientState, open_db
+from services.hive.db import Event, TransientState, open_db
 from services.hive.events import HelperEvent
 from services.hive.inbox import notify_manager
 from services.hive.names import MANAGER, OPERATOR, SYSTEM
 from services.hive.paths import Paths
-from services.hive.platform import platform_rev, read_marker
+from services.hive.platform import current_rev, read_marker
 from services.hive.protocol import Oversize, Refusal, decode_request, refusal
 
 T = TypeVar("T")
@@ -61,7 +63,7 @@ class Coordinator:
         self.lifecycle = Lifecycle(self)
         self.approvals = Approvals(self)
         self.questions = Questions(self)
-        self.platform_rev = platform_rev()
+        self._last_event_id = 0
 
     # requests ----------------------------------------------------------------------------
     async def handle(self, conn: Connection, line: bytes | Oversize) -> Reply:
@@ -125,6 +127,7 @@ class Coordinator:
         """`list` rows plus what the dashboard needs: transient state, model, update, login."""
         rows = agents.rows(only)
         transient = {t.agent: t.state for t in TransientState.select()}
+        rev = current_rev()
         for row in rows:
             name = row["name"]
             row["model_override"] = row["model"]
@@ -132,7 +135,7 @@ class Coordinator:
             row["transient"] = transient.get(name)
             row["needs_update"] = (
                 row["state"] in ("running", "stopped", "failed")
-                and read_marker(self.paths.rev_marker(name)) != self.platform_rev
+                and read_marker(self.paths.rev_marker(name)) != rev
             )
             row["needs_login"] = (row["turn"] or {}).get("state") == "needs_login"
         return rows
@@ -181,6 +184,7 @@ class Coordinator:
 
     async def start(self) -> None:
         open_db(self.paths.db)
+        self._last_event_id = Event.select(fn.MAX(Event.id)).scalar() or 0
         self.lifecycle.bind_loop(asyncio.get_running_loop())
         self.paths.state_dir.mkdir(parents=True, exist_ok=True)
         sockets.ensure_dir(self.paths.runtime_dir)
@@ -229,15 +233,26 @@ class Coordinator:
                 break
             except OSError:
                 break
-        if self.broker.check_external():
-            self.changed("messages", "notifications", "agents")
+        self._external_changes()
+
+    def _external_changes(self) -> None:
+        """Another process wrote to SQLite: wake receivers, take in crashes it recorded."""
+        if not self.broker.check_external():
+            return
+        self.changed("messages", "notifications")
+        for event in Event.select().where(
+            (Event.id > self._last_event_id) & (Event.kind == "container_crash")
+        ):
+            if event.agent is not None:
+                note = json.loads(event.payload).get("note") or "crashed"
+                self.lifecycle.crashed_elsewhere(event.agent, note)
+        self._last_event_id = Event.select(fn.MAX(Event.id)).scalar() or 0
 
     async def _safety_poll(self) -> None:
         while True:
             await asyncio.sleep(self.fallback_poll)
             try:
-                if self.broker.check_external():
-                    self.changed("messages", "notifications", "agents")
+                self._external_changes()
             except pw.OperationalError as e:
                 hlog.log(
                     f"safety-net poll failed: {e}", kind="internal_error", priority=hlog.WARNING

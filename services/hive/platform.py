@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import services
@@ -30,6 +31,18 @@ def platform_rev(root: Path | None = None) -> str:
         h.update(str(path.relative_to(base)).encode() + b"\0")
         h.update(path.read_bytes() + b"\0")
     return h.hexdigest()
+
+
+_cache: tuple[float, str] | None = None
+
+
+def current_rev(max_age: float = 2.0) -> str:
+    """`platform_rev()`, recomputed at most every `max_age` seconds (for listings)."""
+    global _cache
+    stamp = time.monotonic()
+    if _cache is None or stamp - _cache[0] > max_age:
+        _cache = (stamp, platform_rev())
+    return _cache[1]
 
 
 def read_marker(path: Path) -> str | None:

@@ -77,7 +77,14 @@ def backend_from_env(paths: Paths, env: dict[str, str] | None = None) -> Backend
         from services.coordinator.backends.process import ProcessBackend
 
         return ProcessBackend(paths, command=e.get("HIVE_AGENT_COMMAND"))
+    if choice == "nspawn":
+        import shlex
+
+        from services.coordinator.backends.nspawn import NspawnBackend
+
+        command = e.get("HIVE_AGENT_COMMAND")
+        return NspawnBackend(paths, command=shlex.split(command) if command else None)
     raise UnknownBackend(
-        f"HIVE_BACKEND={choice!r} is not available yet: use 'process' "
-        "(nspawn and nixos arrive with the systemd integration)"
+        f"HIVE_BACKEND={choice!r} is not available: use 'nspawn' (systemd hosts) or "
+        "'process' (development and tests; nixos containers are not built yet)"
     )

@@ -1,0 +1,112 @@
+"""A booted sandbox systemd host with hyperhive installed by `hivectl install`, for system tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from services.sandbox.host import SandboxHost
+from tests.hivetest import REPO
+
+VENV_BIN = REPO / ".venv" / "bin"
+PY = str(VENV_BIN / "python")
+PLATFORM_ROOT = "/var/lib/hive-platform"
+
+
+class HiveHost:
+    """The sandbox plus the hive's own commands, run inside it."""
+
+    def __init__(self, sandbox: SandboxHost) -> None:
+        self.sandbox = sandbox
+
+    def sh(self, script: str, *, check: bool = True, timeout: float = 120) -> str:
+        return self.sandbox.run("/bin/sh", "-c", script, check=check, timeout=timeout).stdout
+
+    def hivectl(self, *args: str, check: bool = True, timeout: float = 180) -> Any:
+        out = self.sandbox.run(
+            str(VENV_BIN / "hivectl"), "--json", *args, check=False, timeout=timeout
+        )
+        if check and out.returncode != 0:
+            raise AssertionError(f"hivectl {' '.join(args)} exited {out.returncode}: {out.stderr}")
+        return json.loads(out.stdout) if out.stdout.strip() else {}
+
+    def call(self, socket: str, cmd: str, **fields: Any) -> dict[str, Any]:
+        """One request on a hive socket inside the sandbox, through the real client."""
+        code = (
+            "import json, sys\n"
+            "from services.hive.client import HiveClient\n"
+            "with HiveClient(sys.argv[1]) as c:\n"
+            "    print(json.dumps(c.request(json.loads(sys.argv[2]))))\n"
+        )
+        req = json.dumps({"cmd": cmd, **fields})
+        out = self.sandbox.run(
+            PY, "-c", code, socket, req, timeout=180, env={"PYTHONPATH": str(REPO)}
+        )
+        return dict(json.loads(out.stdout))
+
+    def manager_events(self) -> list[dict[str, Any]]:
+        events = []
+        while True:
+            reply = self.call("/run/hyperhive/manager/hive.sock", "recv", wait_seconds=0)
+            if reply.get("message") is None:
+                return events
+            events.append(json.loads(reply["message"]["body"]))
+
+    def wait_event(self, event: str, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            reply = self.call(
+                "/run/hyperhive/manager/hive.sock", "recv", wait_seconds=min(left, 60)
+            )
+            msg = reply.get("message")
+            if msg is None:
+                continue
+            body = dict(json.loads(msg["body"]))
+            if body["event"] == event:
+                return body
+        raise AssertionError(f"no {event} event in {timeout}s")
+
+    def unit_prop(self, unit: str, prop: str) -> str:
+        return self.sh(f"systemctl show -P {prop} {unit}").strip()
+
+    def machines(self) -> list[str]:
+        out = self.sh("machinectl list --no-legend --no-pager")
+        return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+    def payload_pid(self, machine: str) -> int:
+        """The agent's payload: the child of the container's stub init (--as-pid2)."""
+        leader = self.sh(f"machinectl show --property=Leader --value {machine}").strip()
+        kids = self.sh(f"cat /proc/{leader}/task/*/children").split()
+        return int(kids[0])
+
+    def environ(self, pid: int) -> dict[str, str]:
+        raw = self.sh(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+        return dict(line.split("=", 1) for line in raw.splitlines() if "=" in line)
+
+
+@contextmanager
+def booted_hive(log_dir: Path, *, settings: dict[str, str]) -> Iterator[HiveHost]:
+    sandbox = SandboxHost(
+        f"hive-sys-{os.getpid()}-{time.monotonic_ns() % 100000}",
+        binds=[REPO],
+        binds_ro=[p for p in (Path("/var/lib/apt/lists"), Path("/etc/apt")) if p.exists()],
+        log_path=log_dir / "sandbox.log",
+    )
+    sandbox.boot()
+    try:
+        host = HiveHost(sandbox)
+        host.sh(f"mkdir -p {PLATFORM_ROOT} && echo v1 > {PLATFORM_ROOT}/platform.py")
+        args = [
+            f"--set={k}={v}" for k, v in {"HIVE_PLATFORM_ROOT": PLATFORM_ROOT, **settings}.items()
+        ]
+        out = sandbox.run(str(VENV_BIN / "hivectl"), "install", *args, check=False, timeout=300)
+        if out.returncode != 0:
+            raise AssertionError(f"hivectl install failed: {out.stdout}\n{out.stderr}")
+        yield host
+    finally:
+        sandbox.poweroff()

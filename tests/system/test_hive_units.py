@@ -1,0 +1,169 @@
+"""The hive as real systemd units in a booted sandbox host: units, nspawn containers, approvals
+that restart a container with new settings, socket activation, the watchdog, auto-update."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.system.hivehost import PLATFORM_ROOT, HiveHost, booted_hive
+
+SERVICES = ("hive-coordinator.service", "hive-crashwatch.service", "hive-web.service")
+SOCKETS = ("hive-admin.socket", "hive-manager.socket", "hive-autoupdate.path")
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveHost]:
+    with booted_hive(
+        tmp_path_factory.mktemp("hivehost"),
+        settings={"HIVE_AGENT_COMMAND": "/bin/sleep infinity"},
+    ) as h:
+        yield h
+
+
+def test_every_unit_is_active(host: HiveHost) -> None:
+    for unit in (*SERVICES, *SOCKETS, "hyperhive.target"):
+        assert host.unit_prop(unit, "ActiveState") == "active", (
+            unit,
+            host.sh(f"journalctl -u {unit} --no-pager | tail -20", check=False),
+        )
+    assert host.unit_prop("hive-autoupdate.service", "Result") == "success"
+
+
+def test_units_verify_clean(host: HiveHost) -> None:
+    out = host.sandbox.run(
+        "systemd-analyze",
+        "verify",
+        "hyperhive.target",
+        *SERVICES,
+        *SOCKETS,
+        "hive-autoupdate.service",
+        "hive-agent@hm1nd.service",
+        check=False,
+    )
+    assert out.returncode == 0 and out.stderr.strip() == "", out.stderr
+
+
+def test_manager_runs_in_a_real_container(host: HiveHost) -> None:
+    assert "hm1nd" in host.machines()
+    env = host.environ(host.payload_pid("hm1nd"))
+    assert env["HIVE_AGENT"] == "hm1nd" and env["HIVE_AGENTS_DIR"] == "/agents"
+    assert env["HIVE_SOCKET"] == "/run/hive/hive.sock"
+
+
+def test_spawn_puts_an_agent_in_an_nspawn_container(host: HiveHost) -> None:
+    row = host.hivectl("spawn", "alice")["agent"]
+    assert row["state"] == "running"
+    assert "h-alice" in host.machines()
+    assert host.unit_prop("hive-agent@alice.service", "ActiveState") == "active"
+    env = host.environ(host.payload_pid("h-alice"))
+    assert env["HIVE_AGENT"] == "alice" and env["HIVE_AGENT_STATE"] == "/state"
+    # its socket, bind-mounted into the container, answers as alice
+    reply = host.call("/run/hyperhive/agents/alice/hive.sock", "whoami")
+    assert reply["name"] == "alice"
+
+
+def test_an_approved_change_restarts_the_container_with_new_settings(host: HiveHost) -> None:
+    if "h-alice" not in host.machines():
+        host.hivectl("spawn", "alice")
+    host.manager_events()
+    old = host.payload_pid("h-alice")
+    repo = "/var/lib/hyperhive/agents/alice/config"
+    host.sh(
+        f'cd {repo} && printf \'system_prompt = "x"\\n[environment]\\nCOLOUR = "teal"\\n'
+        f'[limits]\\nmemory = "300M"\\n\' > agent.toml && git add agent.toml && '
+        f"git -c user.name=hm1nd -c user.email=m@h commit -qm colour"
+    )
+    sha = host.sh(f"git -C {repo} rev-parse HEAD").strip()
+    req = host.call(
+        "/run/hyperhive/manager/hive.sock", "request_apply_commit", agent="alice", commit_ref=sha
+    )
+    assert req["ok"], req
+    approval = host.hivectl("approve", str(req["id"]))["approval"]
+    assert approval["status"] == "approved", approval
+    new = host.payload_pid("h-alice")
+    assert new != old
+    assert host.environ(new)["COLOUR"] == "teal"
+    assert host.unit_prop("hive-agent@alice.service", "MemoryMax") == str(300 * 1024 * 1024)
+    kinds = [e["event"] for e in host.manager_events()]
+    assert kinds == ["rebuilt", "approval_resolved"]
+
+
+def test_kill_9_of_the_payload_is_a_crash_and_a_stop_is_not(host: HiveHost) -> None:
+    if "h-alice" not in host.machines():
+        host.hivectl("start", "alice")
+    host.manager_events()
+    host.sh(f"kill -9 {host.payload_pid('h-alice')}")
+    crash = host.wait_event("container_crash")
+    assert crash["agent"] == "alice"
+    row = host.hivectl("status", "alice")["agents"][0]
+    assert row["state"] == "failed"
+    host.hivectl("start", "alice")
+    assert "h-alice" in host.machines()
+    host.hivectl("stop", "alice")
+    assert "h-alice" not in host.machines()
+    time.sleep(1)  # give a (wrong) crash report time to arrive
+    assert [e for e in host.manager_events() if e["event"] == "container_crash"] == []
+
+
+def test_a_client_connecting_while_the_coordinator_restarts_is_served(host: HiveHost) -> None:
+    host.sh("systemctl stop hive-coordinator.service")
+    assert host.unit_prop("hive-manager.socket", "ActiveState") == "active"
+    # the kernel queues the connection; systemd starts the coordinator for it
+    reply = host.call("/run/hyperhive/manager/hive.sock", "whoami")
+    assert reply == {"ok": True, "version": 1, "name": "hm1nd", "role": "manager"}
+    assert host.unit_prop("hive-coordinator.service", "ActiveState") == "active"
+
+
+def test_a_coordinator_that_stops_pinging_is_restarted(host: HiveHost) -> None:
+    host.sh(
+        "mkdir -p /run/systemd/system/hive-coordinator.service.d && printf "
+        "'[Service]\\nWatchdogSec=2\\n' > /run/systemd/system/hive-coordinator.service.d/wd.conf"
+        " && systemctl daemon-reload && systemctl restart hive-coordinator.service"
+    )
+    try:
+        before = int(host.unit_prop("hive-coordinator.service", "NRestarts"))
+        pid = host.unit_prop("hive-coordinator.service", "MainPID")
+        host.sh(f"kill -STOP {pid}")
+        deadline = time.monotonic() + 30
+        while int(host.unit_prop("hive-coordinator.service", "NRestarts")) == before:
+            assert time.monotonic() < deadline, "the watchdog did not restart the coordinator"
+            time.sleep(0.5)
+        host.sh("systemctl is-active --wait hive-coordinator.service || true")
+        assert host.call("/run/hyperhive/host.sock", "whoami")["ok"]
+    finally:
+        host.sh(
+            "rm -rf /run/systemd/system/hive-coordinator.service.d && systemctl daemon-reload"
+            " && systemctl restart hive-coordinator.service"
+        )
+
+
+def test_a_platform_upgrade_rebuilds_every_container_once(host: HiveHost) -> None:
+    names = [r["name"] for r in host.hivectl("list")["agents"] if r["state"] != "failed"]
+    assert "hm1nd" in names
+    host.manager_events()
+    host.sh(f"echo v2 > {PLATFORM_ROOT}/platform.py")
+    deadline = time.monotonic() + 10  # the dashboard's view of the rev is at most 2 s old
+    while not all(r["needs_update"] for r in host.hivectl("list")["agents"] if r["name"] in names):
+        assert time.monotonic() < deadline, "the stale containers are not flagged"
+        time.sleep(0.5)
+    # what an upgrade does: the package changes, then `hivectl install` records the new rev
+    host.sh(f"{Path(host.sandbox.binds[0]) / '.venv/bin/hivectl'} install > /dev/null")
+    deadline = time.monotonic() + 120
+    rebuilt: list[str] = []
+    while sorted(rebuilt) != sorted(names):
+        left = deadline - time.monotonic()
+        assert left > 0, f"rebuilt only {rebuilt} of {names}"
+        reply = host.call("/run/hyperhive/manager/hive.sock", "recv", wait_seconds=min(left, 60))
+        if reply.get("message"):
+            body = json.loads(reply["message"]["body"])
+            if body["event"] == "rebuilt":
+                assert body["ok"], body
+                rebuilt.append(body["agent"])
+    assert all(not r["needs_update"] for r in host.hivectl("list")["agents"])
+    time.sleep(1)
+    assert [e for e in host.manager_events() if e["event"] == "rebuilt"] == []  # once each
