@@ -6,6 +6,7 @@ closes it before returning.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import signal
 import time
@@ -95,22 +96,16 @@ def kill(unit: str) -> None:
     """SIGKILL every process of the unit, then wait for it to be stopped."""
     from pystemd.dbusexc import DBusBaseError
 
-    with _bus() as bus:
-        try:
-            _manager(bus).Manager.KillUnit(unit.encode(), b"all", signal.SIGKILL)
-        except DBusBaseError:
-            pass  # not running
+    with _bus() as bus, contextlib.suppress(DBusBaseError):  # not running: nothing to kill
+        _manager(bus).Manager.KillUnit(unit.encode(), b"all", signal.SIGKILL)
     stop(unit)
 
 
 def reset_failed(unit: str) -> None:
     from pystemd.dbusexc import DBusBaseError
 
-    with _bus() as bus:
-        try:
-            _manager(bus).Manager.ResetFailedUnit(unit.encode())
-        except DBusBaseError:
-            pass  # not failed, or not loaded: nothing to reset
+    with _bus() as bus, contextlib.suppress(DBusBaseError):  # not failed: nothing to reset
+        _manager(bus).Manager.ResetFailedUnit(unit.encode())
 
 
 def active_state(unit: str) -> str:
