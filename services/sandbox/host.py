@@ -46,13 +46,13 @@ class SandboxHost:
         self,
         name: str,
         *,
-        binds: Sequence[Path] = (),
-        binds_ro: Sequence[Path] = (),
+        binds: Sequence[Path | str] = (),
+        binds_ro: Sequence[Path | str] = (),
         log_path: Path,
     ) -> None:
         self.name = name
-        self.binds = [Path(b) for b in binds]
-        self.binds_ro = [Path(b) for b in binds_ro]
+        self.binds = [str(b) for b in binds]  # "path" or "host-path:container-path"
+        self.binds_ro = [str(b) for b in binds_ro]
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.init_pid: int | None = None

@@ -1,0 +1,79 @@
+"""`make demo` on a host whose PID 1 is not systemd: boot a sandbox systemd host, install the
+hive in it with `hivectl install`, print the dashboard URL, and power it off on Ctrl-C.
+
+State and sockets live under .demo/ in the checkout, so they survive a restart of the demo
+and hivectl works from outside the sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from services.sandbox.host import SandboxError, SandboxHost
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    demo = REPO / ".demo"
+    state, run = demo / "state", demo / "run"
+    for d in (state, run):
+        d.mkdir(parents=True, exist_ok=True)
+    listen = os.environ.get("HIVE_WEB_LISTEN", "127.0.0.1:7800")
+    host = SandboxHost(
+        "hyperhive-demo",
+        binds=[REPO, f"{state}:/var/lib/hyperhive", f"{run}:/run/hyperhive"],
+        binds_ro=[p for p in ("/var/lib/apt/lists", "/etc/apt") if Path(p).exists()],
+        log_path=demo / "sandbox.log",
+    )
+    print("==> booting a sandbox systemd host (systemd-nspawn)", flush=True)
+    try:
+        host.boot()
+        print("==> installing hyperhive in it: hivectl install", flush=True)
+        settings = [f"--set=HIVE_WEB_LISTEN={listen}"]
+        out = host.run(
+            str(REPO / ".venv/bin/hivectl"), "install", *settings, check=False, timeout=600
+        )
+        sys.stdout.write(out.stdout)
+        if out.returncode != 0:
+            raise SandboxError(f"hivectl install failed: {out.stderr.strip()}")
+        key = os.environ.get("ANTHROPIC_API_KEY")
+        if key:
+            host.run(
+                "/bin/sh",
+                "-c",
+                "umask 077; cat > /etc/hyperhive/credentials.env",
+                input=f"ANTHROPIC_API_KEY={key}\n",
+            )
+        status = host.run("systemctl", "is-active", "hyperhive.target", check=False).stdout.strip()
+    except (SandboxError, OSError) as e:
+        print(f"demo: {e}", file=sys.stderr)
+        host.poweroff()
+        return 1
+    print(
+        f"""
+==> the hive is up ({status})
+    dashboard:  http://{listen}/
+    hivectl:    HIVE_RUNTIME_DIR={run} .venv/bin/hivectl list
+    inside:     nsenter -t {host.init_pid} -a journalctl -f -u 'hive-*'
+    state:      {state} (kept between runs; `make clean` removes it)
+    stop:       Ctrl-C here (powers the sandbox off)
+""",
+        flush=True,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set() and host.proc is not None and host.proc.poll() is None:
+        stop.wait(3600)
+    print("==> powering the sandbox off", flush=True)
+    host.poweroff()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
