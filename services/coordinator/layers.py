@@ -47,11 +47,13 @@ def _installed_on_host() -> set[str]:
     return {line.split("\t")[0] for line in out.splitlines() if "\tii" in line}
 
 
-def _closure(packages: tuple[str, ...]) -> list[str]:
+def _closure(packages: tuple[str, ...], cache: Path) -> list[str]:
     """The packages and their dependencies (no recommends) that the host does not have."""
     out = _run(
         [
             "apt-cache",
+            "-o",
+            f"Dir::Cache={cache}",
             "depends",
             "--recurse",
             "--no-recommends",
@@ -88,10 +90,20 @@ def ensure_layer(root: Path, packages: tuple[str, ...]) -> Path | None:
         tree = work / "tree"
         debs.mkdir()
         tree.mkdir()
-        wanted = _closure(packages)
+        (work / "cache" / "archives" / "partial").mkdir(parents=True)
+        wanted = _closure(packages, work / "cache")
         if wanted:
             _run(
-                ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", *wanted],
+                [
+                    "apt-get",
+                    "download",
+                    "-q",
+                    "-o",
+                    "APT::Sandbox::User=root",
+                    "-o",
+                    f"Dir::Cache={work / 'cache'}",
+                    *wanted,
+                ],
                 cwd=debs,
             )
         for deb in sorted(debs.glob("*.deb")):

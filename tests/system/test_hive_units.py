@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.system.hivehost import PLATFORM_ROOT, HiveHost, booted_hive
+from tests.system.hivehost import PLATFORM_ROOT, VENV_BIN, HiveHost, booted_hive
 
 SERVICES = ("hive-coordinator.service", "hive-crashwatch.service", "hive-web.service")
 SOCKETS = ("hive-admin.socket", "hive-manager.socket", "hive-autoupdate.path")
@@ -23,6 +22,14 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveHost]:
         settings={"HIVE_AGENT_COMMAND": "/bin/sleep infinity"},
     ) as h:
         yield h
+
+
+def ensure_running(host: HiveHost, name: str) -> None:
+    rows = {r["name"]: r for r in host.hivectl("list")["agents"]}
+    if name not in rows:
+        host.hivectl("spawn", name)
+    elif rows[name]["state"] != "running":
+        host.hivectl("start", name)
 
 
 def test_every_unit_is_active(host: HiveHost) -> None:
@@ -68,8 +75,7 @@ def test_spawn_puts_an_agent_in_an_nspawn_container(host: HiveHost) -> None:
 
 
 def test_an_approved_change_restarts_the_container_with_new_settings(host: HiveHost) -> None:
-    if "h-alice" not in host.machines():
-        host.hivectl("spawn", "alice")
+    ensure_running(host, "alice")
     host.manager_events()
     old = host.payload_pid("h-alice")
     repo = "/var/lib/hyperhive/agents/alice/config"
@@ -94,8 +100,7 @@ def test_an_approved_change_restarts_the_container_with_new_settings(host: HiveH
 
 
 def test_kill_9_of_the_payload_is_a_crash_and_a_stop_is_not(host: HiveHost) -> None:
-    if "h-alice" not in host.machines():
-        host.hivectl("start", "alice")
+    ensure_running(host, "alice")
     host.manager_events()
     host.sh(f"kill -9 {host.payload_pid('h-alice')}")
     crash = host.wait_event("container_crash")
@@ -152,7 +157,7 @@ def test_a_platform_upgrade_rebuilds_every_container_once(host: HiveHost) -> Non
         assert time.monotonic() < deadline, "the stale containers are not flagged"
         time.sleep(0.5)
     # what an upgrade does: the package changes, then `hivectl install` records the new rev
-    host.sh(f"{Path(host.sandbox.binds[0]) / '.venv/bin/hivectl'} install > /dev/null")
+    host.sh(f"{VENV_BIN / 'hivectl'} install > /dev/null")
     deadline = time.monotonic() + 120
     rebuilt: list[str] = []
     while sorted(rebuilt) != sorted(names):
@@ -167,3 +172,39 @@ def test_a_platform_upgrade_rebuilds_every_container_once(host: HiveHost) -> Non
     assert all(not r["needs_update"] for r in host.hivectl("list")["agents"])
     time.sleep(1)
     assert [e for e in host.manager_events() if e["event"] == "rebuilt"] == []  # once each
+
+
+def _set_packages(host: HiveHost, packages: str) -> None:
+    repo = "/var/lib/hyperhive/agents/alice/config"
+    host.sh(
+        f"cd {repo} && printf 'system_prompt = \"x\"\\npackages = [{packages}]\\n' > agent.toml"
+        f" && git add agent.toml && git -c user.name=hm1nd -c user.email=m@h commit -qm pkgs"
+    )
+    sha = host.sh(f"git -C {repo} rev-parse HEAD").strip()
+    req = host.call(
+        "/run/hyperhive/manager/hive.sock", "request_apply_commit", agent="alice", commit_ref=sha
+    )
+    assert req["ok"], req
+    approval = host.hivectl("approve", str(req["id"]), timeout=600)["approval"]
+    assert approval["status"] == "approved", approval
+
+
+def _in_container(host: HiveHost, path: str) -> bool:
+    pid = host.payload_pid("h-alice")
+    return (
+        host.sandbox.run(
+            "nsenter", "-t", str(pid), "-m", "test", "-e", path, check=False
+        ).returncode
+        == 0
+    )
+
+
+def test_packages_become_a_layer_and_a_new_list_replaces_it(host: HiveHost) -> None:
+    ensure_running(host, "alice")
+    _set_packages(host, '"hello"')
+    assert _in_container(host, "/usr/bin/hello")
+    assert not _in_container(host, "/usr/games/cowsay")
+    _set_packages(host, '"cowsay"')
+    assert _in_container(host, "/usr/games/cowsay")
+    assert not _in_container(host, "/usr/bin/hello")  # the old layer is gone
+    assert not host.sh("test -e /usr/bin/hello && echo leaked || true").strip()  # host untouched
