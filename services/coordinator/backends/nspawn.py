@@ -79,6 +79,7 @@ class NspawnBackend:
             "--volatile=yes",
             f"--machine={machine_name(spec.name)}",
             "--settings=no",
+            "--no-new-privileges=yes",
             f"--bind={spec.state_dir}:/state",
             f"--bind={spec.socket.parent}:{SOCKET_IN_CONTAINER}",
             f"--bind-ro={self.paths.applied_repo(spec.name)}:{APPLIED_IN_CONTAINER}",
