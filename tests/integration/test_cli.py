@@ -11,7 +11,7 @@ def test_list_spawn_send_status(hive: RunningHive) -> None:
     env = hive.env
     out = hivectl(env, "spawn", "alice")
     assert out.returncode == 0, out.stderr
-    assert "agent alice created" in out.stdout
+    assert out.stdout.strip() == "alice: running"
     out = hivectl(env, "send", "alice", "hi there")
     assert out.returncode == 0 and "sent message #" in out.stdout
     out = hivectl(env, "list")
