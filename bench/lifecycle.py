@@ -19,14 +19,9 @@ SERVICES = ("hive-coordinator.service", "hive-crashwatch.service", "hive-web.ser
 
 
 def approve_to_running(host: HiveHost, n: int) -> list[float]:
-    repo = "/var/lib/hyperhive/agents/alice/config"
     times = []
     for i in range(n):
-        host.sh(
-            f'cd {repo} && printf \'system_prompt = "x"\\n[environment]\\nROUND = "{i}"\\n\' > agent.toml'
-            f" && git add agent.toml && git -c user.name=m -c user.email=m@h commit -qm r{i}"
-        )
-        sha = host.sh(f"git -C {repo} rev-parse HEAD").strip()
+        sha = host.commit_config("alice", f'system_prompt = "x"\n[environment]\nROUND = "{i}"\n')
         req = host.call(
             "/run/hyperhive/manager/hive.sock",
             "request_apply_commit",
@@ -78,12 +73,9 @@ def main() -> None:
     q = statistics.quantiles(times, n=100)
     print("| measure | value |")
     print("|---|---|")
-    print(
-        f"| approve → container running with the new config, p50 | {statistics.median(times) * 1000:.0f} ms |"
-    )
-    print(
-        f"| approve → container running with the new config, p99 ({APPROVALS} approvals) | {q[98] * 1000:.0f} ms |"
-    )
+    what = "approve → container running with the new config"
+    print(f"| {what}, p50 | {statistics.median(times) * 1000:.0f} ms |")
+    print(f"| {what}, p99 ({APPROVALS} approvals) | {q[98] * 1000:.0f} ms |")
     print()
     print(f"| service (5 agents, idle {IDLE_SECONDS:.0f} s) | RSS | CPU |")
     print("|---|---|---|")

@@ -323,32 +323,21 @@ def _target(conn: Connection, req: dict[str, Any]) -> str:
     return _existing_agent(req)
 
 
-@command("start", OPERATOR_AND_MANAGER, "start {name} (manager: {agent}): start an agent")
-async def start(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    name = _target(conn, req)
-    await hive.lifecycle.start(name)
-    return {"agent": hive.agent_rows(name)[0]}
+def _lifecycle_verb(verb: str, roles: frozenset[str], summary: str) -> None:
+    """start / stop / restart / kill: the same shape, one lifecycle call each."""
+
+    async def handler(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+        name = _target(conn, req)
+        await getattr(hive.lifecycle, verb)(name)
+        return {"agent": hive.agent_rows(name)[0]}
+
+    command(verb, roles, summary)(handler)
 
 
-@command("stop", OPERATOR_ONLY, "stop {name}: stop an agent")
-async def stop(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    name = _existing_agent(req)
-    await hive.lifecycle.stop(name)
-    return {"agent": hive.agent_rows(name)[0]}
-
-
-@command("restart", OPERATOR_AND_MANAGER, "restart {name} (manager: {agent}): restart an agent")
-async def restart(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    name = _target(conn, req)
-    await hive.lifecycle.restart(name)
-    return {"agent": hive.agent_rows(name)[0]}
-
-
-@command("kill", OPERATOR_AND_MANAGER, "kill {name} (manager: {agent}): kill an agent at once")
-async def kill(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    name = _target(conn, req)
-    await hive.lifecycle.kill(name)
-    return {"agent": hive.agent_rows(name)[0]}
+_lifecycle_verb("start", OPERATOR_AND_MANAGER, "start {name} (manager: {agent}): start an agent")
+_lifecycle_verb("stop", OPERATOR_ONLY, "stop {name}: stop an agent")
+_lifecycle_verb("restart", OPERATOR_AND_MANAGER, "restart {name} (manager: {agent}): restart")
+_lifecycle_verb("kill", OPERATOR_AND_MANAGER, "kill {name} (manager: {agent}): kill at once")
 
 
 @command("destroy", OPERATOR_ONLY, "destroy {name, purge?}: remove an agent's container")

@@ -71,6 +71,16 @@ class HiveHost:
                 return body
         raise AssertionError(f"no {event} event in {timeout}s")
 
+    def commit_config(self, agent: str, text: str) -> str:
+        """Write and commit agent.toml in the agent's proposed repo; the new sha."""
+        repo = f"/var/lib/hyperhive/agents/{agent}/config"
+        self.sandbox.run("/bin/sh", "-c", f"cat > {repo}/agent.toml", input=text)
+        self.sh(
+            f"cd {repo} && git add agent.toml && "
+            "git -c user.name=hm1nd -c user.email=hm1nd@hive commit -qm 'config change'"
+        )
+        return self.sh(f"git -C {repo} rev-parse HEAD").strip()
+
     def unit_prop(self, unit: str, prop: str) -> str:
         return self.sh(f"systemctl show -P {prop} {unit}").strip()
 

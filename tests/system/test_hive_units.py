@@ -24,6 +24,17 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveHost]:
         yield h
 
 
+def apply_config(host: HiveHost, text: str, agent: str = "alice") -> None:
+    """Commit `text` as the agent's config, as the manager would, and have it approved."""
+    sha = host.commit_config(agent, text)
+    req = host.call(
+        "/run/hyperhive/manager/hive.sock", "request_apply_commit", agent=agent, commit_ref=sha
+    )
+    assert req["ok"], req
+    approval = host.hivectl("approve", str(req["id"]), timeout=600)["approval"]
+    assert approval["status"] == "approved", approval
+
+
 def ensure_running(host: HiveHost, name: str) -> None:
     rows = {r["name"]: r for r in host.hivectl("list")["agents"]}
     if name not in rows:
@@ -78,19 +89,9 @@ def test_an_approved_change_restarts_the_container_with_new_settings(host: HiveH
     ensure_running(host, "alice")
     host.manager_events()
     old = host.payload_pid("h-alice")
-    repo = "/var/lib/hyperhive/agents/alice/config"
-    host.sh(
-        f'cd {repo} && printf \'system_prompt = "x"\\n[environment]\\nCOLOUR = "teal"\\n'
-        f'[limits]\\nmemory = "300M"\\n\' > agent.toml && git add agent.toml && '
-        f"git -c user.name=hm1nd -c user.email=m@h commit -qm colour"
+    apply_config(
+        host, 'system_prompt = "x"\n[environment]\nCOLOUR = "teal"\n[limits]\nmemory = "300M"\n'
     )
-    sha = host.sh(f"git -C {repo} rev-parse HEAD").strip()
-    req = host.call(
-        "/run/hyperhive/manager/hive.sock", "request_apply_commit", agent="alice", commit_ref=sha
-    )
-    assert req["ok"], req
-    approval = host.hivectl("approve", str(req["id"]))["approval"]
-    assert approval["status"] == "approved", approval
     new = host.payload_pid("h-alice")
     assert new != old
     assert host.environ(new)["COLOUR"] == "teal"
@@ -175,18 +176,7 @@ def test_a_platform_upgrade_rebuilds_every_container_once(host: HiveHost) -> Non
 
 
 def _set_packages(host: HiveHost, packages: str) -> None:
-    repo = "/var/lib/hyperhive/agents/alice/config"
-    host.sh(
-        f"cd {repo} && printf 'system_prompt = \"x\"\\npackages = [{packages}]\\n' > agent.toml"
-        f" && git add agent.toml && git -c user.name=hm1nd -c user.email=m@h commit -qm pkgs"
-    )
-    sha = host.sh(f"git -C {repo} rev-parse HEAD").strip()
-    req = host.call(
-        "/run/hyperhive/manager/hive.sock", "request_apply_commit", agent="alice", commit_ref=sha
-    )
-    assert req["ok"], req
-    approval = host.hivectl("approve", str(req["id"]), timeout=600)["approval"]
-    assert approval["status"] == "approved", approval
+    apply_config(host, f'system_prompt = "x"\npackages = [{packages}]\n')
 
 
 def _in_container(host: HiveHost, path: str) -> bool:
