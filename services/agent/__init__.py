@@ -1,1 +1,4 @@
-"""The agent harness that runs inside each container: the turn loop (harness issue)."""
+"""hive-agent, the harness inside each agent's container: the turn loop on the anthropic SDK.
+
+How it works, as built: docs/turn-loop.md.
+"""

@@ -6,6 +6,8 @@ on request for the cancel watcher and the recv tool. It never retries a refusal.
 
 from __future__ import annotations
 
+import contextlib
+import select
 import socket
 import threading
 from pathlib import Path
@@ -44,25 +46,50 @@ class Bus:
             self._client.close()
             self._client = None
 
-    def call(self, cmd: str, *, persistent: bool = False, **fields: Any) -> dict[str, Any]:
+    def interrupt(self) -> None:
+        """Wake the main connection's blocked call (from a signal handler or a thread)."""
+        client = self._client
+        if client is not None:
+            interrupt(client)
+
+    def _connected(self) -> HiveClient:
+        """The main connection, reopened first if the hive closed it (a restart)."""
+        if self._client is not None and _peer_closed(self._client):
+            self.close()
+        if self._client is None:
+            self._client = self.open()
+        return self._client
+
+    def call(
+        self, cmd: str, *, persistent: bool = False, repeatable: bool = True, **fields: Any
+    ) -> dict[str, Any]:
         """Run one command on the main connection; a refusal raises `Refused`.
 
-        A broken connection is reopened once; with `persistent` it is reopened with a
-        growing pause until it answers or `stop` is set (then `BusDown`).
+        A hive that cannot be reached is tried again once, and with `persistent` with a
+        growing pause until it answers or `stop` is set (then `BusDown`). A connection
+        that breaks after the request went out is retried only if the command is
+        `repeatable` (doing it twice does no harm).
         """
         delay = RECONNECT_FIRST
         attempts = 0
         while True:
             attempts += 1
+            if self.stop.is_set():
+                raise BusDown("the harness is stopping")
             try:
-                if self._client is None:
-                    self._client = self.open()
-                return self._client.call(cmd, **fields)
+                client = self._connected()
+                return client.call(cmd, **fields)
             except Refused:
                 raise
             except (BusDown, Unreachable, OSError, ValueError) as e:
                 # ValueError: a garbled reply line; the connection is not trusted after it.
+                sent = self._client is not None
                 self.close()
+                if sent and not repeatable:
+                    raise BusDown(
+                        f"the hive connection broke during {cmd}: it may or may not have "
+                        f"been done ({e})"
+                    ) from None
                 if attempts == 1:
                     continue
                 if not persistent or self.stop.is_set():
@@ -88,7 +115,14 @@ class Bus:
 
 def interrupt(client: HiveClient) -> None:
     """Wake a thread blocked on `client` (from another thread): its read returns at once."""
-    try:
+    with contextlib.suppress(OSError):
         client.sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
+
+
+def _peer_closed(client: HiveClient) -> bool:
+    """Whether the hive closed this idle connection (or left stray bytes on it)."""
+    try:
+        readable, _, _ = select.select([client.sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)  # an idle connection has nothing to read unless it ended

@@ -7,6 +7,7 @@ turn stays `pending` until that turn ends. Nothing here talks to the API or the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -83,10 +84,8 @@ class Conversation:
             return conv
         except (OSError, ValueError) as e:
             aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
-            try:
+            with contextlib.suppress(OSError):
                 os.replace(path, aside)
-            except OSError:
-                pass
             log(
                 f"conversation file unreadable ({e}); moved aside to {aside.name}, starting fresh",
                 kind="turn",
@@ -168,7 +167,12 @@ class Conversation:
         if uses:
             self.append_user(
                 [
-                    {"type": "tool_result", "tool_use_id": b["id"], "content": text, "is_error": True}
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": b["id"],
+                        "content": text,
+                        "is_error": True,
+                    }
                     for b in uses
                 ]
             )

@@ -1,0 +1,257 @@
+"""One Messages API request, streamed with the anthropic SDK, retried, and cancellable.
+
+The stream runs in a worker thread so a cancel returns at once: the abort shuts the
+connection down and the worker's result is dropped. Overloaded, rate-limited, 5xx and
+network failures are retried here with backoff (the SDK's own retries are off); any
+other failure is raised as one of this module's exceptions.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anthropic
+import httpx2
+
+from services.agent.cancel import Cancelled, CancelToken
+from services.agent.pricing import Usage
+
+TRANSIENT_TYPES = frozenset({"overloaded_error", "rate_limit_error", "api_error", "timeout_error"})
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 300.0
+"""Seconds without a byte from the API (it sends pings while it thinks) before a retry."""
+
+
+class AuthFailed(Exception):
+    """The API refused the key (401): the harness needs a new one."""
+
+
+class ContextTooLong(Exception):
+    """The request is over the model's context window: compact, then try again."""
+
+
+class ApiFailure(Exception):
+    """A failure retrying will not fix (bad request, permission, retries exhausted)."""
+
+
+@dataclass
+class Response:
+    content: list[dict[str, Any]]
+    stop_reason: str | None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+
+    @property
+    def context_tokens(self) -> int:
+        """Everything the request and its answer occupy in the context window."""
+        return (
+            self.input_tokens
+            + self.cache_write_tokens
+            + self.cache_read_tokens
+            + self.output_tokens
+        )
+
+    def text(self) -> str:
+        return "\n".join(b["text"] for b in self.content if b.get("type") == "text").strip()
+
+    def tool_uses(self) -> list[dict[str, Any]]:
+        return [b for b in self.content if b.get("type") == "tool_use"]
+
+    def count(self, usage: Usage, model: str) -> None:
+        usage.add(
+            model,
+            input=self.input_tokens,
+            output=self.output_tokens,
+            cache_write=self.cache_write_tokens,
+            cache_read=self.cache_read_tokens,
+        )
+
+
+def block_param(block: Any) -> dict[str, Any] | None:
+    """An SDK content block as the request param it round-trips as (None: not kept)."""
+    kind = getattr(block, "type", None)
+    if kind == "text":
+        return {"type": "text", "text": block.text} if block.text else None
+    if kind == "tool_use":
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    if kind == "thinking":
+        return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+    if kind == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block.data}
+    return None
+
+
+def to_response(message: Any) -> Response:
+    usage = message.usage
+    content = [p for p in (block_param(b) for b in message.content) if p is not None]
+    return Response(
+        content=content,
+        stop_reason=message.stop_reason,
+        input_tokens=usage.input_tokens or 0,
+        output_tokens=usage.output_tokens or 0,
+        cache_write_tokens=usage.cache_creation_input_tokens or 0,
+        cache_read_tokens=usage.cache_read_input_tokens or 0,
+    )
+
+
+def _error_type(e: anthropic.APIStatusError) -> str | None:
+    body = e.body
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict) and isinstance(err.get("type"), str):
+            return str(err["type"])
+    return None
+
+
+def classify(e: BaseException) -> str:
+    """'auth', 'too_long', 'transient' or 'fatal' for an exception from one request."""
+    if isinstance(e, anthropic.AuthenticationError):
+        return "auth"
+    if isinstance(e, anthropic.APIStatusError):
+        kind = _error_type(e)
+        if kind in TRANSIENT_TYPES or e.status_code in (408, 409, 429) or e.status_code >= 500:
+            return "transient"
+        if "prompt is too long" in str(e).lower():
+            return "too_long"
+        return "fatal"
+    if isinstance(e, anthropic.APIConnectionError | httpx2.TransportError):
+        return "transient"
+    return "fatal"
+
+
+def describe(e: BaseException) -> str:
+    if isinstance(e, anthropic.APIStatusError):
+        kind = _error_type(e) or "error"
+        message = ""
+        body = e.body
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            message = str(body["error"].get("message", ""))
+        return f"{kind} ({e.status_code}){': ' + message if message else ''}"
+    return f"{type(e).__name__}: {e}"
+
+
+def retry_after(e: BaseException) -> float | None:
+    if isinstance(e, anthropic.APIStatusError):
+        raw = e.response.headers.get("retry-after")
+        try:
+            return float(raw) if raw is not None else None
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass
+class _Exchange:
+    """One streamed request in its worker thread; the turn's thread only reads it."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    stream: Any = None
+    message: Any = None
+    error: BaseException | None = None
+
+    def abort(self) -> None:
+        self.done.set()
+        stream = self.stream
+        if stream is None:
+            return
+        try:
+            net = stream.response.extensions.get("network_stream")
+            sock = net.get_extra_info("socket") if net is not None else None
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, AttributeError):
+            pass
+
+
+class Api:
+    def __init__(
+        self,
+        key: str,
+        base_url: str | None,
+        *,
+        retry_base: float,
+        retry_cap: float,
+        max_retries: int,
+    ) -> None:
+        self.key = key
+        self.client = anthropic.Anthropic(
+            api_key=key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=httpx2.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
+        )
+        self.retry_base = retry_base
+        self.retry_cap = retry_cap
+        self.max_retries = max_retries
+
+    def close(self) -> None:
+        self.client.close()
+
+    def backoff(self, attempt: int, e: BaseException) -> float:
+        hinted = retry_after(e)
+        if hinted is not None:
+            return min(max(hinted, 0.0), self.retry_cap)
+        delay = min(self.retry_base * 2.0 ** (attempt - 1), self.retry_cap)
+        return float(delay * random.uniform(0.8, 1.0))
+
+    def request(
+        self,
+        params: dict[str, Any],
+        cancel: CancelToken,
+        *,
+        on_attempt: Callable[[int], None],
+        on_retry: Callable[[str], None],
+    ) -> Response:
+        """Stream one request to its end, retrying transient failures; honours `cancel`."""
+        attempt = 0
+        while True:
+            attempt += 1
+            cancel.check()
+            on_attempt(attempt)
+            try:
+                return self._stream_once(params, cancel)
+            except Cancelled:
+                raise
+            except Exception as e:
+                kind = classify(e)
+                if kind == "auth":
+                    raise AuthFailed(describe(e)) from None
+                if kind == "too_long":
+                    raise ContextTooLong(describe(e)) from None
+                if kind == "fatal":
+                    raise ApiFailure(describe(e)) from None
+                if self.max_retries and attempt > self.max_retries:
+                    raise ApiFailure(f"{describe(e)}; gave up after {attempt} attempts") from None
+                delay = self.backoff(attempt, e)
+                on_retry(f"retrying: {describe(e)}; attempt {attempt + 1} in {delay:.1f} s")
+                cancel.sleep(delay)
+
+    def _stream_once(self, params: dict[str, Any], cancel: CancelToken) -> Response:
+        ex = _Exchange()
+
+        def work() -> None:
+            try:
+                with self.client.messages.stream(**params) as stream:
+                    ex.stream = stream
+                    if not ex.done.is_set():
+                        ex.message = stream.get_final_message()
+            except BaseException as e:
+                ex.error = e
+            finally:
+                ex.done.set()
+
+        worker = threading.Thread(target=work, name="api-stream", daemon=True)
+        with cancel.on_cancel(ex.abort):
+            worker.start()
+            ex.done.wait()
+        cancel.check()
+        if ex.error is not None:
+            raise ex.error
+        return to_response(ex.message)

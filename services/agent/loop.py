@@ -1,0 +1,191 @@
+"""The harness's main loop: wait for a key, resume an open turn, recv, run the next turn.
+
+A message claimed from the inbox is saved as the open turn before anything else, and the
+turn is closed only when it ends (done, cancelled, failed), so a crash re-runs it. The
+inbox is not touched while there is no API key.
+"""
+
+from __future__ import annotations
+
+import signal
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from services.agent import credentials
+from services.agent.api import Api, ApiFailure, AuthFailed
+from services.agent.bus import MAX_RECV_WAIT, Bus, BusDown
+from services.agent.cancel import Cancelled, CancelToken, CancelWatcher
+from services.agent.conversation import Conversation
+from services.agent.settings import Settings
+from services.agent.turn import TurnRunner
+from services.agent.turnstate import TurnReporter
+from services.hive.log import ERR, WARNING, log
+
+CANCELLED_NOTE = "[The operator cancelled this turn; I stopped here.]"
+
+
+class Harness:
+    def __init__(
+        self,
+        settings: Settings,
+        bus: Bus,
+        conversation: Conversation,
+        runner: TurnRunner,
+        reporter: TurnReporter,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.conv = conversation
+        self.runner = runner
+        self.reporter = reporter
+        self.stop = bus.stop
+        self.api: Api | None = None
+        self.rejected_key: str | None = None
+        self._critical = 0
+        self._exit_requested = False
+
+    # stopping -------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stop.set()
+        if self._critical:
+            # Waiting in recv, or saving what it claimed: end the wait, keep the save.
+            self._exit_requested = True
+            self.bus.interrupt()
+            return
+        raise SystemExit(0)  # mid-turn: every step is saved, the turn re-runs on restart
+
+    @contextmanager
+    def critical(self) -> Iterator[None]:
+        """The inbox wait and the save of what it claimed: a stop signal must not cut it."""
+        self._critical += 1
+        try:
+            yield
+        finally:
+            self._critical -= 1
+            if not self._critical and self._exit_requested:
+                self._exit_requested = False
+                raise SystemExit(0)
+
+    # the loop --------------------------------------------------------------------------
+    def log(self, message: str, priority: int = 6, **fields: object) -> None:
+        log(message, kind="turn", agent=self.settings.agent, priority=priority, **fields)
+
+    def key(self) -> str | None:
+        """A usable API key, reporting needs_login (once) while there is none."""
+        path = credentials.key_file(self.settings.state_dir)
+
+        def missing() -> None:
+            why = (
+                "the Anthropic API refused the key" if self.rejected_key else "no Anthropic API key"
+            )
+            detail = f"{why}: put a key in {path} (the harness picks it up at once)"
+            self.reporter.needs_login(detail)
+            self.log(f"needs login: {detail}", WARNING)
+
+        key = credentials.wait_for_key(
+            self.settings.state_dir,
+            self.settings.api_key,
+            reject=self.rejected_key,
+            recheck=self.settings.login_recheck,
+            stop=self.stop,
+            on_missing=missing,
+        )
+        if key is not None and key != self.rejected_key:
+            if self.rejected_key is not None or self.api is None or self.api.key != key:
+                self.log("API key found")
+            self.rejected_key = None
+        return key
+
+    def client(self, key: str) -> Api:
+        if self.api is None or self.api.key != key:
+            if self.api is not None:
+                self.api.close()
+            self.api = Api(
+                key,
+                self.settings.base_url,
+                retry_base=self.settings.retry_base,
+                retry_cap=self.settings.retry_cap,
+                max_retries=self.settings.max_retries,
+            )
+        return self.api
+
+    def run(self) -> None:
+        self.log("harness started")
+        self.reporter.idle("started; waiting for messages")
+        try:
+            self._loop()
+        finally:
+            self.bus.close()
+            if self.api is not None:
+                self.api.close()
+        self.log("harness stopping")
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            key = self.key()
+            if key is None:
+                break
+            if self.conv.turn_open:
+                self.log("resuming the open turn")
+                self.turn(self.client(key))
+                continue
+            try:
+                with self.critical():
+                    message = self.bus.recv(MAX_RECV_WAIT)
+                    if message is not None:
+                        self.conv.open_turn(message)
+            except BusDown:
+                break
+            if message is not None:
+                self.log(
+                    f"turn started by inbox #{message.get('id')} from {message.get('sender')}",
+                    message_no=message.get("id"),
+                    sender=message.get("sender"),
+                )
+                self.turn(self.client(key))
+
+    def turn(self, api: Api) -> None:
+        self.reporter.begin()
+        started = self.reporter.started_at or 0.0
+        token = CancelToken()
+        with CancelWatcher(self.bus, token, since=started):
+            try:
+                text = self.runner.run(api, token)
+            except Cancelled:
+                self.conv.note(CANCELLED_NOTE)
+                self.conv.close_turn()
+                self.reporter.end("cancelled by the operator")
+                self.log("turn cancelled by the operator")
+                return
+            except AuthFailed as e:
+                self.rejected_key = api.key
+                self.log(f"the API refused the key: {e}", WARNING)
+                return  # the turn stays open; it re-runs once a new key appears
+            except ApiFailure as e:
+                self.fail(f"the Anthropic API failed: {e}")
+                return
+            except Exception as e:
+                self.log(f"turn failed: {e!r}\n{traceback.format_exc()}", ERR)
+                self.fail(f"the harness failed: {e!r}")
+                return
+        self.reporter.end("turn ended")
+        self.log(
+            f"turn ended: {text[:500] or '(no text)'}",
+            input_tokens=self.reporter.usage.input_tokens,
+            output_tokens=self.reporter.usage.output_tokens,
+            cached_tokens=self.reporter.usage.cached_tokens,
+            cost_usd=f"{self.reporter.usage.cost_usd:.6f}",
+        )
+
+    def fail(self, detail: str) -> None:
+        """End the turn as failed: the conversation says so, the message stays in it."""
+        self.conv.note(f"[This turn failed and was stopped: {detail}]")
+        self.conv.close_turn()
+        self.reporter.end(detail, error=True)
+        self.log(f"turn failed: {detail}", ERR)

@@ -1,0 +1,73 @@
+"""TurnState: what the harness tells the coordinator it is doing, with the turn's numbers.
+
+Reporting is best effort: a hive that does not answer never stops a turn, it only
+costs a warning in the journal.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from services.agent.bus import Bus, BusDown
+from services.agent.pricing import Usage
+from services.hive.client import Refused
+from services.hive.log import WARNING, log
+
+MAX_DETAIL = 4000
+
+
+class TurnReporter:
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.usage = Usage()
+
+    def begin(self) -> None:
+        self.started_at = time.time()
+        self.ended_at = None
+        self.usage = Usage()
+
+    def report(self, state: str, *, tool: str | None = None, detail: str | None = None) -> None:
+        fields: dict[str, Any] = {
+            "state": state,
+            "input_tokens": self.usage.input_tokens,
+            "output_tokens": self.usage.output_tokens,
+            "cached_tokens": self.usage.cached_tokens,
+            "cost_usd": round(self.usage.cost_usd, 6),
+        }
+        if tool is not None:
+            fields["tool"] = tool[:200]
+        if detail is not None:
+            fields["detail"] = detail[:MAX_DETAIL]
+        if self.started_at is not None:
+            fields["started_at"] = self.started_at
+        if self.ended_at is not None:
+            fields["ended_at"] = self.ended_at
+        try:
+            self.bus.call("set_turn_state", **fields)
+        except (Refused, BusDown) as e:
+            log(f"could not report turn state {state}: {e}", agent=self.bus.agent, priority=WARNING)
+
+    def thinking(self, detail: str | None = None) -> None:
+        self.report("thinking", detail=detail)
+
+    def tool(self, name: str, detail: str | None) -> None:
+        self.report("tool", tool=name, detail=detail)
+
+    def waiting(self, detail: str) -> None:
+        self.report("waiting", tool="recv", detail=detail)
+
+    def retrying(self, detail: str) -> None:
+        self.report("error", detail=detail)
+
+    def end(self, detail: str, *, error: bool = False) -> None:
+        self.ended_at = time.time()
+        self.report("error" if error else "idle", detail=detail)
+
+    def idle(self, detail: str | None = None) -> None:
+        self.report("idle", detail=detail)
+
+    def needs_login(self, detail: str) -> None:
+        self.report("needs_login", detail=detail)

@@ -1,0 +1,82 @@
+"""The bash tool's sessions as real processes: what carries over, what is capped, what is
+killed. (No coordinator: these run the tool directly.)
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from services.agent.cancel import CancelToken
+from services.agent.shell import MAX_OUTPUT, BashSession
+
+
+def session(tmp_path: Path) -> BashSession:
+    return BashSession(tmp_path, {"PATH": os.environ["PATH"], "HOME": str(tmp_path)})
+
+
+def test_the_working_directory_and_exports_carry_over_until_restart(tmp_path: Path) -> None:
+    bash = session(tmp_path)
+    token = CancelToken()
+    assert bash.run("pwd", 10, token).output.strip() == str(tmp_path)
+    bash.run("mkdir -p sub && cd sub && export COLOUR=amber", 10, token)
+    out = bash.run('pwd; echo "$COLOUR"', 10, token).output.split()
+    assert out == [str(tmp_path / "sub"), "amber"]
+    bash.restart()
+    assert bash.run('pwd; echo "[$COLOUR]"', 10, token).output.split() == [str(tmp_path), "[]"]
+
+
+def test_exit_status_stderr_and_no_stdin(tmp_path: Path) -> None:
+    bash = session(tmp_path)
+    result = bash.run("echo out; echo err >&2; cat; exit 3", 10, CancelToken())
+    assert result.output == "out\nerr\n" and result.exit_code == 3
+    text, is_error = result.for_model(10)
+    assert is_error and text.endswith("[exit status 3]")
+
+
+def test_long_output_keeps_its_head_and_tail(tmp_path: Path) -> None:
+    result = session(tmp_path).run("seq 1 100000", 10, CancelToken())
+    assert len(result.output) < MAX_OUTPUT + 100
+    assert result.output.startswith("1\n2\n3\n") and result.output.endswith("99999\n100000\n")
+    assert "bytes of output cut" in result.output
+
+
+def test_a_background_job_does_not_hold_the_command_open(tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    result = session(tmp_path).run("sleep 30 & echo $! > bg.pid; echo done", 10, CancelToken())
+    assert result.output == "done\n" and result.exit_code == 0
+    assert time.monotonic() - t0 < 5
+    os.kill(int((tmp_path / "bg.pid").read_text()), 9)
+
+
+def test_a_timeout_kills_the_process_group(tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    result = session(tmp_path).run("echo begun; sleep 60; echo never", 0.5, CancelToken())
+    assert result.timed_out and result.exit_code is None and result.output == "begun\n"
+    assert time.monotonic() - t0 < 3
+    text, is_error = result.for_model(0.5)
+    assert is_error and "timed out after 0.5 s" in text
+
+
+def test_a_cancel_kills_a_running_command_at_once(tmp_path: Path) -> None:
+    token = CancelToken()
+    fifo = tmp_path / "started"
+    os.mkfifo(fifo)
+    got: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            session(tmp_path).run("echo > started; sleep 60", 30, token)
+        except Exception as e:
+            got["error"] = e
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    fifo.read_text()  # the command is running
+    t0 = time.monotonic()
+    token.cancel()
+    worker.join(5)
+    assert not worker.is_alive() and time.monotonic() - t0 < 1
+    assert type(got["error"]).__name__ == "Cancelled"

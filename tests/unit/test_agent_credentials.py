@@ -1,0 +1,56 @@
+"""Where the API key comes from, and the wait for one (woken by inotify, not polling)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from services.agent.credentials import KEY_FILE, find_key, wait_for_key
+from services.agent.dirwatch import DirWatch
+
+
+def test_the_key_file_wins_over_the_environment(tmp_path: Path) -> None:
+    assert find_key(tmp_path, None) is None
+    assert find_key(tmp_path, "env-key") == "env-key"
+    (tmp_path / KEY_FILE).write_text("  file-key\n")
+    assert find_key(tmp_path, "env-key") == "file-key"
+    (tmp_path / KEY_FILE).write_text("\n")
+    assert find_key(tmp_path, "env-key") == "env-key"
+
+
+def test_waiting_for_a_key_wakes_when_the_file_appears(tmp_path: Path) -> None:
+    told: list[str] = []
+    writer = threading.Timer(0.2, lambda: (tmp_path / KEY_FILE).write_text("new-key"))
+    t0 = time.monotonic()
+    writer.start()
+    key = wait_for_key(
+        tmp_path,
+        None,
+        recheck=60,  # the safety net would take a minute: inotify must wake it
+        stop=threading.Event(),
+        on_missing=lambda: told.append("needs login"),
+    )
+    assert key == "new-key" and told == ["needs login"]
+    assert time.monotonic() - t0 < 10
+
+
+def test_a_refused_key_is_not_taken_again(tmp_path: Path) -> None:
+    stop = threading.Event()
+    stop.set()
+    assert (
+        wait_for_key(tmp_path, "bad", reject="bad", recheck=1, stop=stop, on_missing=lambda: None)
+        is None
+    )
+    assert (
+        wait_for_key(tmp_path, "good", reject="bad", recheck=1, stop=stop, on_missing=lambda: None)
+        == "good"
+    )
+
+
+def test_a_dirwatch_times_out_quietly(tmp_path: Path) -> None:
+    with DirWatch(tmp_path) as watch:
+        assert watch.fd is not None
+        assert watch.wait(0.05) is False
+        (tmp_path / "x").write_text("y")
+        assert watch.wait(5) is True
