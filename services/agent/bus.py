@@ -106,11 +106,19 @@ class Bus:
                 delay = min(delay * 2, RECONNECT_CAP)
 
     def recv(self, wait_seconds: float) -> dict[str, Any] | None:
-        """The next inbox message (claimed), or None on timeout or kick; waits out outages."""
+        """The next inbox message, leased until `ack`, or None on timeout or kick.
+
+        Waits out outages. A message not acked before this connection ends goes back to
+        the inbox, so a crash between receiving and saving it loses nothing.
+        """
         wait = max(0.0, min(float(wait_seconds), MAX_RECV_WAIT))
-        reply = self.call("recv", persistent=True, wait_seconds=wait)
+        reply = self.call("recv", persistent=True, wait_seconds=wait, ack=True)
         message = reply.get("message")
         return message if isinstance(message, dict) else None
+
+    def ack(self, message_id: int) -> None:
+        """The message is saved in the conversation: the hive may forget it (idempotent)."""
+        self.call("ack", persistent=True, id=message_id)
 
 
 def interrupt(client: HiveClient) -> None:

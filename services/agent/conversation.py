@@ -60,12 +60,17 @@ def render_inbox_message(msg: dict[str, Any]) -> str:
     return f"[{what}, inbox #{msg.get('id')}, {when}]\n{body}"
 
 
+SEEN_KEPT = 500
+
+
 @dataclass
 class Conversation:
     path: Path
     messages: list[Message] = field(default_factory=list)
     pending: list[dict[str, Any]] = field(default_factory=list)
     """Inbox messages of the open turn; non-empty means a turn is open (re-run after a crash)."""
+    seen: list[int] = field(default_factory=list)
+    """Ids of the latest inbox messages taken into a turn (a redelivery is not a new turn)."""
     summary: str | None = None
     compactions: int = 0
     context_tokens: int = 0
@@ -96,6 +101,7 @@ class Conversation:
         if isinstance(raw, dict):
             conv.messages = [m for m in raw.get("messages", []) if _is_message(m)]
             conv.pending = [m for m in raw.get("pending", []) if isinstance(m, dict)]
+            conv.seen = [i for i in raw.get("seen", []) if isinstance(i, int)]
             summary = raw.get("summary")
             conv.summary = summary if isinstance(summary, str) else None
             conv.compactions = int(raw.get("compactions", 0) or 0)
@@ -108,6 +114,7 @@ class Conversation:
             "version": 1,
             "messages": self.messages,
             "pending": self.pending,
+            "seen": self.seen,
             "summary": self.summary,
             "compactions": self.compactions,
             "context_tokens": self.context_tokens,
@@ -126,11 +133,20 @@ class Conversation:
     def turn_open(self) -> bool:
         return bool(self.pending)
 
-    def open_turn(self, inbox_message: dict[str, Any]) -> None:
-        """Record a claimed inbox message as the start of a turn, durably."""
+    def open_turn(self, inbox_message: dict[str, Any]) -> bool:
+        """Record a received inbox message as the start of a turn, durably.
+
+        False (and nothing recorded) if it was taken in before: a redelivery after a crash.
+        """
+        mid = inbox_message.get("id")
+        if isinstance(mid, int) and mid in self.seen:
+            return False
+        if isinstance(mid, int):
+            self.seen = [*self.seen, mid][-SEEN_KEPT:]
         self.pending.append(inbox_message)
         self.append_user([text_block(render_inbox_message(inbox_message))])
         self.save()
+        return True
 
     def close_turn(self) -> None:
         self.pending = []

@@ -139,7 +139,10 @@ class Harness:
                 with self.critical():
                     message = self.bus.recv(MAX_RECV_WAIT)
                     if message is not None:
-                        self.conv.open_turn(message)
+                        fresh = self.conv.open_turn(message)
+                        self.bus.ack(int(message["id"]))
+                        if not fresh:
+                            continue  # saved before a crash that came ahead of the ack
             except BusDown:
                 break
             if message is not None:

@@ -1,9 +1,11 @@
 """The message broker: durable sends, and receives woken the moment a message lands.
 
-A message is written to SQLite before anyone is told. `delivered_at` is set exactly once,
-in the same transaction that hands the message to a live receiver; a reply that cannot
-reach its receiver is put back. Waiters are woken by sends in this process, by the
-doorbell other processes ring, and only as a safety net by a slow poll.
+A message is written to SQLite before anyone is told. `delivered_at` is set exactly once:
+either in the transaction that hands the message to a live receiver, or — for a receiver
+that asks to acknowledge — when it acks, the message being leased to its connection
+(`claimed_at`) until then and returned to the inbox if the connection goes away first.
+A reply that cannot reach its receiver is put back. Waiters are woken by sends in this
+process, by the doorbell other processes ring, and only as a safety net by a slow poll.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from services.coordinator.connection import Connection
 from services.hive.db import Message, now, write_tx
 from services.hive.inbox import insert_message
+from services.hive.protocol import Refusal
 
 MAX_WAIT_SECONDS = 180
 
@@ -31,6 +34,7 @@ Wake = Message | _Kicked | None  # a handed-off message, a kick, or "look again"
 @dataclass
 class Waiter:
     conn: Connection
+    lease: bool
     future: asyncio.Future[Wake] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -54,31 +58,44 @@ class Broker:
             waiter = self._live_waiter(recipient)
             if waiter is not None and self._has_backlog(recipient):
                 waiter = None
-            msg = insert_message(sender, recipient, body, delivered=waiter is not None)
+            msg = insert_message(
+                sender,
+                recipient,
+                body,
+                delivered=waiter is not None and not waiter.lease,
+                claimed=waiter is not None and waiter.lease,
+            )
         self._last_seen_id = max(self._last_seen_id, msg.id)
         if waiter is not None:
             self._remove(recipient, waiter)
+            if waiter.lease:
+                waiter.conn.leases.add(msg.id)
             waiter.future.set_result(msg)
         else:
             self.wake(recipient)
         return msg
 
     # receiving -----------------------------------------------------------------------------
-    async def recv(self, conn: Connection, recipient: str, wait_seconds: float) -> Received:
-        """The oldest undelivered message for `recipient`, waiting up to `wait_seconds`."""
+    async def recv(
+        self, conn: Connection, recipient: str, wait_seconds: float, lease: bool = False
+    ) -> Received:
+        """The oldest undelivered message for `recipient`, waiting up to `wait_seconds`.
+
+        With `lease`, the message stays undelivered, leased to `conn`, until `ack`.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         kicked = False
         while True:
             if not conn.peer_listening():
                 return Received(None)
-            msg = self.claim(recipient)
+            msg = self.claim(recipient, conn if lease else None)
             if msg is not None or kicked:
                 return Received(msg, kicked=kicked and msg is None)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return Received(None)
-            waiter = Waiter(conn)
+            waiter = Waiter(conn, lease)
             self._waiters.setdefault(recipient, deque()).append(waiter)
             try:
                 await conn.wait_while_connected(waiter.future, remaining)
@@ -92,27 +109,83 @@ class Broker:
             elif conn.gone.is_set() or loop.time() >= deadline:
                 return Received(None)  # timed out or the peer left
 
-    def claim(self, recipient: str) -> Message | None:
-        """Mark the oldest undelivered message for `recipient` delivered and return it."""
+    def claim(self, recipient: str, lessee: Connection | None = None) -> Message | None:
+        """Take the oldest waiting message for `recipient`: delivered, or leased to `lessee`."""
         with write_tx():
             msg = (
                 Message.select()
-                .where((Message.recipient == recipient) & Message.delivered_at.is_null())
+                .where(
+                    (Message.recipient == recipient)
+                    & Message.delivered_at.is_null()
+                    & Message.claimed_at.is_null()
+                )
                 .order_by(Message.id)
                 .first()
             )
             if msg is None:
                 return None
-            msg.delivered_at = now()
-            Message.update(delivered_at=msg.delivered_at).where(Message.id == msg.id).execute()
+            stamp = now()
+            if lessee is None:
+                msg.delivered_at = stamp
+                Message.update(delivered_at=stamp).where(Message.id == msg.id).execute()
+            else:
+                msg.claimed_at = stamp
+                Message.update(claimed_at=stamp).where(Message.id == msg.id).execute()
+        if lessee is not None:
+            lessee.leases.add(msg.id)
         result: Message = msg
         return result
 
-    def unclaim(self, msg: Message) -> None:
+    def unclaim(self, msg: Message, conn: Connection | None = None) -> None:
         """Put back a message whose delivery never reached its receiver."""
         with write_tx():
-            Message.update(delivered_at=None).where(Message.id == msg.id).execute()
+            Message.update(delivered_at=None, claimed_at=None).where(Message.id == msg.id).execute()
+        if conn is not None:
+            conn.leases.discard(msg.id)
         self.wake(msg.recipient)
+
+    def ack(self, conn: Connection, recipient: str, message_id: int) -> bool:
+        """Mark a leased message delivered; False if it was already (an ack is idempotent)."""
+        with write_tx():
+            changed = (
+                Message.update(delivered_at=now(), claimed_at=None)
+                .where(
+                    (Message.id == message_id)
+                    & (Message.recipient == recipient)
+                    & Message.delivered_at.is_null()
+                )
+                .execute()
+            )
+            if not changed and not (
+                Message.select()
+                .where((Message.id == message_id) & (Message.recipient == recipient))
+                .exists()
+            ):
+                raise Refusal(f"no message #{message_id} for {recipient}")
+        conn.leases.discard(message_id)
+        return bool(changed)
+
+    def release(self, conn: Connection) -> None:
+        """A connection went away: its unacknowledged messages go back to the inbox."""
+        if not conn.leases:
+            return
+        ids = list(conn.leases)
+        conn.leases.clear()
+        with write_tx():
+            Message.update(claimed_at=None).where(
+                Message.id.in_(ids) & Message.delivered_at.is_null()
+            ).execute()
+        query = Message.select(Message.recipient).where(Message.id.in_(ids))
+        for recipient in {str(m.recipient) for m in query}:
+            self.wake(recipient)
+
+    @staticmethod
+    def release_all() -> None:
+        """At start: leases held by connections of a previous coordinator are void."""
+        with write_tx():
+            Message.update(claimed_at=None).where(
+                Message.claimed_at.is_null(False) & Message.delivered_at.is_null()
+            ).execute()
 
     # waking --------------------------------------------------------------------------------
     def wake(self, recipient: str) -> None:
@@ -171,7 +244,11 @@ class Broker:
     def _has_backlog(self, recipient: str) -> bool:
         exists: bool = (
             Message.select(Message.id)
-            .where((Message.recipient == recipient) & Message.delivered_at.is_null())
+            .where(
+                (Message.recipient == recipient)
+                & Message.delivered_at.is_null()
+                & Message.claimed_at.is_null()
+            )
             .exists()
         )
         return exists

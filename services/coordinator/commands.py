@@ -129,15 +129,27 @@ def send(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
 # agent sockets -------------------------------------------------------------------------
 
 
-@command("recv", AGENT_ROLES, "recv {wait_seconds ≤ 180}: the next inbox message, waiting for one")
+@command(
+    "recv",
+    AGENT_ROLES,
+    "recv {wait_seconds ≤ 180, ack?}: the next inbox message, waiting for one",
+)
 async def recv(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
     wait = p.get_number(req, "wait_seconds", 0, minimum=0, maximum=MAX_WAIT_SECONDS)
-    got = await hive.broker.recv(conn, conn.caller.name, float(wait))
+    lease = p.get_bool(req, "ack", False)
+    got = await hive.broker.recv(conn, conn.caller.name, float(wait), lease=lease)
     if got.message is None:
         return {"message": None, **({"kicked": True} if got.kicked else {})}
     msg = got.message
     hive.changed("messages")
-    return Reply(p.ok(message=message_dict(msg)), undo=lambda: hive.broker.unclaim(msg))
+    return Reply(p.ok(message=message_dict(msg)), undo=lambda: hive.broker.unclaim(msg, conn))
+
+
+@command("ack", AGENT_ROLES, "ack {id}: the message from `recv {ack: true}` is safely kept")
+def ack(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    fresh = hive.broker.ack(conn, conn.caller.name, _id(req))
+    hive.changed("messages")
+    return {"acked": fresh}
 
 
 @command("get_model", AGENT_ROLES, "the model this agent's next turn uses (null = its default)")

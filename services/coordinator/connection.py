@@ -52,6 +52,8 @@ class Connection(asyncio.Protocol):
         self.peer_eof = False
         self.closed = False
         self.gone = asyncio.Event()
+        self.leases: set[int] = set()
+        """Messages leased to this connection by `recv {ack: true}`, not yet acknowledged."""
 
     # asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

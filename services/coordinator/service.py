@@ -143,7 +143,7 @@ class Coordinator:
     # sockets -----------------------------------------------------------------------------
     async def _serve(self, sock: socket.socket, caller: Caller) -> asyncio.AbstractServer:
         def factory() -> Connection:
-            conn = Connection(caller, self.handle, self.connections.discard)
+            conn = Connection(caller, self.handle, self._connection_closed)
             self.connections.add(conn)
             return conn
 
@@ -158,6 +158,12 @@ class Coordinator:
             sock = sockets.bind_unix(path, group=group)
             self._bound.append(path)
         self._servers[key] = await self._serve(sock, caller)
+
+    def _connection_closed(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        if conn.leases:
+            self.broker.release(conn)
+            self.changed("messages")
 
     async def serve_agent(self, name: str) -> None:
         """Bind and serve an agent's own socket (idempotent; the manager has its own)."""
@@ -184,6 +190,7 @@ class Coordinator:
 
     async def start(self) -> None:
         open_db(self.paths.db)
+        Broker.release_all()
         self._last_event_id = Event.select(fn.MAX(Event.id)).scalar() or 0
         self.lifecycle.bind_loop(asyncio.get_running_loop())
         self.paths.state_dir.mkdir(parents=True, exist_ok=True)

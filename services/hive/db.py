@@ -15,7 +15,7 @@ from typing import Any
 
 import peewee as pw
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 PRAGMAS = {
     "journal_mode": "wal",
@@ -62,6 +62,7 @@ class Message(_Model):
     recipient = pw.CharField(max_length=31)
     body = pw.TextField()
     created_at = pw.FloatField(default=now)
+    claimed_at = pw.FloatField(null=True)  # leased to a receiver that has not acked it yet
     delivered_at = pw.FloatField(null=True)
 
     class Meta:
@@ -190,9 +191,19 @@ def open_db(path: Path | str, *, create: bool = True) -> pw.SqliteDatabase:
     if create:
         with db.atomic("IMMEDIATE"):
             db.create_tables(MODELS, safe=True)
-            if db.pragma("user_version") == 0:
-                db.pragma("user_version", SCHEMA_VERSION)
+            _migrate(db)
     return db
+
+
+def _migrate(db: pw.SqliteDatabase) -> None:
+    """Bring an older database up to SCHEMA_VERSION (inside the caller's transaction)."""
+    version = db.pragma("user_version")
+    if 0 < version < 2:
+        columns = {c.name for c in db.get_columns("messages")}
+        if "claimed_at" not in columns:
+            db.execute_sql("ALTER TABLE messages ADD COLUMN claimed_at REAL")  # type: ignore[no-untyped-call]
+    if version != SCHEMA_VERSION:
+        db.pragma("user_version", SCHEMA_VERSION)
 
 
 @contextmanager

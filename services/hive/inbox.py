@@ -28,7 +28,9 @@ def message_dict(msg: Message) -> dict[str, Any]:
     }
 
 
-def insert_message(sender: str, recipient: str, body: str, *, delivered: bool = False) -> Message:
+def insert_message(
+    sender: str, recipient: str, body: str, *, delivered: bool = False, claimed: bool = False
+) -> Message:
     """Insert one message; call inside the caller's write transaction."""
     t = now()
     msg: Message = Message.create(
@@ -36,6 +38,7 @@ def insert_message(sender: str, recipient: str, body: str, *, delivered: bool = 
         recipient=recipient,
         body=body,
         created_at=t,
+        claimed_at=t if claimed else None,
         delivered_at=t if delivered else None,
     )
     return msg

@@ -7,7 +7,9 @@ import threading
 import time
 from pathlib import Path
 
-from services.hive.client import HiveClient
+import pytest
+
+from services.hive.client import HiveClient, Refused
 from services.hive.db import Message, open_db, write_tx
 from services.hive.events import Killed
 from services.hive.inbox import insert_message, notify_manager, ring_doorbell
@@ -240,3 +242,50 @@ def test_kick_wakes_a_waiting_receiver(hive: RunningHive) -> None:
     t.join(30)
     assert kicked["woken"] == 1 and kicked["inbox"] == 0
     assert result["reply"] == {"ok": True, "version": 1, "message": None, "kicked": True}
+
+
+def test_an_unacknowledged_message_comes_back(hive: RunningHive) -> None:
+    spawn(hive, "alice")
+    with hive.admin() as a:
+        sent = a.call("send", to="alice", body="keep me")["id"]
+    with hive.agent("alice") as c:
+        assert c.call("recv", wait_seconds=0, ack=True)["message"]["id"] == sent
+        assert c.call("recv", wait_seconds=0, ack=True)["message"] is None  # leased, not free
+    # the receiver went away without acking: the message is back
+    with hive.agent("alice") as c:
+        assert c.call("recv", wait_seconds=5, ack=True)["message"]["id"] == sent
+        assert c.call("ack", id=sent) == {"ok": True, "version": 1, "acked": True}
+        assert c.call("ack", id=sent)["acked"] is False  # idempotent
+        with pytest.raises(Refused, match="no message #999999 for alice"):
+            c.call("ack", id=999999)
+    assert drain(hive, "alice") == []
+
+
+def test_a_handed_off_lease_comes_back_too(hive: RunningHive) -> None:
+    spawn(hive, "alice")
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(hive.paths.agent_socket("alice")))
+    s.sendall(encode({"cmd": "recv", "wait_seconds": 30, "ack": True}))
+    time.sleep(0.2)
+    with hive.admin() as a:
+        sent = a.call("send", to="alice", body="handed off")["id"]
+    s.settimeout(10)
+    got = decode_reply(s.makefile("rb").readline())
+    assert got["message"]["id"] == sent
+    s.close()  # crashed before acking
+    assert [m["id"] for m in drain(hive, "alice")] == [sent]
+
+
+def test_leases_of_a_dead_coordinator_are_void(env: dict[str, str]) -> None:
+    import signal as sig
+
+    with running_hive(env) as hive:
+        spawn(hive, "alice")
+        with hive.admin() as a:
+            sent = a.call("send", to="alice", body="in flight")["id"]
+        c = hive.agent("alice")
+        assert c.call("recv", wait_seconds=0, ack=True)["message"]["id"] == sent
+        hive.stop(sig.SIGKILL)
+        c.close()
+    with running_hive(env) as hive:
+        assert [m["id"] for m in drain(hive, "alice")] == [sent]

@@ -90,3 +90,12 @@ def test_the_size_estimate_starts_from_the_api_measurement(tmp_path: Path) -> No
     conv.measured(10_000)
     conv.append_assistant([text_block("y" * 800)])
     assert 10_200 <= conv.estimate_tokens() <= 10_260
+
+
+def test_a_redelivered_message_is_not_a_new_turn(tmp_path: Path) -> None:
+    conv = Conversation.load(tmp_path)
+    assert conv.open_turn(MSG) is True
+    conv.close_turn()
+    again = Conversation.load(tmp_path)  # as after a crash before the ack reached the hive
+    assert again.open_turn(MSG) is False
+    assert not again.turn_open
