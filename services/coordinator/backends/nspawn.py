@@ -25,6 +25,7 @@ NSPAWN = "/usr/bin/systemd-nspawn"
 SOCKET_IN_CONTAINER = "/run/hive"
 APPLIED_IN_CONTAINER = "/hive/applied"
 SECRETS = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
 
 
 def unit_name(agent: str) -> str:
@@ -83,6 +84,7 @@ class NspawnBackend:
             f"--bind={spec.state_dir}:/state",
             f"--bind={spec.socket.parent}:{SOCKET_IN_CONTAINER}",
             f"--bind-ro={self.paths.applied_repo(spec.name)}:{APPLIED_IN_CONTAINER}",
+            f"--bind-ro={JOURNAL_SOCKET}",  # structured lines (HIVE_AGENT=) reach the journal
             *[f"--bind-ro={p}" for p in platform_paths()],
         ]
         if spec.agents_dir is not None:

@@ -62,7 +62,10 @@ class ProcessBackend:
         spec.state_dir.chmod(0o700)
 
     def _env(self, spec: AgentSpec) -> dict[str, str]:
-        env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
+        env = {
+            k: v for k, v in os.environ.items() if k in PASS_THROUGH or k.startswith("HIVE_AGENT_")
+        }
+        env.pop("HIVE_AGENT_COMMAND", None)
         env.update(spec.config.environment)
         env.update(
             HIVE_AGENT=spec.name,
