@@ -131,7 +131,8 @@ class Coordinator:
         for row in rows:
             name = row["name"]
             row["model_override"] = row["model"]
-            row["model"] = self.lifecycle.model_of(name)
+            config = self.lifecycle.config_of(name)
+            row["model"] = row["model"] or (config.model if config is not None else None)
             row["transient"] = transient.get(name)
             row["needs_update"] = (
                 row["state"] in ("running", "stopped", "failed")

@@ -1,0 +1,428 @@
+"""The dashboard's routes: each reads the request, runs one admin command, renders one template.
+
+Every POST passes the origin and CSRF checks before its route runs; every change goes
+through the admin socket (`Admin`), never to SQLite or a container directly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import bottle  # type: ignore[import-untyped]
+from bottle import HTTPError, request, response  # type: ignore[import-untyped]
+
+from services.hive import log as hlog
+from services.hive.names import InvalidName, validate_agent_name
+from services.web import journal, pages, security, views
+from services.web.admin import SLOW, Admin, Refused, Unreachable
+from services.web.live import HEARTBEAT, Hub, StreamSlots, sse
+from services.web.settings import WebSettings
+
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_FORM = 256 * 1024
+
+
+@dataclass
+class Context:
+    """Everything a route needs, built once by `__main__`."""
+
+    settings: WebSettings
+    admin: Admin
+    hub: Hub
+    renderer: pages.Renderer
+    journal: journal.JournalSource
+    slots: StreamSlots
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+
+class BadRequest(Exception):
+    """Input the dashboard cannot use; the message names the field."""
+
+
+# responses -----------------------------------------------------------------------------
+
+
+def wants_json() -> bool:
+    return "application/json" in (request.headers.get("Accept") or "") or request.path.startswith(
+        "/api/"
+    )
+
+
+def reply(ok: bool, message: str, status: int = 200, **data: Any) -> Any:
+    """JSON for the page's fetch(); a redirect back for a plain form post."""
+    if wants_json() or not ok:
+        response.status = status
+        response.content_type = "application/json"
+        return json.dumps({"ok": ok, "message": message, **data})
+    back = request.headers.get("Referer") or "/"
+    parts = urlsplit(back)
+    target = (parts.path or "/") if parts.netloc in ("", request.headers.get("Host")) else "/"
+    bottle.redirect(target, 303)
+
+
+def action(fn: Callable[..., tuple[str, dict[str, Any]]]) -> Callable[..., Any]:
+    """A POST route: its function returns (message, data); refusals become one sentence."""
+
+    def run(**kw: Any) -> Any:
+        try:
+            message, data = fn(**kw)
+        except Refused as e:
+            return reply(False, str(e), 409)
+        except Unreachable as e:
+            return reply(False, str(e), 503)
+        except (BadRequest, InvalidName) as e:
+            return reply(False, str(e), 400)
+        return reply(True, message, **data)
+
+    run.__name__ = fn.__name__
+    return run
+
+
+def form_text(name: str, *, required: bool = True, max_len: int = MAX_FORM) -> str | None:
+    value: str | None = request.forms.getunicode(name)
+    if value is None and request.json is not None and isinstance(request.json, dict):
+        raw = request.json.get(name)
+        value = raw if isinstance(raw, str) or raw is None else None
+    if value is not None and len(value) > max_len:
+        raise BadRequest(f"field {name!r} is longer than {max_len} characters")
+    if required and not value:
+        raise BadRequest(f"field {name!r} is required")
+    return value
+
+
+def agent_name(name: str) -> str:
+    return validate_agent_name(name)
+
+
+def path_agent(name: str) -> str:
+    """An agent name from a GET path or query; a bad one is a 400, not a 500."""
+    try:
+        return validate_agent_name(name)
+    except InvalidName as e:
+        raise HTTPError(400, str(e)) from None
+
+
+# the app -------------------------------------------------------------------------------
+
+
+def build(ctx: Context) -> bottle.Bottle:
+    app = bottle.Bottle(catchall=True)
+    app.config["json.enable"] = False
+    bottle.BaseRequest.MEMFILE_MAX = MAX_FORM
+    token = ctx.settings.token
+
+    def csrf_token() -> str:
+        value = request.get_cookie(security.CSRF_COOKIE)
+        if not value or len(value) < 32 or len(value) > 64:
+            value = security.new_csrf_token()
+            response.set_cookie(
+                security.CSRF_COOKIE, value, path="/", httponly=True, samesite="strict"
+            )
+        return str(value)
+
+    def guard() -> None:
+        try:
+            security.check_host(request.headers.get("Host"), token is not None)
+            if request.method not in ("GET", "HEAD"):
+                security.check_same_origin(request.headers)
+                submitted = request.headers.get(security.CSRF_HEADER) or request.forms.getunicode(
+                    security.CSRF_FIELD
+                )
+                security.check_csrf(request.get_cookie(security.CSRF_COOKIE), submitted)
+        except security.Forbidden as e:
+            hlog.log(
+                f"refused {request.method} {request.path}: {e}",
+                kind="web_request",
+                priority=hlog.WARNING,
+            )
+            raise HTTPError(403, str(e)) from None
+        public = request.path == "/login" or request.path.startswith("/static/")
+        if not public and not security.check_operator(
+            token,
+            request.get_cookie(security.TOKEN_COOKIE),
+            request.headers.get("Authorization"),
+        ):
+            if wants_json() or request.method != "GET":
+                raise HTTPError(401, "sign in with the operator token first: open /login")
+            bottle.redirect("/login", 303)
+
+    def headers() -> None:
+        for key, value in security.SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+
+    def error_page(err: HTTPError) -> str:
+        for key, value in security.SECURITY_HEADERS.items():
+            err.headers.setdefault(key, value)
+        message = str(err.body or err.status_line)
+        if wants_json() or request.method != "GET":
+            response.content_type = "application/json"
+            return json.dumps({"ok": False, "message": message})
+        response.content_type = "text/html; charset=utf-8"
+        return pages.render("error", status=err.status_line, message=message)
+
+    app.default_error_handler = error_page  # type: ignore[method-assign]
+
+    # pages -----------------------------------------------------------------------------
+    def page(topic: str) -> str:
+        banner = None if ctx.hub.status.get("live") else ctx.hub.status.get("error")
+        rows = ctx.hub.agent_rows()
+        return ctx.renderer.page(topic, rows, csrf_token(), banner)
+
+    def index() -> str:
+        return page(pages.INDEX)
+
+    def agent_page(name: str) -> str:
+        try:
+            name = agent_name(name)
+        except InvalidName as e:
+            raise HTTPError(404, str(e)) from None
+        if not views.agent_exists(name):
+            raise HTTPError(404, f"no agent named {name!r}: see the agents on the dashboard")
+        return page(pages.agent_topic(name))
+
+    def static(path: str) -> Any:
+        return bottle.static_file(path, root=str(STATIC))
+
+    def login_form() -> str:
+        return pages.render("login", csrf=csrf_token(), error=None)
+
+    def login() -> Any:
+        given = request.forms.getunicode("token") or ""
+        if token is None or not security.same(token, given):
+            response.status = 401
+            return pages.render("login", csrf=csrf_token(), error="that is not the token")
+        response.set_cookie(
+            security.TOKEN_COOKIE, given, path="/", httponly=True, samesite="strict"
+        )
+        bottle.redirect("/", 303)
+
+    # live streams ----------------------------------------------------------------------
+    def stream(frames: Iterator[str], release: Callable[[], None]) -> Iterator[str]:
+        try:
+            yield "retry: 1000\n: " + " " * 2048 + "\n\n"  # defeat proxy buffering at once
+            yield from frames
+        finally:
+            release()
+
+    def sse_headers() -> None:
+        response.content_type = "text/event-stream; charset=utf-8"
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Accel-Buffering"] = "no"
+
+    def events() -> Iterator[str]:
+        topic = request.query.getunicode("topic") or pages.INDEX
+        agent = pages.topic_agent(topic)
+        if topic != pages.INDEX and agent is None:
+            raise HTTPError(400, "topic must be 'index' or 'agent:<name>'")
+        if agent is not None:
+            path_agent(agent)
+        if not ctx.slots.acquire():
+            raise HTTPError(503, "too many live streams are open: close some dashboard tabs")
+        try:
+            sub = ctx.hub.subscribe(topic)
+        except Exception:
+            ctx.slots.release()
+            raise
+
+        def frames() -> Iterator[str]:
+            while not ctx.stopping.is_set():
+                frame = sub.get(HEARTBEAT)
+                if frame is None:
+                    return
+                yield frame or ": beat\n\n"
+
+        def release() -> None:
+            ctx.hub.unsubscribe(sub)
+            ctx.slots.release()
+
+        sse_headers()
+        return stream(frames(), release)
+
+    def journal_recent(name: str) -> str:
+        name = path_agent(name)
+        lines = request.query.get("lines", "200")
+        try:
+            entries = journal.recent(ctx.journal, name, int(lines) if lines.isdigit() else 200)
+        except journal.JournalUnavailable as e:
+            raise HTTPError(503, str(e)) from None
+        response.content_type = "application/json"
+        return json.dumps({"agent": name, "entries": entries})
+
+    def journal_stream(name: str) -> Iterator[str]:
+        name = path_agent(name)
+        after = request.headers.get("Last-Event-ID") or request.query.getunicode("after") or None
+        if not ctx.slots.acquire():
+            raise HTTPError(503, "too many live streams are open: close some dashboard tabs")
+        try:
+            batches = journal.follow(ctx.journal, name, after, ctx.stopping)
+        except journal.JournalUnavailable as e:
+            ctx.slots.release()
+            raise HTTPError(503, str(e)) from None
+
+        def frames() -> Iterator[str]:
+            quiet_since = time.monotonic()
+            for batch in batches:
+                if batch:
+                    quiet_since = time.monotonic()
+                    yield sse("lines", json.dumps(batch), batch[-1]["cursor"])
+                elif time.monotonic() - quiet_since >= HEARTBEAT:
+                    quiet_since = time.monotonic()
+                    yield ": beat\n\n"
+
+        def release() -> None:
+            batches.close()
+            ctx.slots.release()
+
+        sse_headers()
+        return stream(frames(), release)
+
+    # the model (GET|POST /api/model) ---------------------------------------------------
+    def model_get() -> Any:
+        try:
+            name = agent_name(request.query.getunicode("name") or "")
+            row = ctx.admin.call("agent_status", name=name)["agents"][0]
+        except InvalidName as e:
+            return reply(False, str(e), 400)
+        except Refused as e:
+            return reply(False, str(e), 404)
+        except Unreachable as e:
+            return reply(False, str(e), 503)
+        return reply(
+            True,
+            f"{name} uses {row.get('model') or 'its default model'}",
+            name=name,
+            model=row.get("model"),
+            override=row.get("model_override"),
+        )
+
+    @action
+    def model_set() -> tuple[str, dict[str, Any]]:
+        name = agent_name(form_text("name") or "")
+        model = (form_text("model", required=False, max_len=100) or "").strip()
+        value = None if model in ("", "default", "-") else model
+        got = ctx.admin.call("set_model", name=name, model=value)["model"]
+        _audit(f"set the model of {name} to {value or 'its default'}", name)
+        return f"{name} now uses {got or 'its default model'}", {"name": name, "model": got}
+
+    # approvals and questions -----------------------------------------------------------
+    @action
+    def approve(aid: int) -> tuple[str, dict[str, Any]]:
+        got = ctx.admin.call("approve", id=aid, wait=False)["approval"]
+        _audit(f"approved #{aid}", got.get("agent"), approval=aid)
+        what = "spawning" if got.get("kind") == "spawn" else "applying to"
+        return f"approval #{aid} approved: {what} {got.get('agent')}", {"approval": got}
+
+    @action
+    def deny(aid: int) -> tuple[str, dict[str, Any]]:
+        note = form_text("note", required=False, max_len=4000) or None
+        got = ctx.admin.call("deny", id=aid, note=note)["approval"]
+        _audit(f"denied #{aid}", got.get("agent"), approval=aid)
+        return f"approval #{aid} denied", {"approval": got}
+
+    @action
+    def answer(qid: int) -> tuple[str, dict[str, Any]]:
+        chosen = [str(a) for a in request.forms.decode().getall("answer")]
+        if not chosen or not any(c.strip() for c in chosen):
+            raise BadRequest("choose or type an answer first")
+        given: str | list[str] = chosen if views.question_is_multi(qid) else chosen[0]
+        got = ctx.admin.call("answer_question", id=qid, answer=given)["question"]
+        _audit(f"answered question #{qid}", got.get("asker"), question=qid)
+        return f"question #{qid} answered", {"question": got}
+
+    @action
+    def cancel_question(qid: int) -> tuple[str, dict[str, Any]]:
+        got = ctx.admin.call("cancel_question", id=qid)["question"]
+        _audit(f"cancelled question #{qid}", got.get("asker"), question=qid)
+        return f"question #{qid} cancelled", {"question": got}
+
+    # agents ------------------------------------------------------------------------------
+    def verb(cmd: str, done: str) -> Callable[..., Any]:
+        def run(name: str) -> tuple[str, dict[str, Any]]:
+            name = agent_name(name)
+            got = ctx.admin.call(cmd, name=name, timeout=SLOW)
+            _audit(f"{cmd} {name}", name)
+            if cmd == "rebuild" and not got.get("ok_build", True):
+                raise Refused(str(got.get("note") or f"rebuild of {name} failed"))
+            return f"{name} {done}", {"result": got}
+
+        run.__name__ = f"verb_{cmd}"
+        return action(run)
+
+    @action
+    def cancel_turn(name: str) -> tuple[str, dict[str, Any]]:
+        name = agent_name(name)
+        woken = ctx.admin.call("cancel_turn", name=name)["woken"]
+        _audit(f"cancelled the turn of {name}", name)
+        return f"cancel sent to {name}" + ("" if woken else " (no turn was listening)"), {}
+
+    @action
+    def spawn() -> tuple[str, dict[str, Any]]:
+        name = validate_agent_name(form_text("name", max_len=64), allow_manager=False)
+        got = ctx.admin.call("spawn", name=name, wait=False)["agent"]
+        _audit(f"spawned {name}", name)
+        return f"spawning {name}", {"agent": got}
+
+    @action
+    def update_all() -> tuple[str, dict[str, Any]]:
+        stale = views.stale(ctx.admin.call("list")["agents"])
+        failed = []
+        for name in stale:
+            got = ctx.admin.call("rebuild", name=name, timeout=SLOW)
+            if not got.get("ok_build", True):
+                failed.append(name)
+        _audit(f"updated {len(stale)} containers", None)
+        if failed:
+            raise Refused(f"rebuilt {len(stale) - len(failed)}; failed: {', '.join(failed)}")
+        return f"rebuilt {len(stale)} container{'s' if len(stale) != 1 else ''}", {"rebuilt": stale}
+
+    @action
+    def send(name: str) -> tuple[str, dict[str, Any]]:
+        name = agent_name(name)
+        body = form_text("body") or ""
+        got = ctx.admin.call("send", to=name, body=body)
+        _audit(f"sent message #{got['id']} to {name}", name)
+        return f"sent to {name}", {"id": got["id"]}
+
+    # the route table ---------------------------------------------------------------------
+    app.add_hook("before_request", guard)
+    app.add_hook("after_request", headers)
+    app.route("/", "GET", index)
+    app.route("/agent/<name>", "GET", agent_page)
+    app.route("/static/<path:path>", "GET", static)
+    app.route("/login", "GET", login_form)
+    app.route("/login", "POST", login)
+    app.route("/api/events", "GET", events)
+    app.route("/api/journal/<name>", "GET", journal_recent)
+    app.route("/api/journal/<name>/stream", "GET", journal_stream)
+    app.route("/api/model", "GET", model_get)
+    app.route("/api/model", "POST", model_set)
+    app.route("/approve/<aid:int>", "POST", approve)
+    app.route("/deny/<aid:int>", "POST", deny)
+    app.route("/answer-question/<qid:int>", "POST", answer)
+    app.route("/cancel-question/<qid:int>", "POST", cancel_question)
+    app.route("/cancel-turn/<name>", "POST", cancel_turn)
+    app.route("/spawn", "POST", spawn)
+    app.route("/update-all", "POST", update_all)
+    app.route("/send/<name>", "POST", send)
+    for cmd, done in (
+        ("start", "started"),
+        ("stop", "stopped"),
+        ("restart", "restarted"),
+        ("kill", "killed"),
+        ("destroy", "destroyed"),
+        ("rebuild", "rebuilt"),
+    ):
+        app.route(f"/{cmd}/<name>", "POST", verb(cmd, done))
+
+    return app
+
+
+def _audit(what: str, agent: str | None, **fields: Any) -> None:
+    hlog.log(f"operator {what} (dashboard)", kind="web_request", agent=agent, **fields)

@@ -1,0 +1,303 @@
+"""Live updates: ONE admin-socket `watch` loop, its changes rendered once and fanned out as SSE.
+
+The loop never polls SQLite: it blocks in `watch` until the coordinator reports a change,
+re-renders only the sections that change touches (for topics someone is watching), and
+queues the changed rows to each subscriber. A slow subscriber is dropped, never waited for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import socket
+import threading
+import time
+import traceback
+from typing import Any
+
+from services.hive import log as hlog
+from services.hive.client import HiveClient, Refused, Unreachable
+from services.web import pages, views
+from services.web.admin import Admin
+
+WATCH_WAIT = 60.0
+"""Seconds one `watch` call may block (the coordinator allows up to 180)."""
+
+MIN_PUSH_GAP = 0.03
+"""Seconds between two renders: a burst of changes becomes one push."""
+
+QUEUE_FRAMES = 64
+HEARTBEAT = 15.0
+ALL_KINDS = frozenset({"agents", "approvals", "questions", "messages", "notifications", "turns"})
+
+
+def sse(event: str, data: str, event_id: str | None = None) -> str:
+    """One server-sent-events frame."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    body = "".join(f"data: {line}\n" for line in data.split("\n"))
+    return f"{head}event: {event}\n{body}\n"
+
+
+class StreamSlots:
+    """Each open stream holds a server thread: cap them so pages keep being served."""
+
+    def __init__(self, limit: int) -> None:
+        self._sem = threading.BoundedSemaphore(limit)
+        self.limit = limit
+
+    def acquire(self) -> bool:
+        return self._sem.acquire(blocking=False)
+
+    def release(self) -> None:
+        with contextlib.suppress(ValueError):
+            self._sem.release()
+
+
+class Subscriber:
+    """One browser tab's stream: frames queued by the hub, read by its server thread."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self._queue: queue.Queue[str | None] = queue.Queue(QUEUE_FRAMES)
+        self.closed = False
+
+    def put(self, frame: str | None) -> bool:
+        try:
+            self._queue.put_nowait(frame)
+            return True
+        except queue.Full:
+            self.closed = True
+            with contextlib.suppress(queue.Full):
+                self._queue.get_nowait()
+                self._queue.put_nowait(None)
+            return False
+
+    def get(self, timeout: float = HEARTBEAT) -> str | None:
+        """The next frame, "" when nothing came within `timeout`, None when the stream ends."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None if self.closed else ""
+
+
+class AgentRows:
+    """The admin `list` rows, fetched once per change rather than once per page."""
+
+    def __init__(self, admin: Admin) -> None:
+        self.admin = admin
+        self._rows: list[dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._rows = None
+
+    def get(self) -> list[dict[str, Any]]:
+        """Current rows; raises `Unreachable` when the coordinator does not answer."""
+        with self._lock:
+            if self._rows is None:
+                self._rows = list(self.admin.call("list")["agents"])
+            return self._rows
+
+
+class _Topic:
+    def __init__(self) -> None:
+        self.sections: dict[str, pages.Section] = {}
+        self.counts: dict[str, int] = {}
+        self.subscribers: set[Subscriber] = set()
+
+    def diff(self, new: dict[str, pages.Section]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, section in new.items():
+            old = self.sections.get(name)
+            if isinstance(section, pages.Keyed):
+                before = old.html if isinstance(old, pages.Keyed) else {}
+                changed = {k: h for k, h in section.html.items() if before.get(k) != h}
+                if changed or not isinstance(old, pages.Keyed) or old.order != section.order:
+                    out[name] = {"order": section.order, "html": changed}
+            elif section != old:
+                out[name] = {"html": section}
+            self.sections[name] = section
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            name: {"order": s.order, "html": s.html} if isinstance(s, pages.Keyed) else {"html": s}
+            for name, s in self.sections.items()
+        }
+
+
+class Hub:
+    def __init__(self, admin: Admin, renderer: pages.Renderer, slots: StreamSlots) -> None:
+        self.admin = admin
+        self.renderer = renderer
+        self.slots = slots
+        self.rows = AgentRows(admin)
+        self._topics: dict[str, _Topic] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._client: HiveClient | None = None
+        self._thread: threading.Thread | None = None
+        self._note_max = 0
+        self.status: dict[str, Any] = {"live": False, "error": "connecting to the coordinator"}
+        self.version = -1
+
+    # subscribers -------------------------------------------------------------------------
+    def subscribe(self, topic: str) -> Subscriber:
+        """A stream for `topic`; its first frame is the whole current state."""
+        with self._lock:
+            state = self._topics.get(topic)
+            if state is None:
+                state = _Topic()
+                state.diff(self._render(topic, list(pages.sections_of(topic))))
+                state.counts = views.counts()
+                self._topics[topic] = state
+            sub = Subscriber(topic)
+            state.subscribers.add(sub)
+            first = {"sections": state.snapshot(), "counts": state.counts, "status": self.status}
+            sub.put(sse("patch", json.dumps(first)))
+            return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        with self._lock:
+            state = self._topics.get(sub.topic)
+            if state is None:
+                return
+            state.subscribers.discard(sub)
+            if not state.subscribers:
+                del self._topics[sub.topic]
+
+    def subscribers(self) -> int:
+        with self._lock:
+            return sum(len(t.subscribers) for t in self._topics.values())
+
+    # rendering ---------------------------------------------------------------------------
+    def agent_rows(self) -> list[dict[str, Any]]:
+        """`list` rows, or none while the coordinator is unreachable.
+
+        The cached rows are trusted only while the watch loop is live (it invalidates them).
+        """
+        if not self.status.get("live"):
+            self.rows.invalidate()
+        try:
+            return self.rows.get()
+        except (Unreachable, Refused):
+            return []
+
+    def _render(self, topic: str, names: list[str]) -> dict[str, pages.Section]:
+        needs_rows = any(n in ("agents", "updatebar", "staterow", "turn") for n in names)
+        rows = self.agent_rows() if needs_rows else []
+        return self.renderer.sections(topic, names, rows)
+
+    def refresh(self, kinds: frozenset[str]) -> None:
+        """Re-render what `kinds` touched and queue the differences to every subscriber."""
+        with self._lock:
+            if kinds & pages.ROW_KINDS:
+                self.rows.invalidate()
+            notify = self._new_notifications() if kinds & pages.NOTES else []
+            if not self._topics:
+                return
+            counts = views.counts() if kinds & (pages.COUNT_KINDS | pages.NOTES) else None
+            for topic, state in list(self._topics.items()):
+                names = pages.affected(topic, kinds)
+                msg: dict[str, Any] = {}
+                if names:
+                    patch = state.diff(self._render(topic, names))
+                    if patch:
+                        msg["sections"] = patch
+                if counts is not None and counts != state.counts:
+                    state.counts = counts
+                    msg["counts"] = counts
+                if notify:
+                    msg["notify"] = notify
+                if msg:
+                    self._send(state, sse("patch", json.dumps(msg)))
+
+    def _new_notifications(self) -> list[dict[str, Any]]:
+        fresh = views.notifications_after(self._note_max)
+        if fresh:
+            self._note_max = max(n["id"] for n in fresh)
+        return fresh
+
+    def _send(self, state: _Topic, frame: str) -> None:
+        for sub in list(state.subscribers):
+            if not sub.put(frame):
+                state.subscribers.discard(sub)
+
+    def _set_status(self, live: bool, error: str | None) -> None:
+        status = {"live": live, "error": error}
+        with self._lock:
+            if status == self.status:
+                return
+            self.status = status
+            frame = sse("patch", json.dumps({"status": status}))
+            for state in self._topics.values():
+                self._send(state, frame)
+
+    # the watch loop ----------------------------------------------------------------------
+    def start(self) -> None:
+        self._note_max = views.notification_max()
+        self._thread = threading.Thread(target=self._run, name="hive-web-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        client = self._client
+        if client is not None:
+            with contextlib.suppress(OSError):
+                client.sock.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            for state in self._topics.values():
+                for sub in state.subscribers:
+                    sub.closed = True
+                    sub.put(None)
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                self._client = HiveClient(self.admin.path, timeout=10.0)
+            except Unreachable as e:
+                self._set_status(False, str(e))
+                self._stop.wait(backoff)
+                backoff = min(5.0, backoff * 2)
+                continue
+            try:
+                self._watch(self._client)
+            except (Unreachable, Refused, OSError, ValueError) as e:
+                if not self._stop.is_set():
+                    self._set_status(False, f"lost the coordinator: {e}")
+                    hlog.log(f"watch loop: {e}", kind="web_request", priority=hlog.WARNING)
+            finally:
+                self._client.close()
+                self._client = None
+            self._stop.wait(backoff)
+
+    def _watch(self, client: HiveClient) -> None:
+        after = -1
+        while not self._stop.is_set():
+            reply = client.call("watch", after=after, wait_seconds=WATCH_WAIT)
+            version = int(reply["changes"])
+            kinds = frozenset(str(k) for k in reply.get("kinds", ())) & ALL_KINDS
+            if after == -1:
+                kinds = ALL_KINDS  # a first watch (or after a reconnect): everything may differ
+                self.rows.invalidate()
+            after = version
+            self.version = version
+            self._set_status(True, None)
+            if kinds:
+                started = time.monotonic()
+                try:
+                    self.refresh(kinds)
+                except Exception as e:  # a bad render must not stop the live updates
+                    hlog.log(
+                        f"live update failed: {e!r}\n{traceback.format_exc()}",
+                        kind="web_request",
+                        priority=hlog.ERR,
+                    )
+                gap = MIN_PUSH_GAP - (time.monotonic() - started)
+                if gap > 0:
+                    self._stop.wait(gap)

@@ -1,0 +1,165 @@
+"""What each page and each live section looks like: `views` data through the bottle templates.
+
+A topic is what one browser tab watches: `index` (the dashboard) or `agent:<name>`. A
+section is one live region of it, keyed by row so a push carries only changed rows. This
+module renders; it never talks to the hive (agent rows are handed in).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bottle  # type: ignore[import-untyped]
+
+from services.web import views
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+LOOKUP = [str(TEMPLATES) + "/"]
+
+INDEX = "index"
+AGENT_PREFIX = "agent:"
+
+ROW_KINDS = frozenset({"agents", "turns", "messages"})
+"""Changes that alter a `list` row (state, turn, inbox count)."""
+
+NOTES = frozenset({"notifications"})
+COUNT_KINDS = frozenset({"approvals", "questions"})
+
+INDEX_SECTIONS: dict[str, frozenset[str]] = {
+    "notes": NOTES,
+    "approvals": frozenset({"approvals"}),
+    "questions": frozenset({"questions"}),
+    "updatebar": frozenset({"agents"}),
+    "agents": ROW_KINDS,
+    "decisions": frozenset({"approvals"}),
+}
+AGENT_SECTIONS: dict[str, frozenset[str]] = {
+    "notes": NOTES,
+    "staterow": ROW_KINDS,
+    "turn": ROW_KINDS,
+    "inbox": frozenset({"messages"}),
+}
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """A section made of rows: their keys in display order and each row's HTML."""
+
+    order: list[str]
+    html: dict[str, str]
+
+    def joined(self) -> str:
+        return "".join(self.html[k] for k in self.order)
+
+
+Section = Keyed | str
+
+
+def agent_topic(name: str) -> str:
+    return AGENT_PREFIX + name
+
+
+def topic_agent(topic: str) -> str | None:
+    return topic[len(AGENT_PREFIX) :] if topic.startswith(AGENT_PREFIX) else None
+
+
+def sections_of(topic: str) -> dict[str, frozenset[str]]:
+    return AGENT_SECTIONS if topic_agent(topic) is not None else INDEX_SECTIONS
+
+
+def affected(topic: str, kinds: Iterable[str]) -> list[str]:
+    changed = frozenset(kinds)
+    return [name for name, deps in sections_of(topic).items() if deps & changed]
+
+
+def render(template: str, /, **kw: Any) -> str:
+    return str(bottle.template(template, template_lookup=LOOKUP, **kw))
+
+
+class Renderer:
+    """Renders sections and pages; a row whose data did not change is not rendered again."""
+
+    def __init__(self, cache_size: int = 8192) -> None:
+        self._cache: OrderedDict[str, str] = OrderedDict()
+        self._size = cache_size
+        self._lock = threading.Lock()
+
+    def fragment(self, template: str, **kw: Any) -> str:
+        key = template + "\0" + json.dumps(kw, sort_keys=True, default=str)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        html = render(template, **kw)
+        with self._lock:
+            self._cache[key] = html
+            if len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return html
+
+    def _keyed(self, template: str, var: str, prefix: str, items: list[dict[str, Any]]) -> Keyed:
+        order: list[str] = []
+        html: dict[str, str] = {}
+        for item in items:
+            key = f"{prefix}-{item['id'] if 'id' in item else item['name']}"
+            order.append(key)
+            html[key] = self.fragment(template, **{var: item})
+        return Keyed(order, html)
+
+    def section(self, topic: str, name: str, rows: list[dict[str, Any]]) -> Section:
+        agent = topic_agent(topic)
+        if name == "notes":
+            return self._keyed("note", "n", "note", views.notifications())
+        if name == "approvals":
+            return self._keyed("approval", "a", "approval", views.approvals())
+        if name == "decisions":
+            return self._keyed("decision", "a", "decision", views.decisions())
+        if name == "questions":
+            return self._keyed("question", "q", "question", views.questions())
+        if name == "agents":
+            return self._keyed("agent_row", "a", "agent", [views.agent_view(r) for r in rows])
+        if name == "updatebar":
+            return self.fragment("updatebar", stale=views.stale(rows))
+        if agent is None:
+            raise KeyError(f"no section {name!r} on {topic}")
+        row = next((r for r in rows if r["name"] == agent), None)
+        if name == "staterow":
+            return self.fragment("staterow", a=None if row is None else views.agent_view(row))
+        if name == "turn":
+            return self.fragment("turn", t=views.turn_view(row.get("turn") if row else None))
+        if name == "inbox":
+            return self._keyed("message", "m", "msg", views.inbox(agent))
+        raise KeyError(f"no section {name!r} on {topic}")
+
+    def sections(
+        self, topic: str, names: Iterable[str], rows: list[dict[str, Any]]
+    ) -> dict[str, Section]:
+        with views.read_tx():
+            return {name: self.section(topic, name, rows) for name in names}
+
+    def page(self, topic: str, rows: list[dict[str, Any]], csrf: str, banner: str | None) -> str:
+        """A whole page, with the same section HTML the live updates carry."""
+        names = list(sections_of(topic))
+        with views.read_tx():
+            sections = {n: self.section(topic, n, rows) for n in names}
+            counts = views.counts()
+        joined = {n: s.joined() if isinstance(s, Keyed) else s for n, s in sections.items()}
+        agent = topic_agent(topic)
+        return render(
+            "agent" if agent is not None else "index",
+            name=agent,
+            sections=joined,
+            counts=counts,
+            csrf=csrf,
+            topic=topic,
+            server_time=f"{time.time():.3f}",
+            banner=banner,
+        )

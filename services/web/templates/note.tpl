@@ -1,0 +1,1 @@
+<span class="note-chip{{' alert' if n['alert'] else ''}}" id="note-{{n['id']}}" data-note="{{n['id']}}" title="{{n['created_clock']}}">{{n['text']}} <time class="dim" data-ts="{{n['created_at']}}"></time></span>

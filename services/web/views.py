@@ -1,0 +1,287 @@
+"""What the dashboard shows, as plain dicts: SQLite queries (read-only) and `list` rows shaped.
+
+Every query here is a SELECT a person could run in sqlite3; this module never writes,
+and the connection it opens refuses writes (`PRAGMA query_only`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import peewee as pw
+
+from services.hive.db import (
+    Agent,
+    Approval,
+    Message,
+    Notification,
+    OperatorQuestion,
+    database,
+    open_db,
+)
+from services.hive.names import MANAGER, OPERATOR, SYSTEM
+from services.web import display
+
+APPROVALS_SHOWN = 50
+QUESTIONS_SHOWN = 50
+NOTIFICATIONS_SHOWN = 30
+DECISIONS_SHOWN = 5
+INBOX_SHOWN = 200
+
+RUNNING_TURN_STATES = frozenset({"thinking", "tool", "waiting", "error"})
+CRASH_KINDS = frozenset({"container_crash"})
+
+
+class NoDatabase(Exception):
+    """The hive's database does not exist (yet): the coordinator creates it."""
+
+
+def read_tx() -> Any:
+    """One read transaction, so a page's queries see one consistent state."""
+    return database.atomic()
+
+
+def open_readonly(path: Path, wait: float = 30.0) -> pw.SqliteDatabase:
+    """Open the hive's database for reading only, waiting up to `wait` s for it to appear."""
+    deadline = time.monotonic() + wait
+    try:
+        while not path.exists():
+            if time.monotonic() >= deadline:
+                raise NoDatabase(
+                    f"the hive database {path} does not exist: start the coordinator first "
+                    "(systemctl start hive-coordinator)"
+                )
+            time.sleep(0.2)
+        db = open_db(path, create=False)
+        db.pragma("query_only", 1, permanent=True)
+        Agent.select().count()  # fail now, with a sentence, rather than on the first page
+    except (PermissionError, pw.OperationalError) as e:
+        raise NoDatabase(
+            f"cannot read the hive database {path} ({e}): hive-web needs read access to it and "
+            "write access to its -shm file (group hive-admin on the state directory)"
+        ) from None
+    return db
+
+
+# agents (rows of the admin `list` command) ---------------------------------------------
+
+
+def turn_running(turn: dict[str, Any] | None) -> bool:
+    if not turn or turn.get("started_at") is None:
+        return False
+    ended = turn.get("ended_at")
+    return turn.get("state") in RUNNING_TURN_STATES and (
+        ended is None or ended < turn["started_at"]
+    )
+
+
+def agent_status(row: dict[str, Any]) -> str:
+    """running / failed / spawning / stopped / needs_login (the badge)."""
+    if row.get("needs_login"):
+        return "needs_login"
+    state = str(row.get("state") or "stopped")
+    return state if state in ("running", "failed", "spawning", "stopped") else "stopped"
+
+
+def turn_view(turn: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not turn:
+        return None
+    started, ended = turn.get("started_at"), turn.get("ended_at")
+    total = int(turn.get("input_tokens") or 0) + int(turn.get("output_tokens") or 0)
+    took = ended - started if started is not None and ended is not None else None
+    return {
+        "state": turn.get("state") or "idle",
+        "running": turn_running(turn),
+        "tool": turn.get("tool"),
+        "detail": turn.get("detail"),
+        "started_at": started,
+        "ended_at": ended,
+        "started_clock": display.clock(started),
+        "ended_clock": display.clock(ended),
+        "took": display.duration(took) if took is not None and took >= 0 else None,
+        "tokens": display.tokens(total),
+        "input_tokens": int(turn.get("input_tokens") or 0),
+        "output_tokens": int(turn.get("output_tokens") or 0),
+        "cached_tokens": int(turn.get("cached_tokens") or 0),
+        "cost": display.cost(float(turn.get("cost_usd") or 0.0)),
+    }
+
+
+def agent_view(row: dict[str, Any]) -> dict[str, Any]:
+    """One row of `list`, shaped for the agents table and the per-agent state row."""
+    status = agent_status(row)
+    transient = row.get("transient")
+    turn = turn_view(row.get("turn"))
+    running = status in ("running", "needs_login")
+    return {
+        "name": row["name"],
+        "is_manager": row["name"] == MANAGER,
+        "status": status,
+        "transient": transient,
+        "busy": bool(transient) or status == "spawning",
+        "label": transient or status,
+        "note": row.get("note"),
+        "model": row.get("model") or "default",
+        "model_override": bool(row.get("model_override")),
+        "inbox": int(row.get("inbox") or 0),
+        "needs_update": bool(row.get("needs_update")),
+        "turn": turn,
+        "can_start": status in ("stopped", "failed") and not transient,
+        "can_stop": running and not transient,
+        "can_destroy": row["name"] != MANAGER and status != "spawning" and not transient,
+        "can_cancel": bool(turn and turn["running"]),
+    }
+
+
+def stale(rows: list[dict[str, Any]]) -> list[str]:
+    """Agents whose container was built from another platform rev (↻ UPD4TE 4LL)."""
+    return [r["name"] for r in rows if r.get("needs_update") and not r.get("transient")]
+
+
+# approvals, questions, notifications (SQLite) ------------------------------------------
+
+
+def approval_view(a: Approval) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "agent": a.agent,
+        "kind": a.kind,
+        "spawn": a.kind == "spawn",
+        "commit": (a.commit_ref or "")[:12],
+        "status": a.status,
+        "applying": a.status == "applying",
+        "note": a.note,
+        "requested_at": a.requested_at,
+        "requested_clock": display.clock(a.requested_at),
+        "resolved_at": a.resolved_at,
+        "diff": display.diff_lines(a.diff),
+    }
+
+
+def approvals() -> list[dict[str, Any]]:
+    """Approvals waiting (pending or applying), oldest first; the header counts them all."""
+    waiting = Approval.status.in_(("pending", "applying"))
+    rows = Approval.select().where(waiting).order_by(Approval.id).limit(APPROVALS_SHOWN)
+    return [approval_view(a) for a in rows]
+
+
+def decisions() -> list[dict[str, Any]]:
+    """The last few resolved approvals, newest first."""
+    rows = (
+        Approval.select()
+        .where(Approval.status.in_(("approved", "denied", "failed")))
+        .order_by(Approval.id.desc())
+        .limit(DECISIONS_SHOWN)
+    )
+    return [approval_view(a) for a in rows]
+
+
+def question_view(q: OperatorQuestion) -> dict[str, Any]:
+    try:
+        options = [str(o) for o in json.loads(q.options or "[]")]
+    except ValueError:
+        options = []
+    return {
+        "id": q.id,
+        "asker": q.asker,
+        "question": q.question,
+        "options": options,
+        "multi": bool(q.multi),
+        "deadline": q.deadline,
+        "asked_at": q.asked_at,
+        "asked_clock": display.clock(q.asked_at),
+    }
+
+
+def questions() -> list[dict[str, Any]]:
+    """Pending questions, oldest first."""
+    rows = (
+        OperatorQuestion.select()
+        .where(OperatorQuestion.status == "pending")
+        .order_by(OperatorQuestion.id)
+        .limit(QUESTIONS_SHOWN)
+    )
+    return [question_view(q) for q in rows]
+
+
+def notifications() -> list[dict[str, Any]]:
+    rows = Notification.select().order_by(Notification.id.desc()).limit(NOTIFICATIONS_SHOWN)
+    return [
+        {
+            "id": n.id,
+            "kind": n.kind,
+            "agent": n.agent,
+            "text": n.text,
+            "alert": n.kind in CRASH_KINDS or "fail" in n.text,
+            "created_at": n.created_at,
+            "created_clock": display.clock(n.created_at),
+        }
+        for n in rows
+    ]
+
+
+def counts() -> dict[str, int]:
+    """Pending approvals and questions (the header), and approvals still being applied."""
+    pending = Approval.select().where(Approval.status == "pending").count()
+    applying = Approval.select().where(Approval.status == "applying").count()
+    questions = OperatorQuestion.select().where(OperatorQuestion.status == "pending").count()
+    return {
+        "approvals": pending,
+        "questions": questions,
+        "approvals_total": pending + applying,
+        "questions_total": questions,
+    }
+
+
+# one agent's inbox ---------------------------------------------------------------------
+
+
+def message_view(m: Message, agent: str) -> dict[str, Any]:
+    event = display.helper_event(m.body) if m.sender == SYSTEM else None
+    return {
+        "id": m.id,
+        "sender": m.sender,
+        "recipient": m.recipient,
+        "incoming": m.recipient == agent,
+        "from_operator": m.sender == OPERATOR,
+        "body": m.body,
+        "event": event,
+        "delivered": m.delivered_at is not None,
+        "created_at": m.created_at,
+        "created_clock": display.clock(m.created_at),
+    }
+
+
+def inbox(agent: str) -> list[dict[str, Any]]:
+    """The agent's last messages in and out, oldest first."""
+    rows = (
+        Message.select()
+        .where((Message.recipient == agent) | (Message.sender == agent))
+        .order_by(Message.id.desc())
+        .limit(INBOX_SHOWN)
+    )
+    return [message_view(m, agent) for m in reversed(list(rows))]
+
+
+def agent_exists(name: str) -> bool:
+    found: bool = Agent.select().where(Agent.name == name).exists()
+    return found
+
+
+def notification_max() -> int:
+    last = Notification.select(Notification.id).order_by(Notification.id.desc()).first()
+    return int(last.id) if last is not None else 0
+
+
+def notifications_after(after: int) -> list[dict[str, Any]]:
+    """Notifications newer than `after`, oldest first (browser notifications pop for these)."""
+    rows = Notification.select().where(Notification.id > after).order_by(Notification.id)
+    return [{"id": n.id, "kind": n.kind, "agent": n.agent, "text": n.text} for n in rows.limit(20)]
+
+
+def question_is_multi(qid: int) -> bool:
+    q = OperatorQuestion.get_or_none(OperatorQuestion.id == qid)
+    return bool(q is not None and q.multi)
