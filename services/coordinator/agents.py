@@ -18,6 +18,15 @@ class NoSuchAgent(Refusal):
     pass
 
 
+_names: set[str] | None = None
+"""Names of the agents, cached: the coordinator is the only writer of the agents table."""
+
+
+def _forget() -> None:
+    global _names
+    _names = None
+
+
 def get(name: str) -> Agent:
     agent: Agent | None = Agent.get_or_none(Agent.name == name)
     if agent is None:
@@ -26,8 +35,17 @@ def get(name: str) -> Agent:
 
 
 def exists(name: str) -> bool:
-    found: bool = Agent.select().where(Agent.name == name).exists()
-    return found
+    global _names
+    if _names is None:
+        _names = set(names())
+    return name in _names
+
+
+def require(name: str) -> str:
+    """`name` if such an agent exists, else a refusal."""
+    if not exists(name):
+        raise NoSuchAgent(f"no agent named {name!r}: see `hivectl list`")
+    return name
 
 
 def create(
@@ -35,10 +53,19 @@ def create(
 ) -> Agent:
     """Insert a new agent record; refuse a name that is taken."""
     with write_tx():
-        if exists(name):
+        if Agent.select().where(Agent.name == name).exists():
             raise AgentExists(f"agent {name!r} already exists")
         agent: Agent = Agent.create(name=name, kind=kind, state=state, note=note)
+    _forget()
     return agent
+
+
+def delete(name: str) -> None:
+    """Remove an agent's record and its turn state (its messages stay, as history)."""
+    with write_tx():
+        Agent.delete().where(Agent.name == name).execute()
+        TurnState.delete().where(TurnState.agent == name).execute()
+    _forget()
 
 
 def set_state(name: str, state: str, note: str | None = None) -> None:

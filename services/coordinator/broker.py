@@ -6,21 +6,51 @@ that asks to acknowledge — when it acks, the message being leased to its conne
 (`claimed_at`) until then and returned to the inbox if the connection goes away first.
 A reply that cannot reach its receiver is put back. Waiters are woken by sends in this
 process, by the doorbell other processes ring, and only as a safety net by a slow poll.
+The hot path speaks SQL directly: building queries through the ORM cost more than the
+queries.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from services.coordinator.connection import Connection
-from services.hive.db import Message, now, write_tx
-from services.hive.inbox import insert_message
+from services.hive.db import now, raw, raw_write_tx
 from services.hive.protocol import Refusal
 
 MAX_WAIT_SECONDS = 180
+
+_COLUMNS = "id, sender, recipient, body, created_at"
+_NEXT = (
+    f"SELECT {_COLUMNS} FROM messages WHERE recipient = ? AND delivered_at IS NULL "
+    "AND claimed_at IS NULL ORDER BY id LIMIT 1"
+)
+_WAITING = (
+    "SELECT 1 FROM messages WHERE recipient = ? AND delivered_at IS NULL "
+    "AND claimed_at IS NULL LIMIT 1"
+)
+_INSERT = (
+    "INSERT INTO messages (sender, recipient, body, created_at, claimed_at, delivered_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+@dataclass(frozen=True)
+class Msg:
+    """A message as the broker hands it out (the columns `recv` returns)."""
+
+    id: int
+    sender: str
+    recipient: str
+    body: str
+    created_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 class _Kicked:
@@ -28,7 +58,7 @@ class _Kicked:
 
 
 KICKED = _Kicked()
-Wake = Message | _Kicked | None  # a handed-off message, a kick, or "look again"
+Wake = Msg | _Kicked | None  # a handed-off message, a kick, or "look again"
 
 
 @dataclass
@@ -42,7 +72,7 @@ class Waiter:
 
 @dataclass(frozen=True)
 class Received:
-    message: Message | None
+    message: Msg | None
     kicked: bool = False
 
 
@@ -52,19 +82,17 @@ class Broker:
         self._last_seen_id = 0
 
     # sending -------------------------------------------------------------------------------
-    def send(self, sender: str, recipient: str, body: str) -> Message:
+    def send(self, sender: str, recipient: str, body: str) -> Msg:
         """Store a message; hand it straight to a waiting receiver if its inbox is empty."""
-        with write_tx():
+        stamp = now()
+        with raw_write_tx() as db:
             waiter = self._live_waiter(recipient)
-            if waiter is not None and self._has_backlog(recipient):
-                waiter = None
-            msg = insert_message(
-                sender,
-                recipient,
-                body,
-                delivered=waiter is not None and not waiter.lease,
-                claimed=waiter is not None and waiter.lease,
-            )
+            if waiter is not None and db.execute(_WAITING, (recipient,)).fetchone():
+                waiter = None  # older messages go first
+            delivered = stamp if waiter is not None and not waiter.lease else None
+            claimed = stamp if waiter is not None and waiter.lease else None
+            cur = db.execute(_INSERT, (sender, recipient, body, stamp, claimed, delivered))
+            msg = Msg(int(cur.lastrowid or 0), sender, recipient, body, stamp)
         self._last_seen_id = max(self._last_seen_id, msg.id)
         if waiter is not None:
             self._remove(recipient, waiter)
@@ -103,65 +131,51 @@ class Broker:
                 self._remove(recipient, waiter)
             if waiter.future.done():
                 woke = waiter.future.result()
-                if isinstance(woke, Message):
+                if isinstance(woke, Msg):
                     return Received(woke)
                 kicked = kicked or woke is KICKED
             elif conn.gone.is_set() or loop.time() >= deadline:
                 return Received(None)  # timed out or the peer left
 
-    def claim(self, recipient: str, lessee: Connection | None = None) -> Message | None:
+    def claim(self, recipient: str, lessee: Connection | None = None) -> Msg | None:
         """Take the oldest waiting message for `recipient`: delivered, or leased to `lessee`."""
-        with write_tx():
-            msg = (
-                Message.select()
-                .where(
-                    (Message.recipient == recipient)
-                    & Message.delivered_at.is_null()
-                    & Message.claimed_at.is_null()
-                )
-                .order_by(Message.id)
-                .first()
-            )
-            if msg is None:
+        with raw_write_tx() as db:
+            row = db.execute(_NEXT, (recipient,)).fetchone()
+            if row is None:
                 return None
-            stamp = now()
-            if lessee is None:
-                msg.delivered_at = stamp
-                Message.update(delivered_at=stamp).where(Message.id == msg.id).execute()
-            else:
-                msg.claimed_at = stamp
-                Message.update(claimed_at=stamp).where(Message.id == msg.id).execute()
+            column = "delivered_at" if lessee is None else "claimed_at"
+            db.execute(f"UPDATE messages SET {column} = ? WHERE id = ?", (now(), row[0]))
         if lessee is not None:
-            lessee.leases.add(msg.id)
-        result: Message = msg
-        return result
+            lessee.leases.add(row[0])
+        return Msg(*row)
 
-    def unclaim(self, msg: Message, conn: Connection | None = None) -> None:
+    def unclaim(self, msg: Msg, conn: Connection | None = None) -> None:
         """Put back a message whose delivery never reached its receiver."""
-        with write_tx():
-            Message.update(delivered_at=None, claimed_at=None).where(Message.id == msg.id).execute()
+        with raw_write_tx() as db:
+            db.execute(
+                "UPDATE messages SET delivered_at = NULL, claimed_at = NULL WHERE id = ?",
+                (msg.id,),
+            )
         if conn is not None:
             conn.leases.discard(msg.id)
         self.wake(msg.recipient)
 
     def ack(self, conn: Connection, recipient: str, message_id: int) -> bool:
         """Mark a leased message delivered; False if it was already (an ack is idempotent)."""
-        with write_tx():
-            changed = (
-                Message.update(delivered_at=now(), claimed_at=None)
-                .where(
-                    (Message.id == message_id)
-                    & (Message.recipient == recipient)
-                    & Message.delivered_at.is_null()
-                )
-                .execute()
+        with raw_write_tx() as db:
+            changed = db.execute(
+                "UPDATE messages SET delivered_at = ?, claimed_at = NULL "
+                "WHERE id = ? AND recipient = ? AND delivered_at IS NULL",
+                (now(), message_id, recipient),
+            ).rowcount
+            known = (
+                changed
+                or db.execute(
+                    "SELECT 1 FROM messages WHERE id = ? AND recipient = ?", (message_id, recipient)
+                ).fetchone()
             )
-            if not changed and not (
-                Message.select()
-                .where((Message.id == message_id) & (Message.recipient == recipient))
-                .exists()
-            ):
-                raise Refusal(f"no message #{message_id} for {recipient}")
+        if not known:
+            raise Refusal(f"no message #{message_id} for {recipient}")
         conn.leases.discard(message_id)
         return bool(changed)
 
@@ -169,23 +183,28 @@ class Broker:
         """A connection went away: its unacknowledged messages go back to the inbox."""
         if not conn.leases:
             return
-        ids = list(conn.leases)
+        ids = sorted(conn.leases)
         conn.leases.clear()
-        with write_tx():
-            Message.update(claimed_at=None).where(
-                Message.id.in_(ids) & Message.delivered_at.is_null()
-            ).execute()
-        query = Message.select(Message.recipient).where(Message.id.in_(ids))
-        for recipient in {str(m.recipient) for m in query}:
+        marks = ",".join("?" * len(ids))
+        with raw_write_tx() as db:
+            db.execute(
+                f"UPDATE messages SET claimed_at = NULL "
+                f"WHERE id IN ({marks}) AND delivered_at IS NULL",
+                ids,
+            )
+            rows = db.execute(f"SELECT DISTINCT recipient FROM messages WHERE id IN ({marks})", ids)
+            recipients = [r[0] for r in rows]
+        for recipient in recipients:
             self.wake(recipient)
 
     @staticmethod
     def release_all() -> None:
         """At start: leases held by connections of a previous coordinator are void."""
-        with write_tx():
-            Message.update(claimed_at=None).where(
-                Message.claimed_at.is_null(False) & Message.delivered_at.is_null()
-            ).execute()
+        with raw_write_tx() as db:
+            db.execute(
+                "UPDATE messages SET claimed_at = NULL "
+                "WHERE claimed_at IS NOT NULL AND delivered_at IS NULL"
+            )
 
     # waking --------------------------------------------------------------------------------
     def wake(self, recipient: str) -> None:
@@ -208,7 +227,7 @@ class Broker:
 
         True if there were messages this process had not seen.
         """
-        last = Message.select(Message.id).order_by(Message.id.desc()).limit(1).scalar() or 0
+        last = raw().execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
         if last == self._last_seen_id:
             return False
         self._last_seen_id = last
@@ -222,14 +241,18 @@ class Broker:
             return len(self._waiters.get(recipient, ()))
         return sum(len(q) for q in self._waiters.values())
 
-    def backlog(self, recipient: str) -> int:
-        """Undelivered messages for `recipient`."""
-        count: int = (
-            Message.select()
-            .where((Message.recipient == recipient) & Message.delivered_at.is_null())
-            .count()
+    @staticmethod
+    def backlog(recipient: str) -> int:
+        """Messages for `recipient` not yet delivered (leased ones included)."""
+        row = (
+            raw()
+            .execute(
+                "SELECT COUNT(*) FROM messages WHERE recipient = ? AND delivered_at IS NULL",
+                (recipient,),
+            )
+            .fetchone()
         )
-        return count
+        return int(row[0])
 
     # internals -----------------------------------------------------------------------------
     def _live_waiter(self, recipient: str) -> Waiter | None:
@@ -241,23 +264,11 @@ class Broker:
             queue.popleft()
         return None
 
-    def _has_backlog(self, recipient: str) -> bool:
-        exists: bool = (
-            Message.select(Message.id)
-            .where(
-                (Message.recipient == recipient)
-                & Message.delivered_at.is_null()
-                & Message.claimed_at.is_null()
-            )
-            .exists()
-        )
-        return exists
-
     def _remove(self, recipient: str, waiter: Waiter) -> None:
         queue = self._waiters.get(recipient)
         if queue is None:
             return
-        with contextlib.suppress(ValueError):
+        if waiter in queue:
             queue.remove(waiter)
         if not queue:
             del self._waiters[recipient]

@@ -18,8 +18,6 @@ from services.coordinator.connection import Connection, Reply
 from services.hive import protocol as p
 from services.hive.agentconfig import valid_model
 from services.hive.db import TurnState, now
-from services.hive.inbox import message_dict
-from services.hive.log import log
 from services.hive.names import MANAGER, OPERATOR, validate_agent_name
 
 if TYPE_CHECKING:
@@ -85,9 +83,7 @@ async def run(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Reply
 
 
 def _existing_agent(req: dict[str, Any], field: str = "name") -> str:
-    name = validate_agent_name(p.get_str(req, field, max_len=64))
-    agents.get(name)
-    return str(name)
+    return agents.require(validate_agent_name(p.get_str(req, field, max_len=64)))
 
 
 # every socket --------------------------------------------------------------------------
@@ -115,14 +111,6 @@ def send(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
             )
     msg = hive.broker.send(conn.caller.name, recipient, body)
     hive.changed("messages")
-    log(
-        f"message #{msg.id} from {conn.caller.name} to {recipient}",
-        kind="message_sent",
-        agent=recipient,
-        sender=conn.caller.name,
-        message_no=msg.id,
-        priority=7,
-    )
     return {"id": msg.id}
 
 
@@ -142,7 +130,7 @@ async def recv(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Resu
         return {"message": None, **({"kicked": True} if got.kicked else {})}
     msg = got.message
     hive.changed("messages")
-    return Reply(p.ok(message=message_dict(msg)), undo=lambda: hive.broker.unclaim(msg, conn))
+    return Reply(p.ok(message=msg.to_dict()), undo=lambda: hive.broker.unclaim(msg, conn))
 
 
 @command("ack", AGENT_ROLES, "ack {id}: the message from `recv {ack: true}` is safely kept")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 from collections import defaultdict
@@ -21,7 +22,7 @@ from services.coordinator import agents, repos
 from services.coordinator.backends import AgentSpec
 from services.hive import log as hlog
 from services.hive.agentconfig import CONFIG_FILE, AgentConfig, parse, template
-from services.hive.db import Agent, TransientState, TurnState, now, write_tx
+from services.hive.db import Agent, Event, TransientState, now, write_tx
 from services.hive.events import ContainerCrash, Destroyed, Killed, Rebuilt, Spawned
 from services.hive.names import MANAGER
 from services.hive.platform import platform_rev, write_marker
@@ -255,9 +256,7 @@ class Lifecycle:
                 self.paths.rev_marker(name).unlink(missing_ok=True)
                 if purge:
                     shutil.rmtree(self.paths.agent_dir(name), ignore_errors=True)
-                with write_tx():
-                    Agent.delete().where(Agent.name == name).execute()
-                    TurnState.delete().where(TurnState.agent == name).execute()
+                agents.delete(name)
             hlog.log(
                 f"{name} destroyed" + (" and purged" if purge else ""), kind="lifecycle", agent=name
             )
@@ -293,7 +292,9 @@ class Lifecycle:
         self.hive.notify(ContainerCrash(agent=name, note=note))
 
     async def resume(self, skip: list[str]) -> None:
-        """After a coordinator start: agents that should run and do not are started again.
+        """After a coordinator start: agents that should run and do not are started again,
+        unless the crash watcher recorded a crash while the coordinator was away (then
+        they are shown failed, as if it had been here).
 
         `skip` names agents an interrupted approval is already finishing.
         """
@@ -303,6 +304,20 @@ class Lifecycle:
             if agent.state == "spawning":
                 blob, sha = self.source_config(agent.name)
                 self.hive.spawn_task(self.create(agent.name, blob, sha, "resumed spawn"))
+                continue
+            crash = (
+                Event.select()
+                .where(
+                    (Event.kind == "container_crash")
+                    & (Event.agent == agent.name)
+                    & (Event.created_at > agent.updated_at)
+                )
+                .order_by(Event.id.desc())
+                .first()
+            )
+            if crash is not None:
+                note = json.loads(crash.payload).get("note") or "crashed"
+                self._set(agent.name, "failed", note)
                 continue
             try:
                 await self.start(agent.name)

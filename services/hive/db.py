@@ -7,6 +7,7 @@ transaction loses updates when several services write at once.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,7 +68,7 @@ class Message(_Model):
 
     class Meta:
         table_name = "messages"
-        indexes = ((("recipient", "delivered_at", "id"), False),)
+        indexes = ((("recipient", "delivered_at", "claimed_at", "id"), False),)
 
 
 class Approval(_Model):
@@ -211,3 +212,26 @@ def write_tx() -> Iterator[Any]:
     """A transaction that takes the write lock up front (BEGIN IMMEDIATE)."""
     with database.atomic("IMMEDIATE") as tx:
         yield tx
+
+
+def raw() -> sqlite3.Connection:
+    """This thread's raw connection (autocommit), for reads on hot paths."""
+    conn: sqlite3.Connection = database.connection()
+    return conn
+
+
+@contextmanager
+def raw_write_tx() -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE on the raw connection, for hot paths that skip the ORM.
+
+    Never nest it in `write_tx()`; outside one, peewee leaves the connection in
+    autocommit, so this transaction is the only one open.
+    """
+    conn = raw()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

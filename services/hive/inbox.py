@@ -9,23 +9,11 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
-from typing import Any
 
 from services.hive.db import Event, Message, Notification, now, write_tx
 from services.hive.events import HelperEvent
 from services.hive.log import log
 from services.hive.names import MANAGER, SYSTEM
-
-
-def message_dict(msg: Message) -> dict[str, Any]:
-    """A message as `recv` returns it (PROTOCOL.md)."""
-    return {
-        "id": msg.id,
-        "sender": msg.sender,
-        "recipient": msg.recipient,
-        "body": msg.body,
-        "created_at": msg.created_at,
-    }
 
 
 def insert_message(

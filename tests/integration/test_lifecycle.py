@@ -191,3 +191,20 @@ def test_watch_wakes_on_every_kind_of_change(hive: RunningHive) -> None:
         reply = seen["reply"]
         assert isinstance(reply, dict) and "questions" in reply["kinds"]
         assert reply["changes"] > version
+
+
+def test_a_crash_recorded_while_the_coordinator_was_down_is_not_hidden(env: dict[str, str]) -> None:
+    from services.hive.db import open_db
+    from services.hive.events import ContainerCrash
+    from services.hive.inbox import notify_manager
+
+    with running_hive(env) as hive, hive.admin() as a:
+        a.call("spawn", name="alice")
+    open_db(Path(env["HIVE_STATE_DIR"]) / "hive.db")
+    notify_manager(ContainerCrash(agent="alice", note="exit status 3 (seen by the watcher)"))
+    with running_hive(env) as hive, hive.admin() as a:
+        row = a.call("agent_status", name="alice")["agents"][0]
+        assert row["state"] == "failed" and "exit status 3" in row["note"]
+        assert not (hive.paths.runtime_dir / "process" / "alice.pid").exists()
+        bob = a.call("spawn", name="bob")["agent"]  # the others carry on
+        assert bob["state"] == "running"

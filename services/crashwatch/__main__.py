@@ -1,0 +1,30 @@
+"""Entry point of hive-crashwatch: open the database, build the watcher, run until stopped."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from services.crashwatch.service import RECONCILE_EVERY, CrashWatchService
+from services.hive import log as hlog
+from services.hive.db import open_db
+from services.hive.paths import Paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    hlog.set_identifier("hive-crashwatch")
+    paths = Paths.from_env()
+    try:
+        every = float(os.environ.get("HIVE_CRASHWATCH_RECONCILE") or RECONCILE_EVERY)
+        db = open_db(paths.db)
+    except (OSError, ValueError) as e:
+        print(f"hive-crashwatch: cannot start: {e}", file=sys.stderr)
+        return 1
+    try:
+        return CrashWatchService(paths.doorbell, reconcile_every=every).run()
+    finally:
+        db.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
