@@ -17,6 +17,11 @@ What it measures for each system:
 * latency to an idle consumer: ~40 messages at random times over ~30 s, all systems at once.
 * idle CPU: 50 receivers blocked and no traffic; utime+stime of the broker over 10 s.
 
+Processes: receivers are threads (blocking calls) in 2 processes, the 4 senders threads of a
+third; with hyperhive the coordinator is a fourth, and all of them share the machine's cores.
+The coordinator's agents get `HIVE_AGENT_COMMAND="sleep infinity"`: the benchmark's
+receivers play the agents' harnesses, so no real harness competes for their inboxes.
+
 The Markdown tables go to stdout and to bench/results/broker.md (git-ignored).
 """
 
@@ -118,6 +123,7 @@ class System:
     label = ""
     topology = "split"
     note = ""
+    throughput_runs = True
 
     def prepare(self, tag: str, receivers: int, senders: int) -> None:
         """Parent side, before the run's processes start."""
@@ -191,6 +197,9 @@ class Hyperhive(System):
             HIVE_RUNTIME_DIR=str(self.runtime),
             HIVE_BACKEND="process",
             HIVE_LOG="stderr",
+            # The benchmark's receivers play the agents' harnesses: the real harness the
+            # process backend would start must not compete for their inboxes.
+            HIVE_AGENT_COMMAND="sleep infinity",
         )
         env.pop("HIVE_DB", None)
         env["PYTHONPATH"] = os.pathsep.join(
@@ -299,6 +308,17 @@ class PersistQueue(System):
         self.root = root
         self.queues: dict[int, SQLiteAckQueue] = {}
 
+    def prepare(self, tag: str, receivers: int, senders: int) -> None:
+        # Created here, once: persist-queue's own `if not exists: makedirs` races (and
+        # raises FileExistsError) when two processes open a new queue at the same moment.
+        # Likewise its switch of a new file to WAL fails with "database is locked" when
+        # another process opens it at once, so the file and its tables are made here first.
+        (self.root / tag).mkdir(parents=True, exist_ok=True)
+        self.open_process(tag, receivers)
+        for q in self.queues.values():
+            q.close()
+        self.queues = {}
+
     def open_process(self, tag: str, receivers: int) -> None:
         self.queues = {
             i: SQLiteAckQueue(
@@ -318,9 +338,10 @@ class PersistQueueXProc(PersistQueue):
     key = "persist-queue-xproc"
     label = "persist-queue SQLiteAckQueue, consumer in another process"
     topology = "split"
+    throughput_runs = False  # bounded by the 10 s tick; left out to keep the run short
     note = (
-        "producer and consumer in different processes (like agents): "
-        "get() sees a put only at its 10 s tick"
+        "producer and consumer in different processes (like agents): get() sees a put "
+        "only at its 10 s tick; throughput not run (the first get() looks ≥ 10 s late)"
     )
 
 
@@ -736,10 +757,35 @@ class Run:
         return self
 
     def wait_ready(self) -> None:
+        """Until every receiver is connected; raises if a process dies first or it takes long."""
         end = time.monotonic() + READY_TIMEOUT
-        for _ in range(self.spec.receivers):
-            if not self.ready.acquire(timeout=max(end - time.monotonic(), 0.0)):
+        waiting = self.spec.receivers
+        while waiting:
+            if self.ready.acquire(timeout=0.2):
+                waiting -= 1
+                continue
+            dead = [p for p in self.procs if p.exitcode is not None]
+            if dead:
+                raise RuntimeError(
+                    f"{self.system.key}: a process exited (code {dead[0].exitcode}) before "
+                    f"{waiting} receivers were ready"
+                )
+            if time.monotonic() > end:
                 raise RuntimeError(f"{self.system.key}: receivers not ready in {READY_TIMEOUT} s")
+
+    def abort(self, why: str) -> Outcome:
+        """Stop a run that failed; an outcome carrying the error (and any child's error)."""
+        for p in self.procs:
+            if p.is_alive():
+                p.terminate()
+        errors = [why]
+        with contextlib.suppress(queue.Empty, OSError, EOFError, ValueError):
+            while True:
+                kind, payload = self.results.get(timeout=0.5)
+                if kind == "error":
+                    errors.extend(payload[1])
+        self.stop()
+        return Outcome(self.system.key, self.spec, [], 0, errors, time.monotonic() - self.started)
 
     def fire(self) -> None:
         self.go.set()
@@ -796,8 +842,9 @@ def cpu_seconds(pids: Iterable[int]) -> float:
 
 
 def run_one(system: System, spec: Spec, tag: str, *, measure_cpu: bool = False) -> Outcome:
-    run = Run(system, spec, tag).start()
+    run = Run(system, spec, tag)
     try:
+        run.start()
         run.wait_ready()
         time.sleep(0.3)  # let every receiver block in its receive call
         pids = system.broker_pids(run) if measure_cpu else []
@@ -807,20 +854,25 @@ def run_one(system: System, spec: Spec, tag: str, *, measure_cpu: bool = False) 
         if pids:
             outcome.broker_cpu = 100 * (cpu_seconds(pids) - cpu0) / (time.monotonic() - t0)
         return outcome
+    except Exception:
+        return run.abort(traceback.format_exc())
     finally:
         run.stop()
 
 
 def run_concurrently(runs: list[Run]) -> list[Outcome]:
-    for run in runs:
-        run.start()
     try:
+        for run in runs:
+            run.start()
         for run in runs:
             run.wait_ready()
         time.sleep(0.3)
         for run in runs:
             run.fire()
         return [run.collect() for run in runs]
+    except Exception:
+        why = traceback.format_exc()
+        return [run.abort(why) for run in runs]
     finally:
         for run in runs:
             run.stop()
@@ -828,9 +880,9 @@ def run_concurrently(runs: list[Run]) -> list[Outcome]:
 
 def idle_cpu(runs: list[Run]) -> list[float]:
     """% of one core each run's broker used over IDLE_CPU_SECONDS with receivers blocked."""
-    for run in runs:
-        run.start()
     try:
+        for run in runs:
+            run.start()
         for run in runs:
             run.wait_ready()
         time.sleep(1.0)
@@ -840,6 +892,9 @@ def idle_cpu(runs: list[Run]) -> list[float]:
         elapsed = time.monotonic() - t0
         after = [cpu_seconds(run.system.broker_pids(run)) for run in runs]
         return [100 * (a - b) / elapsed for a, b in zip(after, before, strict=True)]
+    except Exception:
+        log(f"idle CPU run failed: {traceback.format_exc()}")
+        return [math.nan] * len(runs)
     finally:
         for run in runs:
             for p in run.procs:
@@ -910,6 +965,34 @@ def machine() -> str:
     )
 
 
+def loadavg() -> str:
+    with contextlib.suppress(OSError):
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return "?"
+
+
+def source_rev(source: Path) -> str:
+    """Which coordinator code ran: the commit, and whether services/ had uncommitted changes."""
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(source), "status", "--porcelain", "--", "services"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"{source} (not a git checkout)"
+    return f"commit {rev}" + (" + uncommitted changes in services/" if dirty else "")
+
+
 def exactness(row: Row) -> str:
     runs = list(row.throughput.values())
     if not runs:
@@ -925,11 +1008,14 @@ def exactness(row: Row) -> str:
     return "NOT exact: " + "; ".join(bad)
 
 
-def report(rows: list[Row], elapsed: float, throughput_count: int, latency_count: int) -> str:
+def report(
+    rows: list[Row], elapsed: float, throughput_count: int, latency_count: int, meta: str
+) -> str:
     hive = rows[0]
     out: list[str] = []
     out.append(
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {elapsed:.0f} s in all. Machine: {machine()}."
+        f" {meta}"
     )
     out.append("")
     out.append(
@@ -1063,6 +1149,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     began = time.monotonic()
+    load_before = loadavg()
     work = Path(tempfile.mkdtemp(prefix="hb-", dir="/tmp"))  # short: socket paths < 108 bytes
     if args.profile:
         PROFILE.parent.mkdir(parents=True, exist_ok=True)
@@ -1087,6 +1174,8 @@ def main(argv: list[str] | None = None) -> int:
         for n, tag in zip(RECEIVER_COUNTS, ("tpa", "tpb", "tpc"), strict=True):
             spec = Spec("throughput", n, args.count, SENDER_THREADS)
             for row in rows:
+                if not row.system.throughput_runs:
+                    continue
                 o = run_one(row.system, spec, tag, measure_cpu=row.system is hive)
                 row.throughput[n] = o
                 log(
@@ -1094,6 +1183,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"({o.unique:,} once, {o.missing} lost, {o.duplicates} dup, "
                     f"{len(o.errors)} errors, {o.wall:.1f} s)"
                 )
+                if o.errors:
+                    log(f"first error: {o.errors[0].strip()[-600:]}")
         if not args.no_idle:
             probes = Spec("idle-latency", 1, IDLE_SAMPLES, 1, IDLE_GAP)
             outcomes = run_concurrently([Run(row.system, probes, "slow") for row in rows])
@@ -1116,7 +1207,11 @@ def main(argv: list[str] | None = None) -> int:
         hive.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    text = report(rows, time.monotonic() - began, args.count, args.latency_count)
+    meta = (
+        f"Coordinator: {source_rev(args.source.resolve())}. Load average before/after: "
+        f"{load_before} / {loadavg()} (anything else running shares the same cores)."
+    )
+    text = report(rows, time.monotonic() - began, args.count, args.latency_count, meta)
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)

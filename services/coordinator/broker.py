@@ -139,6 +139,8 @@ class Broker:
 
     def claim(self, recipient: str, lessee: Connection | None = None) -> Msg | None:
         """Take the oldest waiting message for `recipient`: delivered, or leased to `lessee`."""
+        if raw().execute(_WAITING, (recipient,)).fetchone() is None:
+            return None  # the common empty inbox: no write lock taken
         with raw_write_tx() as db:
             row = db.execute(_NEXT, (recipient,)).fetchone()
             if row is None:
