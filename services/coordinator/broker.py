@@ -25,8 +25,8 @@ from services.hive.protocol import Refusal
 MAX_WAIT_SECONDS = 180
 
 _COLUMNS = "id, sender, recipient, body, created_at"
-_NEXT = (
-    f"SELECT {_COLUMNS} FROM messages WHERE recipient = ? AND delivered_at IS NULL "
+_NEXT_ID = (
+    "SELECT id FROM messages WHERE recipient = ? AND delivered_at IS NULL "
     "AND claimed_at IS NULL ORDER BY id LIMIT 1"
 )
 _WAITING = (
@@ -139,14 +139,18 @@ class Broker:
 
     def claim(self, recipient: str, lessee: Connection | None = None) -> Msg | None:
         """Take the oldest waiting message for `recipient`: delivered, or leased to `lessee`."""
-        if raw().execute(_WAITING, (recipient,)).fetchone() is None:
+        db = raw()
+        if db.execute(_WAITING, (recipient,)).fetchone() is None:
             return None  # the common empty inbox: no write lock taken
-        with raw_write_tx() as db:
-            row = db.execute(_NEXT, (recipient,)).fetchone()
-            if row is None:
-                return None
-            column = "delivered_at" if lessee is None else "claimed_at"
-            db.execute(f"UPDATE messages SET {column} = ? WHERE id = ?", (now(), row[0]))
+        column = "delivered_at" if lessee is None else "claimed_at"
+        # One statement, so one implicit write transaction: select-then-update atomically.
+        rows = db.execute(  # fetchall: the statement (and its transaction) must finish here
+            f"UPDATE messages SET {column} = ? WHERE id = ({_NEXT_ID}) RETURNING {_COLUMNS}",
+            (now(), recipient),
+        ).fetchall()
+        if not rows:
+            return None
+        row = rows[0]
         if lessee is not None:
             lessee.leases.add(row[0])
         return Msg(*row)
