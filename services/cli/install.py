@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import services
-from services.hive.platform import platform_rev
+from services.hive.platform import platform_paths, platform_rev
 
 UNIT_FILES = (
     "hyperhive.target",
@@ -27,6 +27,9 @@ UNIT_FILES = (
     "hive-web.service",
     "hive-agent@.service",
 )
+HARDENED = ("hive-coordinator", "hive-crashwatch", "hive-autoupdate", "hive-web")
+"""Services with PrivateTmp=/ProtectHome=: they must still see where hyperhive is installed."""
+HIDDEN_BY_HARDENING = ("/tmp", "/var/tmp", "/home", "/root", "/run/user")
 DEFAULT_ENV = "# hyperhive settings, read by every hive-* unit\nHIVE_BACKEND=nspawn\n"
 
 
@@ -47,6 +50,19 @@ def units_source() -> Path:
 
 def render(text: str, bin_dir: Path) -> str:
     return text.replace("@BIN@", str(bin_dir))
+
+
+def location_dropin(paths: list[Path]) -> str | None:
+    """A drop-in that binds an installation living under /tmp or a home into the hardened
+    services' namespaces (a checkout used for development); None for /opt, /usr and the like."""
+    hidden = [p for p in paths if any(p.is_relative_to(h) for h in HIDDEN_BY_HARDENING)]
+    if not hidden:
+        return None
+    lines = ["# hyperhive is installed where PrivateTmp=/ProtectHome= would hide it", "[Service]"]
+    lines += [f"BindReadOnlyPaths={p}" for p in hidden]
+    if any(p.is_relative_to(h) for p in hidden for h in ("/home", "/root", "/run/user")):
+        lines.append("ProtectHome=read-only")
+    return "\n".join(lines) + "\n"
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
@@ -85,6 +101,17 @@ def install(
     for name in UNIT_FILES:
         _write(etc / "systemd/system" / name, render((src / name).read_text(), bin_dir))
     say(f"units → {etc / 'systemd/system'} (pointing at {bin_dir})")
+    dropin = location_dropin([Path(bin_dir).resolve().parent, *platform_paths()])
+    for unit in HARDENED:
+        target = etc / "systemd/system" / f"{unit}.service.d" / "50-location.conf"
+        if dropin is None:
+            target.unlink(missing_ok=True)
+        else:
+            _write(target, dropin)
+    if dropin is not None:
+        say(
+            "drop-ins let the hardened services see the installation (under /tmp or a home)"
+        )
     _write(etc / "tmpfiles.d/hyperhive.conf", (src / "tmpfiles.d/hyperhive.conf").read_text())
     _write(etc / "sysusers.d/hyperhive.conf", (src / "sysusers.d/hyperhive.conf").read_text())
     say("tmpfiles.d and sysusers.d entries written")

@@ -30,6 +30,8 @@ AGENT_ROLES = frozenset({MANAGER_ROLE, AGENT})
 ALL_ROLES = frozenset({ADMIN, MANAGER_ROLE, AGENT})
 
 MAX_BODY = 256 * 1024
+MAX_TOKENS = 2**62
+"""Token counts above this would not fit SQLite's 64-bit INTEGER."""
 TURN_STATES = ("idle", "thinking", "tool", "waiting", "error", "needs_login")
 
 Result = dict[str, Any] | Reply
@@ -156,9 +158,9 @@ def set_turn_state(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> 
         "detail": p.get_str(req, "detail", None, max_len=4000, allow_empty=True),
         "turn_started_at": p.get_number(req, "started_at", None, minimum=0),
         "turn_ended_at": p.get_number(req, "ended_at", None, minimum=0),
-        "input_tokens": p.get_int(req, "input_tokens", 0, minimum=0),
-        "output_tokens": p.get_int(req, "output_tokens", 0, minimum=0),
-        "cached_tokens": p.get_int(req, "cached_tokens", 0, minimum=0),
+        "input_tokens": p.get_int(req, "input_tokens", 0, minimum=0, maximum=MAX_TOKENS),
+        "output_tokens": p.get_int(req, "output_tokens", 0, minimum=0, maximum=MAX_TOKENS),
+        "cached_tokens": p.get_int(req, "cached_tokens", 0, minimum=0, maximum=MAX_TOKENS),
         "cost_usd": p.get_number(req, "cost_usd", 0.0, minimum=0),
         "updated_at": now(),
     }

@@ -7,12 +7,23 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 from pathlib import Path
 
 import services
 
 _SUFFIXES = (".py", ".md", ".tpl", ".css", ".js", ".toml", ".service", ".socket", ".target")
+
+
+def platform_paths() -> list[Path]:
+    """Where the installed hyperhive lives: its environment and, if apart, its source."""
+    prefix = Path(sys.prefix).resolve()
+    source = Path(services.__file__).resolve().parent.parent
+    paths = [prefix]
+    if not source.is_relative_to(prefix) and not str(source).startswith("/usr"):
+        paths.append(source)
+    return paths
 
 
 def platform_root() -> Path:

@@ -128,6 +128,7 @@ def build(ctx: Context) -> bottle.Bottle:
         return str(value)
 
     def guard() -> None:
+        utf8_headers(request.environ)
         try:
             security.check_host(request.headers.get("Host"), token is not None)
             if request.method not in ("GET", "HEAD"):
@@ -328,7 +329,10 @@ def build(ctx: Context) -> bottle.Bottle:
 
     @action
     def answer(qid: int) -> tuple[str, dict[str, Any]]:
-        chosen = [str(a) for a in request.forms.decode().getall("answer")]
+        try:
+            chosen = [str(a) for a in request.forms.decode().getall("answer")]
+        except UnicodeError:
+            raise BadRequest("the answer is not UTF-8 text") from None
         if not chosen or not any(c.strip() for c in chosen):
             raise BadRequest("choose or type an answer first")
         given: str | list[str] = chosen if views.question_is_multi(qid) else chosen[0]
@@ -422,6 +426,17 @@ def build(ctx: Context) -> bottle.Bottle:
         app.route(f"/{cmd}/<name>", "POST", verb(cmd, done))
 
     return app
+
+
+def utf8_headers(environ: dict[str, Any]) -> None:
+    """Make every header readable: bottle raises on a value that is not UTF-8 when it is read."""
+    for key, value in list(environ.items()):
+        if key.startswith("HTTP_") and isinstance(value, str):
+            raw = value.encode("latin-1", "replace")
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                environ[key] = raw.decode("utf-8", "replace").encode().decode("latin-1")
 
 
 def _audit(what: str, agent: str | None, **fields: Any) -> None:

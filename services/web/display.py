@@ -26,7 +26,10 @@ def clock(ts: float | None) -> str:
     """Local wall-clock time of an epoch timestamp (the text before JS makes it relative)."""
     if ts is None:
         return "—"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    except (OverflowError, OSError, ValueError):  # an agent may report any finite number
+        return "—"
 
 
 def duration(seconds: float | None) -> str:

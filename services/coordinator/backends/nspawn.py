@@ -13,12 +13,12 @@ import shutil
 import sys
 from pathlib import Path
 
-import services
 from services.coordinator import layers, units
 from services.coordinator.backends import AgentSpec, ExitHandler
 from services.hive.agentconfig import CONFIG_FILE
 from services.hive.names import machine_name
 from services.hive.paths import Paths
+from services.hive.platform import platform_paths
 
 DROPIN = "hive-agent.conf"
 NSPAWN = "/usr/bin/systemd-nspawn"
@@ -37,16 +37,6 @@ def quote(arg: str) -> str:
     out = arg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     out = out.replace("%", "%%").replace("$", "$$")
     return f'"{out}"'
-
-
-def platform_paths() -> list[Path]:
-    """What the container needs to run the installed hyperhive: the environment and the source."""
-    prefix = Path(sys.prefix).resolve()
-    source = Path(services.__file__).resolve().parent.parent
-    paths = [prefix]
-    if not source.is_relative_to(prefix) and not str(source).startswith("/usr"):
-        paths.append(source)
-    return paths
 
 
 class NspawnBackend:

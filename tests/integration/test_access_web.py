@@ -1,0 +1,111 @@
+"""The dashboard's doors, route by route: every POST refuses a cross-site request, and with
+an operator token every route but /login and /static refuses a visitor without it.
+
+The routes come from the app itself, so a new route is swept without editing this file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from services.web import app as webapp
+from tests.browser.webtest import RunningWeb, free_port
+from tests.hivetest import RunningHive
+from tests.integration.test_bad_input_sockets import Sandbox
+
+TOKEN = "t0ken-" + "y" * 26
+
+
+def routes() -> list[tuple[str, str]]:
+    """(method, concrete path) for every route of the dashboard."""
+    ctx: Any = SimpleNamespace(settings=SimpleNamespace(token=None))
+    out = []
+    for r in webapp.build(ctx).routes:
+        path = re.sub(r"<aid:int>|<qid:int>", "1", r.rule)
+        path = path.replace("<path:path>", "favicon.svg").replace("<name>", "alice")
+        out.append((r.method, path))
+    return sorted(set(out))
+
+
+POSTS = [p for m, p in routes() if m == "POST"]
+GETS = [p for m, p in routes() if m == "GET"]
+
+
+@pytest.fixture(scope="module")
+def hive() -> Iterator[RunningHive]:
+    box = Sandbox()
+    yield box.hive
+    box.close()
+
+
+def test_the_sweep_sees_every_route() -> None:
+    assert {"/approve/1", "/send/alice", "/api/model", "/spawn", "/destroy/alice"} <= set(POSTS)
+    assert len(POSTS) >= 16 and "/api/journal/alice" in GETS
+
+
+def agents(hive: RunningHive) -> list[dict[str, Any]]:
+    with hive.admin() as a:
+        rows: list[dict[str, Any]] = a.call("list")["agents"]
+        return rows
+
+
+def test_every_post_refuses_cross_site_requests(hive: RunningHive) -> None:
+    web = RunningWeb(hive.env)
+    try:
+        c = web.client()
+        c.get("/")
+        before = agents(hive)
+        for path in POSTS:
+            refused = [
+                c.post(path, {"name": "alice", "body": "x"}, csrf=False),
+                c.post(path, {"name": "alice"}, csrf=False, **{"X-CSRF-Token": "z" * 43}),
+                c.post(path, {"name": "alice"}, origin="http://evil.example"),
+                c.post(path, {"name": "alice"}, origin="null"),
+                c.post(path, {"name": "alice"}, **{"Sec-Fetch-Site": "cross-site"}),
+                c.post(path, {"name": "alice"}, **{"Sec-Fetch-Site": "same-site"}),
+                c.post(path, {"name": "alice"}, Host="evil.example", origin=None),
+            ]
+            for i, reply in enumerate(refused):
+                assert reply.status == 403, (path, i, reply.status, reply.text[:200])
+                assert reply.json()["ok"] is False and reply.json()["message"]
+        after = agents(hive)
+        assert [(a["name"], a["state"]) for a in after] == [(a["name"], a["state"]) for a in before]
+        with hive.agent("alice") as alice:  # no cross-site message got through
+            assert alice.call("recv", wait_seconds=0)["message"] is None
+    finally:
+        web.stop()
+
+
+def test_a_token_guards_every_route_beyond_loopback(hive: RunningHive) -> None:
+    port = free_port()
+    web = RunningWeb(hive.env, port=port, HIVE_WEB_LISTEN=f"0.0.0.0:{port}", HIVE_WEB_TOKEN=TOKEN)
+    try:
+        c = web.client()
+        c.get("/login")  # a CSRF cookie, but no operator token
+        c.csrf = c.cookies["hive_csrf"]  # so each POST passes the CSRF check and meets the token
+        for path in POSTS:
+            if path == "/login":
+                continue
+            reply = c.post(path, {"name": "alice", "body": "x"})  # same-origin, valid CSRF
+            assert reply.status == 401, (path, reply.status, reply.text[:200])
+            assert "/login" in reply.json()["message"]
+            wrong = c.post(path, {"name": "alice"}, Authorization="Bearer " + "n" * 32)
+            assert wrong.status == 401, path
+        for path in GETS:
+            if path in ("/login",) or path.startswith("/static/"):
+                assert c.get(path).status == 200, path
+                continue
+            page = c.get(path)
+            assert page.status in (303, 401), (path, page.status)
+            assert c.get(path, Accept="application/json").status == 401, path
+        assert c.get("/", Authorization=f"Bearer {TOKEN}").status == 200
+        with hive.agent("alice") as alice:
+            assert alice.call("recv", wait_seconds=0)["message"] is None
+        assert all(a["state"] == "running" for a in agents(hive))
+    finally:
+        web.stop()
