@@ -109,9 +109,7 @@ def install(
         else:
             _write(target, dropin)
     if dropin is not None:
-        say(
-            "drop-ins let the hardened services see the installation (under /tmp or a home)"
-        )
+        say("drop-ins let the hardened services see the installation (under /tmp or a home)")
     _write(etc / "tmpfiles.d/hyperhive.conf", (src / "tmpfiles.d/hyperhive.conf").read_text())
     _write(etc / "sysusers.d/hyperhive.conf", (src / "sysusers.d/hyperhive.conf").read_text())
     say("tmpfiles.d and sysusers.d entries written")
