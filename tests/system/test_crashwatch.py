@@ -23,9 +23,11 @@ from typing import Any
 import pytest
 
 from bench.crashwatch import container_argv
+from services.cli.install import location_dropin
 from services.hive import db
 from services.hive.events import ContainerCrash, from_json
 from services.hive.log import MESSAGE_IDS
+from services.hive.platform import platform_paths
 from services.sandbox.host import SandboxHost
 
 REPO = Path(__file__).resolve().parents[2]
@@ -111,6 +113,9 @@ def hive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hive]:
         host.run("sh", "-c", f"cat > {unit}", input=unit_text())
         host.run("mkdir", "-p", f"{unit}.d")
         host.run("sh", "-c", f"cat > {unit}.d/50-test.conf", input=TEST_DROPIN)
+        location = location_dropin(platform_paths())  # as `hivectl install` writes it
+        if location is not None:
+            host.run("sh", "-c", f"cat > {unit}.d/50-location.conf", input=location)
         host.run("systemctl", "daemon-reload")
         host.run("systemctl", "start", "hive-crashwatch.service", timeout=30)
         yield h
