@@ -5,7 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +33,35 @@ def drain(hive: RunningHive, name: str) -> list[dict[str, object]]:
     return got
 
 
+class BackgroundRecv:
+    """A `recv` waiting on a thread of its own, on a fresh connection; `reply()` joins it."""
+
+    def __init__(self, connect: Callable[[], HiveClient], wait_seconds: float, drain: bool = False):
+        self.result: dict[str, Any] = {}
+
+        def run() -> None:
+            with connect() as c:
+                if drain:
+                    drain_until_empty(c)
+                t0 = time.monotonic()
+                self.result["reply"] = c.call("recv", wait_seconds=wait_seconds)
+                self.result["waited"] = time.monotonic() - t0
+
+        self.thread = threading.Thread(target=run)
+        self.thread.start()
+        time.sleep(0.3)  # let it reach the coordinator and wait there
+
+    def reply(self, timeout: float = 60) -> dict[str, Any]:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "recv was not woken"
+        return dict(self.result["reply"])
+
+
+def drain_until_empty(c: HiveClient) -> None:
+    while c.call("recv", wait_seconds=0)["message"] is not None:
+        pass
+
+
 def test_send_then_recv(hive: RunningHive) -> None:
     spawn(hive, "alice", "bob")
     with hive.agent("alice") as alice:
@@ -47,25 +78,13 @@ def test_recv_is_woken_by_a_send_not_by_the_poll(env: dict[str, str]) -> None:
     env["HIVE_FALLBACK_POLL"] = "600"
     with running_hive(env) as hive:
         spawn(hive, "alice")
-        result: dict[str, object] = {}
-
-        def wait() -> None:
-            with hive.agent("alice") as c:
-                t0 = time.monotonic()
-                result["reply"] = c.call("recv", wait_seconds=120)
-                result["waited"] = time.monotonic() - t0
-
-        t = threading.Thread(target=wait)
-        t.start()
-        time.sleep(0.3)
+        waiting = BackgroundRecv(lambda: hive.agent("alice"), 120)
         with hive.admin() as a:
             a.call("send", to="alice", body="wake up")
-        t.join(60)
-        assert not t.is_alive()
-        reply = result["reply"]
-        assert isinstance(reply, dict) and reply["message"]["body"] == "wake up"
+        reply = waiting.reply()
+        assert reply["message"]["body"] == "wake up"
         assert reply["message"]["sender"] == "operator"
-        assert float(result["waited"]) < 60  # far below both the wait and the poll
+        assert waiting.result["waited"] < 60  # far below both the wait and the poll
 
 
 def test_recv_times_out_with_null(hive: RunningHive) -> None:
@@ -167,52 +186,23 @@ def test_many_senders_and_receivers_exactly_once(hive: RunningHive) -> None:
 
 
 def test_a_writer_in_another_process_wakes_the_receiver(hive: RunningHive) -> None:
-    env = hive.env
-    result: dict[str, object] = {}
-
-    def wait() -> None:
-        with hive.manager() as c:
-            drain_until_empty(c)
-            result["reply"] = c.call("recv", wait_seconds=120)
-
-    t = threading.Thread(target=wait)
-    t.start()
-    time.sleep(0.3)
-    open_db(env["HIVE_STATE_DIR"] + "/hive.db")
+    waiting = BackgroundRecv(hive.manager, 120, drain=True)
+    open_db(hive.env["HIVE_STATE_DIR"] + "/hive.db")
     notify_manager(Killed(agent="alice"), hive.paths.doorbell)
-    t.join(30)
-    assert not t.is_alive()
-    reply = result["reply"]
-    assert isinstance(reply, dict)
+    reply = waiting.reply()
     assert reply["message"]["sender"] == "system"
     assert '"event":"killed"' in reply["message"]["body"]
-
-
-def drain_until_empty(c: HiveClient) -> None:
-    while c.call("recv", wait_seconds=0)["message"] is not None:
-        pass
 
 
 def test_safety_net_poll_finds_a_write_whose_doorbell_was_lost(env: dict[str, str]) -> None:
     env["HIVE_FALLBACK_POLL"] = "0.5"
     with running_hive(env) as hive:
         spawn(hive, "alice")
-        result: dict[str, object] = {}
-
-        def wait() -> None:
-            with hive.agent("alice") as c:
-                result["reply"] = c.call("recv", wait_seconds=60)
-
-        t = threading.Thread(target=wait)
-        t.start()
-        time.sleep(0.3)
+        waiting = BackgroundRecv(lambda: hive.agent("alice"), 60)
         open_db(Path(env["HIVE_STATE_DIR"]) / "hive.db")
         with write_tx():
             insert_message("system", "alice", "no doorbell")
-        t.join(30)
-        assert not t.is_alive()
-        reply = result["reply"]
-        assert isinstance(reply, dict) and reply["message"]["body"] == "no doorbell"
+        assert waiting.reply()["message"]["body"] == "no doorbell"
         assert ring_doorbell(hive.paths.doorbell)
 
 
@@ -228,20 +218,11 @@ def test_delivered_at_is_set_once(hive: RunningHive) -> None:
 
 def test_kick_wakes_a_waiting_receiver(hive: RunningHive) -> None:
     spawn(hive, "alice")
-    result: dict[str, object] = {}
-
-    def wait() -> None:
-        with hive.agent("alice") as c:
-            result["reply"] = c.call("recv", wait_seconds=120)
-
-    t = threading.Thread(target=wait)
-    t.start()
-    time.sleep(0.3)
+    waiting = BackgroundRecv(lambda: hive.agent("alice"), 120)
     with hive.admin() as a:
         kicked = a.call("kick", name="alice")
-    t.join(30)
     assert kicked["woken"] == 1 and kicked["inbox"] == 0
-    assert result["reply"] == {"ok": True, "version": 1, "message": None, "kicked": True}
+    assert waiting.reply() == {"ok": True, "version": 1, "message": None, "kicked": True}
 
 
 def test_an_unacknowledged_message_comes_back(hive: RunningHive) -> None:
