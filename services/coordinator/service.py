@@ -11,6 +11,7 @@ import contextlib
 import json
 import signal
 import socket
+import sqlite3
 import traceback
 from collections.abc import Coroutine
 from pathlib import Path
@@ -42,6 +43,35 @@ T = TypeVar("T")
 
 FALLBACK_POLL_SECONDS = 5.0
 """Safety net for a writer in another process whose doorbell was lost."""
+
+
+class DatabaseUnusable(Exception):
+    """The database cannot be opened at start; the message says what to do."""
+
+
+def db_problem(e: BaseException) -> str:
+    """The root SQLite error of `e`: a failed COMMIT's cleanup can hide it behind
+    "cannot rollback - no transaction is active"."""
+    seen: BaseException | None = e
+    while seen is not None:
+        text = str(seen)
+        if isinstance(seen, pw.DatabaseError | sqlite3.DatabaseError) and "rollback" not in text:
+            return text
+        seen = seen.__context__
+    return str(e)
+
+
+def db_advice(why: str) -> str:
+    """What the operator should do about a database error, in a few words."""
+    if "full" in why:
+        return "the state dir's disk is full: free space, then retry"
+    if "readonly" in why or "read-only" in why or "unable to open" in why:
+        return "check that the state dir exists and is writable (not full, not read-only)"
+    if "locked" in why or "busy" in why:
+        return "another process holds a lock on it: retry shortly"
+    if "not a database" in why or "malformed" in why or "corrupt" in why:
+        return "it is damaged: restore it from a backup (see docs/operations.md)"
+    return "try again shortly; see journalctl -u hive-coordinator"
 
 
 class Coordinator:
@@ -80,9 +110,10 @@ class Coordinator:
                 priority=hlog.DEBUG,
             )
             return Reply(refusal(str(e)))
-        except pw.OperationalError as e:
-            hlog.log(f"database error in {cmd!r}: {e}", kind="internal_error", priority=hlog.ERR)
-            return Reply(refusal(f"the hive database is unavailable ({e}): try again shortly"))
+        except (pw.DatabaseError, sqlite3.DatabaseError) as e:
+            why = db_problem(e)
+            hlog.log(f"database error in {cmd!r}: {why}", kind="internal_error", priority=hlog.ERR)
+            return Reply(refusal(f"the hive database is unavailable ({why}): {db_advice(why)}"))
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -190,7 +221,13 @@ class Coordinator:
             path.parent.rmdir()
 
     async def start(self) -> None:
-        open_db(self.paths.db)
+        try:
+            open_db(self.paths.db)
+        except (pw.DatabaseError, sqlite3.DatabaseError) as e:
+            why = db_problem(e)
+            raise DatabaseUnusable(
+                f"the hive database {self.paths.db} cannot be opened ({why}): {db_advice(why)}"
+            ) from e
         Broker.release_all()
         self._last_event_id = Event.select(fn.MAX(Event.id)).scalar() or 0
         self.lifecycle.bind_loop(asyncio.get_running_loop())

@@ -50,7 +50,7 @@ class HiveHost:
         return dict(json.loads(out.stdout))
 
     def manager_events(self) -> list[dict[str, Any]]:
-        events = []
+        events: list[dict[str, Any]] = []
         while True:
             reply = self.call("/run/hyperhive/manager/hive.sock", "recv", wait_seconds=0)
             if reply.get("message") is None:
