@@ -6,21 +6,8 @@ The full-size run is `python -m bench.faults` (see docs/reliability.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from bench import faults
-from tests.system.hivehost import HiveHost, booted_hive
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveHost]:
-    with booted_hive(
-        tmp_path_factory.mktemp("faulthost"),
-        settings={"HIVE_AGENT_COMMAND": "/bin/sleep infinity"},
-    ) as h:
-        yield h
+from tests.system.hivehost import HiveHost
 
 
 def test_kill_9_of_every_service_under_load_loses_nothing(host: HiveHost) -> None:

@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
-import pytest
-
-from tests.system.hivehost import PLATFORM_ROOT, VENV_BIN, HiveHost, booted_hive
+from tests.system.hivehost import PLATFORM_ROOT, VENV_BIN, HiveHost
 
 SERVICES = ("hive-coordinator.service", "hive-crashwatch.service", "hive-web.service")
 SOCKETS = ("hive-admin.socket", "hive-manager.socket", "hive-autoupdate.path")
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveHost]:
-    with booted_hive(
-        tmp_path_factory.mktemp("hivehost"),
-        settings={"HIVE_AGENT_COMMAND": "/bin/sleep infinity"},
-    ) as h:
-        yield h
 
 
 def apply_config(host: HiveHost, text: str, agent: str = "alice") -> None:
