@@ -186,3 +186,18 @@ def test_packages_become_a_layer_and_a_new_list_replaces_it(host: HiveHost) -> N
     assert _in_container(host, "/usr/games/cowsay")
     assert not _in_container(host, "/usr/bin/hello")  # the old layer is gone
     assert not host.sh("test -e /usr/bin/hello && echo leaked || true").strip()  # host untouched
+
+
+def test_private_network_and_cpu_limit_come_from_the_config(host: HiveHost) -> None:
+    ensure_running(host, "alice")
+    apply_config(host, 'system_prompt = "x"\nnetwork = "private"\n[limits]\ncpu = 0.5\n')
+    pid = host.payload_pid("h-alice")
+    own = host.sh(f"readlink /proc/{pid}/ns/net").strip()
+    assert own != host.sh("readlink /proc/1/ns/net").strip()  # its own network namespace
+    assert host.unit_prop("hive-agent@alice.service", "CPUQuotaPerSecUSec") == "500ms"
+    apply_config(host, 'system_prompt = "x"\nnetwork = "host"\n')
+    pid = host.payload_pid("h-alice")
+    assert (
+        host.sh(f"readlink /proc/{pid}/ns/net").strip()
+        == host.sh("readlink /proc/1/ns/net").strip()
+    )
