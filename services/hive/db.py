@@ -191,18 +191,26 @@ def open_db(path: Path | str, *, create: bool = True) -> pw.SqliteDatabase:
     db.connect(reuse_if_open=True)
     if create:
         with db.atomic("IMMEDIATE"):
+            _migrate(db)  # first: a new index may cover an added column
             db.create_tables(MODELS, safe=True)
-            _migrate(db)
     return db
+
+
+ADDED_COLUMNS: list[tuple[str, str, str]] = [
+    # (table, column, SQL type and default): columns added after a table first shipped.
+    ("messages", "claimed_at", "REAL"),
+]
+"""A column added to an existing table is listed here too, so older databases get it."""
 
 
 def _migrate(db: pw.SqliteDatabase) -> None:
     """Bring an older database up to SCHEMA_VERSION (inside the caller's transaction)."""
     version = db.pragma("user_version")
-    if 0 < version < 2:
-        columns = {c.name for c in db.get_columns("messages")}
-        if "claimed_at" not in columns:
-            db.execute_sql("ALTER TABLE messages ADD COLUMN claimed_at REAL")  # type: ignore[no-untyped-call]
+    if 0 < version < SCHEMA_VERSION:
+        tables = set(db.get_tables())
+        for table, column, decl in ADDED_COLUMNS:
+            if table in tables and column not in {c.name for c in db.get_columns(table)}:
+                db.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")  # type: ignore[no-untyped-call]
     if version != SCHEMA_VERSION:
         db.pragma("user_version", SCHEMA_VERSION)
 

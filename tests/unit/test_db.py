@@ -49,3 +49,20 @@ def test_read_then_write_across_processes_loses_nothing(tmp_path: Path) -> None:
         proc.join(60)
         assert proc.exitcode == 0
     assert db.Agent.get(db.Agent.name == "counter").note == "600"
+
+
+def test_an_older_database_gets_every_added_column(tmp_path: Path) -> None:
+    path = tmp_path / "hive.db"
+    conn = db.open_db(path)
+    for index in conn.execute_sql("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall():
+        if not index[0].startswith("sqlite_"):
+            conn.execute_sql(f"DROP INDEX {index[0]}")
+    for table, column, _ in db.ADDED_COLUMNS:
+        conn.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.pragma("user_version", 1)
+    conn.close()
+    conn = db.open_db(path)
+    for table, column, _ in db.ADDED_COLUMNS:
+        assert column in {c.name for c in conn.get_columns(table)}, (table, column)
+    assert conn.pragma("user_version") == db.SCHEMA_VERSION
+    conn.close()
