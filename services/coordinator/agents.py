@@ -6,6 +6,7 @@ from typing import Any
 
 from peewee import fn
 
+from services.coordinator.inboxes import set_aside_count
 from services.hive.db import Agent, Message, TurnState, now, write_tx
 from services.hive.protocol import Refusal
 
@@ -84,16 +85,25 @@ def rows(only: str | None = None) -> list[dict[str, Any]]:
     agents = list(query)
     wanted = [a.name for a in agents]
     turns = {t.agent: t for t in TurnState.select().where(TurnState.agent.in_(wanted))}
+    waiting = (
+        Message.delivered_at.is_null()
+        & Message.set_aside_at.is_null()
+        & Message.dropped_at.is_null()
+        & Message.recipient.in_(wanted)
+    )
     backlog: dict[str, int] = dict(
         Message.select(Message.recipient, fn.COUNT(Message.id))
-        .where(Message.delivered_at.is_null() & Message.recipient.in_(wanted))
+        .where(waiting)
         .group_by(Message.recipient)
         .tuples()  # type: ignore[arg-type]
     )
-    return [_row(a, turns.get(a.name), backlog.get(a.name, 0)) for a in agents]
+    aside = set_aside_count(wanted) if wanted else {}
+    return [
+        _row(a, turns.get(a.name), backlog.get(a.name, 0), aside.get(a.name, 0)) for a in agents
+    ]
 
 
-def _row(agent: Agent, turn: TurnState | None, backlog: int) -> dict[str, Any]:
+def _row(agent: Agent, turn: TurnState | None, backlog: int, aside: int) -> dict[str, Any]:
     return {
         "name": agent.name,
         "kind": agent.kind,
@@ -102,6 +112,7 @@ def _row(agent: Agent, turn: TurnState | None, backlog: int) -> dict[str, Any]:
         "model": agent.model,
         "applied_sha": agent.applied_sha,
         "inbox": backlog,
+        "set_aside": aside,
         "created_at": agent.created_at,
         "turn": None if turn is None else turn_dict(turn),
     }

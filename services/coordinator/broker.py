@@ -4,8 +4,9 @@ A message is written to SQLite before anyone is told. `delivered_at` is set exac
 either in the transaction that hands the message to a live receiver, or — for a receiver
 that asks to acknowledge — when it acks, the message being leased to its connection
 (`claimed_at`) until then and returned to the inbox if the connection goes away first.
-A reply that cannot reach its receiver is put back. Waiters are woken by sends in this
-process, by the doorbell other processes ring, and only as a safety net by a slow poll.
+A reply that cannot reach its receiver is put back; a message no reply line can carry is
+set aside (`inboxes`), never handed out. Waiters are woken by sends in this process, by
+the doorbell other processes ring, and only as a safety net by a slow poll.
 The hot path speaks SQL directly: building queries through the ORM cost more than the
 queries.
 """
@@ -15,23 +16,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.coordinator import inboxes
 from services.coordinator.connection import Connection
 from services.hive.db import now, raw, raw_write_tx
 from services.hive.protocol import Refusal
 
 MAX_WAIT_SECONDS = 180
 
-_COLUMNS = "id, sender, recipient, body, created_at"
+_COLUMNS = "id, sender, recipient, CAST(body AS BLOB), created_at"
 _NEXT_ID = (
-    "SELECT id FROM messages WHERE recipient = ? AND delivered_at IS NULL "
+    f"SELECT id FROM messages WHERE recipient = ? AND {inboxes.OPEN} "
     "AND claimed_at IS NULL ORDER BY id LIMIT 1"
 )
 _WAITING = (
-    "SELECT 1 FROM messages WHERE recipient = ? AND delivered_at IS NULL "
-    "AND claimed_at IS NULL LIMIT 1"
+    f"SELECT 1 FROM messages WHERE recipient = ? AND {inboxes.OPEN} AND claimed_at IS NULL LIMIT 1"
 )
 _INSERT = (
     "INSERT INTO messages (sender, recipient, body, created_at, claimed_at, delivered_at) "
@@ -77,9 +79,10 @@ class Received:
 
 
 class Broker:
-    def __init__(self) -> None:
+    def __init__(self, changed: Callable[..., None] = lambda *kinds: None) -> None:
         self._waiters: dict[str, deque[Waiter]] = {}
         self._last_seen_id = 0
+        self._changed = changed
 
     # sending -------------------------------------------------------------------------------
     def send(self, sender: str, recipient: str, body: str) -> Msg:
@@ -89,6 +92,10 @@ class Broker:
             waiter = self._live_waiter(recipient)
             if waiter is not None and db.execute(_WAITING, (recipient,)).fetchone():
                 waiter = None  # older messages go first
+            if waiter is not None:
+                fits = {"id": 2**62, "sender": sender, "recipient": recipient, "created_at": stamp}
+                if inboxes.undeliverable(body.encode("utf-8", "surrogatepass"), fits)[1]:
+                    waiter = None  # `recv` sets it aside and says why
             delivered = stamp if waiter is not None and not waiter.lease else None
             claimed = stamp if waiter is not None and waiter.lease else None
             cur = db.execute(_INSERT, (sender, recipient, body, stamp, claimed, delivered))
@@ -138,22 +145,34 @@ class Broker:
                 return Received(None)  # timed out or the peer left
 
     def claim(self, recipient: str, lessee: Connection | None = None) -> Msg | None:
-        """Take the oldest waiting message for `recipient`: delivered, or leased to `lessee`."""
+        """Take the oldest waiting message for `recipient`: delivered, or leased to `lessee`.
+
+        A message no `recv` reply can carry is set aside on the way and the next one taken.
+        """
         db = raw()
-        if db.execute(_WAITING, (recipient,)).fetchone() is None:
-            return None  # the common empty inbox: no write lock taken
         column = "delivered_at" if lessee is None else "claimed_at"
-        # One statement, so one implicit write transaction: select-then-update atomically.
-        rows = db.execute(  # fetchall: the statement (and its transaction) must finish here
-            f"UPDATE messages SET {column} = ? WHERE id = ({_NEXT_ID}) RETURNING {_COLUMNS}",
-            (now(), recipient),
-        ).fetchall()
-        if not rows:
-            return None
-        row = rows[0]
+        while True:
+            if db.execute(_WAITING, (recipient,)).fetchone() is None:
+                return None  # the common empty inbox: no write lock taken
+            # One statement, so one implicit write transaction: select-then-update atomically.
+            rows = db.execute(  # fetchall: the statement (and its transaction) must finish
+                f"UPDATE messages SET {column} = ? WHERE id = ({_NEXT_ID}) RETURNING {_COLUMNS}",
+                (now(), recipient),
+            ).fetchall()
+            if not rows:
+                return None
+            mid, sender, to, body, created = rows[0]
+            envelope = {"id": mid, "sender": sender, "recipient": to, "created_at": created}
+            text, why = inboxes.undeliverable(bytes(body), envelope)
+            if text is not None:
+                break
+            with raw_write_tx() as tx:
+                inboxes.mark_set_aside(tx, mid, str(why))
+            inboxes.log_set_aside(mid, recipient, str(why))
+            self._changed("messages", "notifications")
         if lessee is not None:
-            lessee.leases.add(row[0])
-        return Msg(*row)
+            lessee.leases.add(mid)
+        return Msg(mid, sender, to, text, created)
 
     def unclaim(self, msg: Msg, conn: Connection | None = None) -> None:
         """Put back a message whose delivery never reached its receiver."""
@@ -171,7 +190,7 @@ class Broker:
         with raw_write_tx() as db:
             changed = db.execute(
                 "UPDATE messages SET delivered_at = ?, claimed_at = NULL "
-                "WHERE id = ? AND recipient = ? AND delivered_at IS NULL",
+                f"WHERE id = ? AND recipient = ? AND {inboxes.OPEN}",
                 (now(), message_id, recipient),
             ).rowcount
             known = (
@@ -249,16 +268,9 @@ class Broker:
 
     @staticmethod
     def backlog(recipient: str) -> int:
-        """Messages for `recipient` not yet delivered (leased ones included)."""
-        row = (
-            raw()
-            .execute(
-                "SELECT COUNT(*) FROM messages WHERE recipient = ? AND delivered_at IS NULL",
-                (recipient,),
-            )
-            .fetchone()
-        )
-        return int(row[0])
+        """Messages for `recipient` waiting for delivery (leased ones included)."""
+        query = f"SELECT COUNT(*) FROM messages WHERE recipient = ? AND {inboxes.OPEN}"
+        return int(raw().execute(query, (recipient,)).fetchone()[0])
 
     # internals -----------------------------------------------------------------------------
     def _live_waiter(self, recipient: str) -> Waiter | None:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from services.coordinator import agents, approvals, questions
+from services.coordinator import agents, approvals, inboxes, questions
 from services.coordinator.broker import MAX_WAIT_SECONDS
 from services.coordinator.connection import Connection, Reply
 from services.hive import protocol as p
@@ -29,7 +29,6 @@ AGENT = "agent"
 AGENT_ROLES = frozenset({MANAGER_ROLE, AGENT})
 ALL_ROLES = frozenset({ADMIN, MANAGER_ROLE, AGENT})
 
-MAX_BODY = 256 * 1024
 MAX_TOKENS = 2**62
 """Token counts above this would not fit SQLite's 64-bit INTEGER."""
 TURN_STATES = ("idle", "thinking", "tool", "waiting", "error", "needs_login")
@@ -65,12 +64,20 @@ def lookup(name: str, role: str) -> Command:
             f"unknown command {shown!r}: see PROTOCOL.md for this socket's commands"
         )
     if role not in cmd.roles:
-        where = {
-            frozenset({ADMIN}): "the admin socket",
-            frozenset({MANAGER_ROLE}): "the manager's socket",
-        }.get(cmd.roles, "an agent's socket")
-        raise p.Refusal(f"command {name!r} is only available on {where}")
+        raise p.Refusal(f"command {name!r} is only available on {sockets_of(cmd.roles)}")
     return cmd
+
+
+def sockets_of(roles: frozenset[str]) -> str:
+    """The sockets a command is for, as a refusal names them."""
+    if AGENT in roles:
+        return "agent sockets (the manager's included)"
+    names = [
+        where
+        for role, where in ((ADMIN, "the admin socket"), (MANAGER_ROLE, "the manager's socket"))
+        if role in roles
+    ]
+    return " and ".join(names)
 
 
 async def run(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Reply:
@@ -85,7 +92,7 @@ async def run(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Reply
 
 
 def _existing_agent(req: dict[str, Any], field: str = "name") -> str:
-    return agents.require(validate_agent_name(p.get_str(req, field, max_len=64)))
+    return agents.require(validate_agent_name(p.get_str(req, field, max_bytes=64)))
 
 
 # every socket --------------------------------------------------------------------------
@@ -98,8 +105,8 @@ def whoami(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
 
 @command("send", ALL_ROLES, "send {to, body}: a message to an agent (operator on the admin socket)")
 def send(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    to = p.get_str(req, "to", max_len=64)
-    body = p.get_str(req, "body", max_len=MAX_BODY)
+    to = p.get_str(req, "to", max_bytes=64)
+    body = p.get_body(req)
     if to == OPERATOR and conn.caller.role != ADMIN:
         recipient = OPERATOR
     else:
@@ -135,6 +142,20 @@ async def recv(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Resu
     return Reply(p.ok(message=msg.to_dict()), undo=lambda: hive.broker.unclaim(msg, conn))
 
 
+@command(
+    "set_aside",
+    AGENT_ROLES,
+    "set_aside {id?, reason}: a message of this agent's inbox it cannot read is set aside",
+)
+def set_aside(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    wanted = None if req.get("id") is None else _id(req)
+    reason = p.get_str(req, "reason", max_bytes=1000)
+    chosen = inboxes.set_aside_for(conn.caller.name, wanted, f"the harness: {reason}")
+    conn.leases.discard(chosen)
+    hive.changed("messages", "notifications")
+    return {"id": chosen}
+
+
 @command("ack", AGENT_ROLES, "ack {id}: the message from `recv {ack: true}` is safely kept")
 def ack(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
     fresh = hive.broker.ack(conn, conn.caller.name, _id(req))
@@ -149,13 +170,13 @@ def get_model(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Resul
 
 @command("set_turn_state", AGENT_ROLES, "set_turn_state {state, ...}: what the harness is doing")
 def set_turn_state(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    state = p.get_str(req, "state", max_len=32)
+    state = p.get_str(req, "state", max_bytes=32)
     if state not in TURN_STATES:
         raise p.ProtocolError(f"field 'state' must be one of {', '.join(TURN_STATES)}")
     fields: dict[str, Any] = {
         "state": state,
-        "tool": p.get_str(req, "tool", None, max_len=200),
-        "detail": p.get_str(req, "detail", None, max_len=4000, allow_empty=True),
+        "tool": p.get_str(req, "tool", None, max_bytes=200),
+        "detail": p.get_str(req, "detail", None, max_bytes=4000, allow_empty=True),
         "turn_started_at": p.get_number(req, "started_at", None, minimum=0),
         "turn_ended_at": p.get_number(req, "ended_at", None, minimum=0),
         "input_tokens": p.get_int(req, "input_tokens", 0, minimum=0, maximum=MAX_TOKENS),
@@ -177,8 +198,8 @@ def set_turn_state(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> 
 def ask_operator(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
     qid = hive.questions.ask(
         conn.caller.name,
-        p.get_str(req, "question", max_len=8000),
-        p.get_str_list(req, "options", [], max_items=32, max_len=500),
+        p.get_str(req, "question", max_bytes=8000),
+        p.get_str_list(req, "options", [], max_items=32, max_bytes=500),
         p.get_bool(req, "multi", False),
         p.get_number(req, "ttl_seconds", None, minimum=1, maximum=questions.MAX_TTL),
     )
@@ -212,8 +233,8 @@ def _sub_agent(req: dict[str, Any], field: str = "agent") -> str:
     "request_apply_commit {agent, commit_ref}: ask the operator to apply a config commit",
 )
 def request_apply_commit(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    agent = validate_agent_name(p.get_str(req, "agent", max_len=64))
-    a = hive.approvals.request_apply_commit(agent, p.get_str(req, "commit_ref", max_len=100))
+    agent = validate_agent_name(p.get_str(req, "agent", max_bytes=64))
+    a = hive.approvals.request_apply_commit(agent, p.get_str(req, "commit_ref", max_bytes=100))
     return {"id": a.id, "commit_ref": a.commit_ref}
 
 
@@ -223,7 +244,7 @@ def request_apply_commit(hive: Coordinator, conn: Connection, req: dict[str, Any
     "request_spawn {name}: ask the operator to create an agent",
 )
 def request_spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    a = hive.approvals.request_spawn(p.get_str(req, "name", max_len=64))
+    a = hive.approvals.request_spawn(p.get_str(req, "name", max_bytes=64))
     return {"id": a.id}
 
 
@@ -233,7 +254,7 @@ def request_spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> R
     "request_init_config {name}: seed a new agent's proposed config repo from the template",
 )
 def request_init_config(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    return hive.approvals.request_init_config(p.get_str(req, "name", max_len=64))
+    return hive.approvals.request_init_config(p.get_str(req, "name", max_bytes=64))
 
 
 # admin socket --------------------------------------------------------------------------
@@ -244,14 +265,31 @@ OPERATOR_AND_MANAGER = frozenset({ADMIN, MANAGER_ROLE})
 
 @command("list", OPERATOR_ONLY, "every agent with its state, model, turn and inbox")
 def list_agents(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    return {"agents": hive.agent_rows()}
+    return p.fit_listing("agents", hive.agent_rows(), age="created_at")
 
 
 @command("agent_status", OPERATOR_ONLY, "agent_status {name?}: one agent's row (or all)")
 def agent_status(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
     if req.get("name") is None:
-        return {"agents": hive.agent_rows()}
+        return p.fit_listing("agents", hive.agent_rows(), age="created_at")
     return {"agents": hive.agent_rows(_existing_agent(req))}
+
+
+@command("inbox", OPERATOR_ONLY, "inbox {name, all?}: an agent's undelivered messages")
+def inbox(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    name = _existing_agent(req)
+    rows, older = inboxes.listing(name, p.get_bool(req, "all", False))
+    fitted = p.fit_listing("messages", rows, age="id", agent=name)
+    fitted["omitted"] += older
+    fitted["truncated"] = fitted["omitted"] > 0
+    return fitted
+
+
+@command("drop", OPERATOR_ONLY, "drop {id, note?}: remove an undelivered message from an inbox")
+def drop(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    message = inboxes.drop(_id(req), p.get_str(req, "note", None, max_bytes=4000))
+    hive.changed("messages", "agents")
+    return {"message": message}
 
 
 @command("kick", OPERATOR_ONLY, "kick {name}: wake the agent's harness to read its inbox")
@@ -262,7 +300,7 @@ def kick(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
 
 @command("spawn", OPERATOR_ONLY, "spawn {name, wait?}: create an agent now (no approval)")
 async def spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    name = validate_agent_name(p.get_str(req, "name", max_len=64), allow_manager=False)
+    name = validate_agent_name(p.get_str(req, "name", max_bytes=64), allow_manager=False)
     wait = p.get_bool(req, "wait", True)
     blob, sha = hive.lifecycle.source_config(name)
     agents.create(name, state="spawning")
@@ -275,7 +313,7 @@ async def spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Res
 
 @command("pending", OPERATOR_ONLY, "pending {all?}: approvals waiting for the operator")
 def pending(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    return {"approvals": approvals.listing(p.get_bool(req, "all", False))}
+    return p.fit_listing("approvals", approvals.listing(p.get_bool(req, "all", False)), age="id")
 
 
 def _id(req: dict[str, Any]) -> int:
@@ -291,13 +329,13 @@ async def approve(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> R
 
 @command("deny", OPERATOR_ONLY, "deny {id, note?}: refuse an approval")
 def deny(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    a = hive.approvals.deny(_id(req), p.get_str(req, "note", None, max_len=4000))
+    a = hive.approvals.deny(_id(req), p.get_str(req, "note", None, max_bytes=4000))
     return {"approval": approvals.approval_dict(a)}
 
 
 @command("questions", OPERATOR_ONLY, "questions {all?}: operator questions waiting for an answer")
 def list_questions(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    return {"questions": questions.listing(p.get_bool(req, "all", False))}
+    return p.fit_listing("questions", questions.listing(p.get_bool(req, "all", False)), age="id")
 
 
 @command("answer_question", OPERATOR_ONLY, "answer_question {id, answer}: answer a question")
@@ -305,9 +343,9 @@ def answer_question(hive: Coordinator, conn: Connection, req: dict[str, Any]) ->
     raw = req.get("answer")
     answer: str | list[str]
     if isinstance(raw, list):
-        answer = p.get_str_list(req, "answer", max_items=32, max_len=500)
+        answer = p.get_str_list(req, "answer", max_items=32, max_bytes=500)
     else:
-        answer = p.get_str(req, "answer", max_len=8000)
+        answer = p.get_str(req, "answer", max_bytes=8000)
     return {"question": hive.questions.answer(_id(req), answer)}
 
 
@@ -359,7 +397,7 @@ async def rebuild(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> R
 @command("set_model", OPERATOR_ONLY, "set_model {name, model}: override the model (null clears)")
 def set_model(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
     name = _existing_agent(req)
-    model = p.get_str(req, "model", None, max_len=100)
+    model = p.get_str(req, "model", None, max_bytes=100)
     if model is not None and not valid_model(model):
         raise p.ProtocolError(f"model {model!r} is not a model name such as 'claude-sonnet-4-5'")
     hive.lifecycle.set_model(name, model)

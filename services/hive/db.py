@@ -16,7 +16,7 @@ from typing import Any
 
 import peewee as pw
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 PRAGMAS = {
     "journal_mode": "wal",
@@ -56,7 +56,12 @@ class Agent(_Model):
 
 
 class Message(_Model):
-    """The broker: one row per message; `delivered_at` is set exactly once, by the delivery."""
+    """The broker: one row per message; `delivered_at` is set exactly once, by the delivery.
+
+    A message that can never be delivered (too large for a reply line, not UTF-8, refused by
+    the harness) is set aside instead; the operator may drop any undelivered one. Neither is
+    ever handed to a receiver again.
+    """
 
     id = pw.AutoField()
     sender = pw.CharField(max_length=31)
@@ -65,6 +70,10 @@ class Message(_Model):
     created_at = pw.FloatField(default=now)
     claimed_at = pw.FloatField(null=True)  # leased to a receiver that has not acked it yet
     delivered_at = pw.FloatField(null=True)
+    set_aside_at = pw.FloatField(null=True)  # undeliverable: kept for the operator to see
+    set_aside_reason = pw.TextField(null=True)
+    dropped_at = pw.FloatField(null=True)  # removed from the inbox by the operator
+    drop_note = pw.TextField(null=True)
 
     class Meta:
         table_name = "messages"
@@ -80,10 +89,13 @@ class Approval(_Model):
     commit_ref = pw.CharField(null=True)
     blob = pw.BlobField(null=True)  # the exact bytes the operator approves
     diff = pw.TextField(null=True)
-    status = pw.CharField(default="pending")  # pending|applying|approved|denied|failed
+    status = pw.CharField(default="pending")  # pending|applying|approved|denied|failed|stale
     note = pw.TextField(null=True)
     requested_at = pw.FloatField(default=now)
     resolved_at = pw.FloatField(null=True)
+    base_commit = pw.CharField(null=True)  # applied repo HEAD the diff was computed against
+    base_hash = pw.CharField(null=True)  # sha256 of the applied config bytes at that time
+    stale_at = pw.FloatField(null=True)  # when the applied config moved away from base_hash
 
     class Meta:
         table_name = "approvals"
@@ -199,6 +211,13 @@ def open_db(path: Path | str, *, create: bool = True) -> pw.SqliteDatabase:
 ADDED_COLUMNS: list[tuple[str, str, str]] = [
     # (table, column, SQL type and default): columns added after a table first shipped.
     ("messages", "claimed_at", "REAL"),
+    ("messages", "set_aside_at", "REAL"),
+    ("messages", "set_aside_reason", "TEXT"),
+    ("messages", "dropped_at", "REAL"),
+    ("messages", "drop_note", "TEXT"),
+    ("approvals", "base_commit", "VARCHAR(255)"),
+    ("approvals", "base_hash", "VARCHAR(255)"),
+    ("approvals", "stale_at", "REAL"),
 ]
 """A column added to an existing table is listed here too, so older databases get it."""
 

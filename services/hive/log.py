@@ -33,6 +33,9 @@ MESSAGE_IDS: dict[str, str] = {
     "web_request": "96854cf4c0784a32926e7663fa690a58",
     "turn": "b443d681360b46ad93abfa139376929c",
     "agent_output": "5b1f0c2e8d0a4a7e9c6f3b2d1e4a7c90",
+    "message_set_aside": "2a130d0a1b3d4963b927118face44ff2",
+    "message_dropped": "ee049c264c1545fb869bf558231f54fe",
+    "connection_refused": "0a6a2f6b9713430db730c9a14f676a0a",
 }
 
 DEBUG = syslog.LOG_DEBUG

@@ -29,11 +29,18 @@ def validate_agent_name(name: object, *, allow_manager: bool = True) -> str:
     """Return `name` if it is a valid agent name, else raise `InvalidName` with a clear sentence."""
     if not isinstance(name, str):
         raise InvalidName("agent name must be a string")
+    shown = name if len(name) <= 40 else name[:40] + "…"
     if not _NAME.fullmatch(name):
-        shown = name if len(name) <= 40 else name[:40] + "…"
         raise InvalidName(
             f"agent name {shown!r} is invalid: use 1 to 31 of a-z, 0-9 and '-', "
             "starting with a letter"
+        )
+    if name.endswith("-") or "--" in name:
+        # '-' only separates words: 'a-' and 'a--b' are typos of other names waiting to be
+        # confused in unit and machine names (hive-agent@a--b, h-a--b).
+        raise InvalidName(
+            f"agent name {shown!r} is invalid: '-' must sit between letters or digits "
+            "(no trailing '-', no '--')"
         )
     if name == MANAGER and not allow_manager:
         raise InvalidName(f"agent name {MANAGER!r} is reserved for the manager")

@@ -13,7 +13,17 @@ from typing import Any
 
 VERSION = 1
 MAX_LINE = 1024 * 1024
-"""Longest request or reply line, newline excluded."""
+"""Longest request or reply line in bytes, newline excluded."""
+
+MAX_BODY = 256 * 1024
+"""Longest message body, in bytes of UTF-8."""
+
+RECV_ENVELOPE = 4096
+"""Bytes a `recv` reply may need around the escaped body (ids, names, timestamps, keys)."""
+
+MAX_BODY_ESCAPED = MAX_LINE - RECV_ENVELOPE
+"""Longest message body once escaped as a JSON string (a control character takes 6 bytes):
+what keeps every `recv` reply within `MAX_LINE`."""
 
 
 class Refusal(Exception):
@@ -67,13 +77,79 @@ class LineFramer:
 
     @property
     def pending(self) -> int:
-        """Bytes buffered that do not yet form a line."""
+        """Bytes received that do not yet form a line (those of a line being discarded too)."""
         return len(self._buf) + self._discarding
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held in memory (a line being discarded is not held)."""
+        return len(self._buf)
 
 
 def encode(obj: Mapping[str, Any]) -> bytes:
-    """One line of JSON, newline-terminated, ASCII-safe."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+    """One line of JSON in UTF-8, newline-terminated.
+
+    UTF-8, not `\\u` escapes, so a size counted in bytes on one side is the size on the
+    other. A string that is not valid Unicode (a lone surrogate) raises `ProtocolError`.
+    """
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:
+        raise ProtocolError(
+            "the line holds text that is not valid Unicode (a lone surrogate such as \\ud800): "
+            "send UTF-8 text"
+        ) from None
+
+
+def encode_reply(body: Mapping[str, Any], cmd: str = "?") -> tuple[bytes, bool]:
+    """A reply line that is always within `MAX_LINE`: the reply, or a refusal naming its size.
+
+    Returns the line and whether it is the reply asked for (False: it was replaced).
+    """
+    try:
+        line = encode(body)
+    except ProtocolError:
+        return encode(refusal(f"the reply to {cmd!r} holds text that is not valid Unicode")), False
+    if len(line) - 1 <= MAX_LINE:
+        return line, True
+    why = (
+        f"the reply to {cmd!r} would be {len(line) - 1} bytes, over the {MAX_LINE}-byte "
+        "line limit: ask for less (e.g. without `all`)"
+    )
+    return encode(refusal(why)), False
+
+
+def escaped_size(text: str) -> int:
+    """Bytes `text` takes as a JSON string on the wire (quotes and escapes included)."""
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+def utf8_size(text: str) -> int:
+    """Bytes of `text` in UTF-8 (lone surrogates counted as 3, as SQLite would store them)."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def fit_listing(
+    key: str, items: list[dict[str, Any]], *, age: str, **fields: Any
+) -> dict[str, Any]:
+    """Reply fields holding `items` under `key`, leaving out the oldest items (smallest
+    `item[age]`) until the whole reply fits in `MAX_LINE`; `truncated` says whether any
+    were left out and `omitted` how many. The order of the items kept is unchanged.
+    """
+    whole = {**fields, key: items, "truncated": False, "omitted": 0}
+    if len(encode(ok(**whole))) - 1 <= MAX_LINE:
+        return whole
+    empty = ok(**fields, **{key: []}, truncated=True, omitted=len(items))
+    total = len(encode(empty)) + sum(len(encode(item)) for item in items)  # +1 each: a comma
+    left_out: set[int] = set()
+    for i in sorted(range(len(items)), key=lambda i: items[i].get(age) or 0):
+        if total <= MAX_LINE:
+            break
+        total -= len(encode(items[i]))
+        left_out.add(i)
+    shown = [item for i, item in enumerate(items) if i not in left_out]
+    return {**fields, key: shown, "truncated": True, "omitted": len(left_out)}
 
 
 def ok(**fields: Any) -> dict[str, Any]:
@@ -99,14 +175,34 @@ def decode_request(line: bytes | Oversize) -> dict[str, Any]:
     cmd = obj.get("cmd")
     if not isinstance(cmd, str) or not cmd:
         raise ProtocolError("request has no 'cmd': name the command as a string")
+    _utf8(cmd, "cmd")
     return obj
 
 
+class BadReply(ValueError):
+    """A reply line the client cannot use: cut off at the line limit, not UTF-8, not JSON.
+
+    `head` is its first bytes, enough to find the id of a message it carried.
+    """
+
+    def __init__(self, message: str, head: bytes = b"") -> None:
+        super().__init__(message)
+        self.head = head
+
+
 def decode_reply(line: bytes) -> dict[str, Any]:
-    """Parse one reply line from a hive socket (client side)."""
-    obj = json.loads(line.decode("utf-8"))
+    """Parse one reply line from a hive socket (client side); raises `BadReply`."""
+    head = line[:256]
+    if not line.endswith(b"\n") and len(line) > MAX_LINE:
+        raise BadReply(f"the reply is longer than the {MAX_LINE}-byte line limit", head)
+    try:
+        obj = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadReply("the reply is not valid UTF-8", head) from None
+    except (ValueError, RecursionError):
+        raise BadReply("the reply is not valid JSON", head) from None
     if not isinstance(obj, dict) or "ok" not in obj:
-        raise ProtocolError("reply from the hive is not a JSON object with 'ok'")
+        raise BadReply("the reply from the hive is not a JSON object with 'ok'", head)
     return obj
 
 
@@ -124,15 +220,39 @@ def _get(req: Mapping[str, Any], name: str, default: Any) -> Any:
     return value
 
 
+def _utf8(value: str, name: str) -> int:
+    """The UTF-8 size of a string field; a lone surrogate (JSON `\\ud800`) is refused."""
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ProtocolError(
+            f"field '{name}' is not valid Unicode text (it holds a lone surrogate such as "
+            "\\ud800): send UTF-8 text"
+        ) from None
+
+
+def _text(value: str, name: str, max_bytes: int | None, what: str = "field") -> None:
+    size = _utf8(value, name)
+    if max_bytes is not None and size > max_bytes:
+        raise ProtocolError(
+            f"{what} '{name}' is {size} bytes of UTF-8, over the {max_bytes}-byte limit"
+        )
+    if "\x00" in value:
+        raise ProtocolError(f"{what} '{name}' must not contain NUL characters")
+
+
 def get_str(
     req: Mapping[str, Any],
     name: str,
     default: Any = _MISSING,
     *,
-    max_len: int | None = None,
+    max_bytes: int | None = None,
     allow_empty: bool = False,
 ) -> Any:
-    """A string field; `default` (which may be None) when absent, else required."""
+    """A string field; `default` (which may be None) when absent, else required.
+
+    `max_bytes` counts the UTF-8 encoding; NUL and lone surrogates are refused.
+    """
     value = _get(req, name, default)
     if value is default and default is not _MISSING:
         return value
@@ -140,10 +260,21 @@ def get_str(
         raise ProtocolError(f"field '{name}' must be a string")
     if not allow_empty and not value:
         raise ProtocolError(f"field '{name}' must not be empty")
-    if max_len is not None and len(value) > max_len:
-        raise ProtocolError(f"field '{name}' is longer than {max_len} characters")
-    if "\x00" in value:
-        raise ProtocolError(f"field '{name}' must not contain NUL characters")
+    _text(value, name, max_bytes)
+    return value
+
+
+def get_body(req: Mapping[str, Any], name: str = "body") -> str:
+    """A message body: at most `MAX_BODY` bytes of UTF-8, and small enough once escaped
+    as JSON that the `recv` reply carrying it stays within `MAX_LINE`."""
+    value: str = get_str(req, name, max_bytes=MAX_BODY)
+    escaped = escaped_size(value)
+    if escaped > MAX_BODY_ESCAPED:
+        raise ProtocolError(
+            f"field '{name}' takes {escaped} bytes escaped as JSON (control characters take "
+            f"6 bytes each), over the {MAX_BODY_ESCAPED}-byte limit: send fewer control "
+            "characters"
+        )
     return value
 
 
@@ -206,9 +337,9 @@ def get_str_list(
     default: Any = _MISSING,
     *,
     max_items: int = 64,
-    max_len: int = 1000,
+    max_bytes: int = 1000,
 ) -> Any:
-    """A list of non-empty strings."""
+    """A list of non-empty strings, each at most `max_bytes` of UTF-8, without NUL."""
     value = _get(req, name, default)
     if value is default and default is not _MISSING:
         return value
@@ -216,6 +347,6 @@ def get_str_list(
         raise ProtocolError(f"field '{name}' must be a list of non-empty strings")
     if len(value) > max_items:
         raise ProtocolError(f"field '{name}' has more than {max_items} items")
-    if any(len(v) > max_len for v in value):
-        raise ProtocolError(f"field '{name}' has an item longer than {max_len} characters")
+    for v in value:
+        _text(v, name, max_bytes, what="an item of field")
     return list(value)

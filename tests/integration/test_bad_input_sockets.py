@@ -78,6 +78,7 @@ BASE: dict[str, dict[str, Any]] = {
     "send": {"to": "bob", "body": "hello"},
     "recv": {"wait_seconds": 0, "ack": False},
     "ack": {"id": 1},
+    "set_aside": {"id": 1, "reason": "r"},
     "get_model": {},
     "set_turn_state": {
         "state": "idle",
@@ -98,6 +99,8 @@ BASE: dict[str, dict[str, Any]] = {
     "list": {},
     "agent_status": {"name": "alice"},
     "kick": {"name": "alice"},
+    "inbox": {"name": "alice", "all": True},
+    "drop": {"id": 1, "note": "n"},
     "spawn": {"name": "erin", "wait": True},
     "pending": {"all": True},
     "approve": {"id": 1, "wait": False},
