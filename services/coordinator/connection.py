@@ -2,7 +2,9 @@
 
 The caller's identity is fixed by the socket it came in on and never read from a request.
 A bad line gets a refusal and the connection lives on; a peer that goes away cancels
-whatever it was waiting for, and a reply that cannot be written is undone.
+whatever it was waiting for, and a reply that cannot be written is undone. What one
+connection may hold in memory is bounded: reading pauses while `MAX_BUFFERED` bytes wait,
+serving pauses while the peer does not read its replies, and no reply passes `MAX_LINE`.
 """
 
 from __future__ import annotations
@@ -14,10 +16,37 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from services.hive.protocol import MAX_LINE, LineFramer, Oversize, encode
+from services.hive.protocol import MAX_LINE, LineFramer, Oversize, encode_reply
 
 MAX_QUEUED = 64
 """Requests read ahead of the one being served before reading pauses (backpressure)."""
+
+MAX_BUFFERED = MAX_LINE + 256 * 1024
+"""Bytes of requests one connection may hold (queued lines plus the partial line in the
+framer) before reading pauses: one whole line of the largest size, plus one read."""
+
+SOCKET_BUDGET = 4 * MAX_BUFFERED
+"""Bytes of requests all connections of one agent (or manager) socket may hold together:
+opening more connections does not buy an agent more of the coordinator's memory."""
+
+
+class Budget:
+    """Request bytes the connections of one socket hold together, and who waits for room."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.waiting: set[Connection] = set()
+
+    @property
+    def full(self) -> bool:
+        return self.used >= self.limit
+
+    def adjust(self, delta: int) -> None:
+        self.used += delta
+        if delta < 0 and not self.full:
+            for conn in list(self.waiting):
+                conn.maybe_resume()
 
 
 @dataclass(frozen=True)
@@ -34,20 +63,32 @@ class Reply:
 
     body: dict[str, Any]
     undo: Callable[[], None] | None = None
+    cmd: str = "?"
 
 
 Handler = Callable[["Connection", bytes | Oversize], Awaitable[Reply]]
 
 
 class Connection(asyncio.Protocol):
-    def __init__(self, caller: Caller, handle: Handler, on_close: Callable[[Connection], None]):
+    def __init__(
+        self,
+        caller: Caller,
+        handle: Handler,
+        on_close: Callable[[Connection], None],
+        budget: Budget | None = None,
+    ):
         self.caller = caller
         self._handle = handle
         self._on_close = on_close
+        self._budget = budget
         self._framer = LineFramer(MAX_LINE)
         self._queue: deque[bytes | Oversize] = deque()
+        self._queued_bytes = 0
+        self._accounted = 0  # what this connection counts in its socket's budget
         self._worker: asyncio.Task[None] | None = None
         self._paused = False
+        self._writable = asyncio.Event()
+        self._writable.set()
         self.transport: asyncio.Transport | None = None
         self.peer_eof = False
         self.closed = False
@@ -61,11 +102,52 @@ class Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        self._queue.extend(self._framer.feed(data))
-        if len(self._queue) >= MAX_QUEUED and not self._paused and self.transport is not None:
+        for item in self._framer.feed(data):
+            self._queue.append(item)
+            self._queued_bytes += _size(item)
+        self._account()
+        over_budget = self._budget is not None and self._budget.full
+        if self.buffered() >= MAX_BUFFERED or len(self._queue) >= MAX_QUEUED or over_budget:
+            self._pause()
+        self._kick_worker()
+
+    def buffered(self) -> int:
+        """Bytes of requests held: queued lines and the partial line in the framer."""
+        return self._queued_bytes + self._framer.buffered
+
+    def _account(self) -> None:
+        """Tell the socket's budget how much this connection holds now."""
+        now_held = 0 if self.closed else self.buffered()
+        delta, self._accounted = now_held - self._accounted, now_held
+        if self._budget is not None and delta:
+            self._budget.adjust(delta)
+
+    def _pause(self) -> None:
+        if not self._paused and self.transport is not None and not self.closed:
             self.transport.pause_reading()
             self._paused = True
-        self._kick_worker()
+            if self._budget is not None:
+                self._budget.waiting.add(self)
+
+    def maybe_resume(self) -> None:
+        """Read again once this connection and its socket's budget have room."""
+        if not self._paused or self.transport is None or self.closed:
+            return
+        # With nothing queued, a partial line in the framer (never over MAX_LINE) must be
+        # allowed to complete, unless the socket's other connections hold the budget.
+        roomy = len(self._queue) < MAX_QUEUED // 2 and self.buffered() < MAX_BUFFERED // 2
+        if (not self._queue or roomy) and not (self._budget is not None and self._budget.full):
+            self.transport.resume_reading()
+            self._paused = False
+            if self._budget is not None:
+                self._budget.waiting.discard(self)
+
+    def pause_writing(self) -> None:
+        # The peer is not reading its replies: serve nothing more until it does.
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
 
     def eof_received(self) -> bool:
         # The peer will send nothing more; answer what it sent, then close.
@@ -78,7 +160,12 @@ class Connection(asyncio.Protocol):
         self.closed = True
         self.peer_eof = True
         self.gone.set()
+        self._writable.set()
         self._queue.clear()
+        self._queued_bytes = 0
+        self._account()
+        if self._budget is not None:
+            self._budget.waiting.discard(self)
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()
         self._on_close(self)
@@ -90,23 +177,31 @@ class Connection(asyncio.Protocol):
 
     async def _work(self) -> None:
         while self._queue and not self.closed:
+            await self._writable.wait()
+            if self.closed:
+                break
             item = self._queue.popleft()
-            if self._paused and len(self._queue) < MAX_QUEUED // 2 and self.transport is not None:
-                self.transport.resume_reading()
-                self._paused = False
+            self._queued_bytes -= _size(item)
+            self._account()
+            self.maybe_resume()
             reply = await self._handle(self, item)
-            if not self.write(reply.body) and reply.undo is not None:
+            del item
+            if not self.write(reply.body, reply.cmd) and reply.undo is not None:
                 reply.undo()
         if self.peer_eof and not self._queue and self.transport is not None:
             self.transport.close()
 
-    def write(self, body: dict[str, Any]) -> bool:
-        """Write one reply line; False if it could not be handed to the peer."""
+    def write(self, body: dict[str, Any], cmd: str = "?") -> bool:
+        """Write one reply line; False if it could not be handed to the peer as it is.
+
+        A reply over `MAX_LINE` is never written: the peer gets a refusal naming its size.
+        """
         t = self.transport
         if self.closed or t is None or t.is_closing():
             return False
-        t.write(encode(body))
-        return not t.is_closing()
+        line, whole = encode_reply(body, cmd)
+        t.write(line)
+        return whole and not t.is_closing()
 
     async def wait_while_connected(self, fut: asyncio.Future[Any], timeout: float) -> None:
         """Wait for `fut` until the timeout or until the peer goes away, whichever is first."""
@@ -130,3 +225,7 @@ class Connection(asyncio.Protocol):
             if events & (select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL):
                 return False
         return True
+
+
+def _size(item: bytes | Oversize) -> int:
+    return len(item) if isinstance(item, bytes) else 0

@@ -25,8 +25,16 @@ from services.coordinator.approvals import Approvals
 from services.coordinator.backends import Backend
 from services.coordinator.broker import Broker
 from services.coordinator.changes import ChangeFeed
-from services.coordinator.connection import Caller, Connection, Reply
+from services.coordinator.connection import SOCKET_BUDGET, Budget, Caller, Connection, Reply
 from services.coordinator.lifecycle import Lifecycle
+from services.coordinator.limits import (
+    ADMIN_KEY,
+    ConnectionCaps,
+    Limits,
+    RefusedConnection,
+    current_nofile,
+    raise_nofile,
+)
 from services.coordinator.questions import Questions
 from services.coordinator.turns import TurnCancels
 from services.hive import log as hlog
@@ -81,8 +89,10 @@ class Coordinator:
         self.paths = paths
         self.backend = backend
         self.fallback_poll = fallback_poll
-        self.broker = Broker()
+        self.broker = Broker(lambda *kinds: self.changed(*kinds))
         self.connections: set[Connection] = set()
+        self.caps = ConnectionCaps(Limits.from_nofile(current_nofile()))
+        self._budgets: dict[str, Budget] = {}
         self._servers: dict[str, asyncio.AbstractServer] = {}
         self._bound: list[Path] = []  # paths we bound, unlinked on exit
         self._doorbell: socket.socket | None = None
@@ -101,7 +111,9 @@ class Coordinator:
         try:
             req = decode_request(line)
             cmd = req["cmd"]
-            return await commands.run(self, conn, req)
+            reply = await commands.run(self, conn, req)
+            reply.cmd = cmd
+            return reply
         except Refusal as e:
             hlog.log(
                 f"refused {cmd!r} from {conn.caller.name}: {e}",
@@ -173,9 +185,17 @@ class Coordinator:
         return rows
 
     # sockets -----------------------------------------------------------------------------
-    async def _serve(self, sock: socket.socket, caller: Caller) -> asyncio.AbstractServer:
-        def factory() -> Connection:
-            conn = Connection(caller, self.handle, self._connection_closed)
+    async def _serve(self, key: str, sock: socket.socket, caller: Caller) -> asyncio.AbstractServer:
+        """Serve a listening socket; a connection over the socket's caps is refused."""
+        budget = None if key == ADMIN_KEY else self._budgets.setdefault(key, Budget(SOCKET_BUDGET))
+
+        def factory() -> asyncio.Protocol:
+            why = self.caps.admit(key, caller.name)
+            if why is not None:
+                return RefusedConnection(why)
+            conn = Connection(
+                caller, self.handle, lambda c: self._connection_closed(key, c), budget
+            )
             self.connections.add(conn)
             return conn
 
@@ -189,9 +209,10 @@ class Coordinator:
         else:
             sock = sockets.bind_unix(path, group=group)
             self._bound.append(path)
-        self._servers[key] = await self._serve(sock, caller)
+        self._servers[key] = await self._serve(key, sock, caller)
 
-    def _connection_closed(self, conn: Connection) -> None:
+    def _connection_closed(self, key: str, conn: Connection) -> None:
+        self.caps.release(key)
         self.connections.discard(conn)
         if conn.leases:
             self.broker.release(conn)
@@ -206,7 +227,7 @@ class Coordinator:
         sockets.ensure_dir(self.paths.agents_socket_root)
         sock = sockets.bind_unix(path)
         self._bound.append(path)
-        self._servers[key] = await self._serve(sock, Caller(commands.AGENT, name))
+        self._servers[key] = await self._serve(key, sock, Caller(commands.AGENT, name))
 
     async def unserve_agent(self, name: str) -> None:
         """Stop serving an agent's socket and remove it."""
@@ -235,7 +256,7 @@ class Coordinator:
         sockets.ensure_dir(self.paths.runtime_dir)
         activated = sd.listen_fds_by_name()
         await self._listen(
-            "admin",
+            ADMIN_KEY,
             self.paths.admin_socket,
             Caller(commands.ADMIN, OPERATOR),
             activated.get("admin"),
@@ -314,6 +335,14 @@ class Coordinator:
             f"{self.broker.waiting()} waiting receivers"
         )
 
+    def limits_line(self) -> str:
+        lim = self.caps.limits
+        return (
+            f"open-file limit {lim.nofile}: {lim.reserve} kept for the coordinator, "
+            f"{lim.admin} admin connections, {lim.agents} agent connections "
+            f"(at most {lim.per_socket} per socket)"
+        )
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -344,6 +373,7 @@ async def serve(
 ) -> None:
     """Run the coordinator until SIGTERM or SIGINT."""
     hlog.set_identifier("hive-coordinator")
+    raise_nofile()
     hive = Coordinator(paths, backend, fallback_poll=fallback_poll)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -355,6 +385,7 @@ async def serve(
         f"agents under {paths.agents_socket_root}"
     )
     hlog.log(f"hive-c0re serving ({backend.name} backend): {where}", kind="service_started")
+    hlog.log(hive.limits_line(), kind="service_started")
     if announce:
         print(f"hive-c0re is serving ({backend.name} backend)", flush=True)
         print(f"  admin socket:   {paths.admin_socket}", flush=True)
