@@ -2,7 +2,9 @@
 
 An approval records the exact bytes of the config file at request time; approving applies
 those bytes and nothing else, whatever happened to the proposed repo since. Each approval
-moves pending → applying → approved | failed, or pending → denied, exactly once.
+moves pending → applying → approved | failed | stale, or pending → denied | stale, exactly
+once. An apply-commit approval whose diff was computed against an applied config that has
+changed since is stale: marked as such while pending, and never applied.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from services.coordinator import agents, repos
+from services.coordinator import agents, repos, stale
+from services.coordinator.lifecycle import ConfigMoved
 from services.hive import log as hlog
 from services.hive.agentconfig import parse, template
 from services.hive.db import Agent, Approval, Notification, now, write_tx
@@ -26,6 +29,11 @@ class ApprovalError(Refusal):
     pass
 
 
+def is_stale(a: Approval) -> bool:
+    """Stale: refused as such, or pending while the applied config moved from its base."""
+    return bool(a.status == "stale" or (a.status == "pending" and a.stale_at is not None))
+
+
 def approval_dict(a: Approval) -> dict[str, Any]:
     return {
         "id": a.id,
@@ -33,6 +41,8 @@ def approval_dict(a: Approval) -> dict[str, Any]:
         "kind": a.kind,
         "commit_ref": a.commit_ref,
         "status": a.status,
+        "stale": is_stale(a),
+        "base_commit": a.base_commit,
         "note": a.note,
         "diff": a.diff,
         "requested_at": a.requested_at,
@@ -54,10 +64,19 @@ def _get(approval_id: int) -> Approval:
     return a
 
 
-def _record(agent: str, kind: str, sha: str | None, blob: bytes, diff: str) -> Approval:
+def _record(
+    agent: str, kind: str, sha: str | None, blob: bytes, diff: str, base: stale.Base | None = None
+) -> Approval:
     with write_tx():
         a: Approval = Approval.create(
-            agent=agent, kind=kind, commit_ref=sha, blob=blob, diff=diff, status="pending"
+            agent=agent,
+            kind=kind,
+            commit_ref=sha,
+            blob=blob,
+            diff=diff,
+            status="pending",
+            base_commit=base.commit if base is not None else None,
+            base_hash=base.hash if base is not None else None,
         )
         what = (
             f"apply {sha[:12]} to {agent}" if kind == "apply_commit" and sha else f"spawn {agent}"
@@ -82,10 +101,9 @@ class Approvals:
         agents.get(name)
         got = repos.config_at(self.paths.proposed_repo(name), name, commit_ref)
         parse(got.blob)  # a config that does not validate is refused now, not at apply
-        old = repos.applied_config(self.paths.applied_repo(name))
-        a = _record(
-            name, "apply_commit", got.sha, got.blob, repos.diff(old, got.blob, name, got.sha)
-        )
+        base = stale.base_of(self.paths.applied_repo(name))  # the diff's "before", recorded
+        diff = repos.diff(base.config, got.blob, name, got.sha)
+        a = _record(name, "apply_commit", got.sha, got.blob, diff, base)
         self.hive.changed("approvals", "notifications")
         return a
 
@@ -142,12 +160,56 @@ class Approvals:
             )
         )
 
+    # staleness ----------------------------------------------------------------------------
+    def recheck(self, agent: str) -> None:
+        """The applied config of `agent` may have changed: mark (or unmark) its pending
+        apply-commit approvals stale, so `pending` and the dashboard show it before a click."""
+        current = stale.config_hash(repos.applied_config(self.paths.applied_repo(agent)))
+        marked = 0
+        with write_tx():
+            for a in Approval.select().where(
+                (Approval.agent == agent)
+                & (Approval.kind == "apply_commit")
+                & (Approval.status == "pending")
+            ):
+                moved = a.base_hash != current
+                if moved != (a.stale_at is not None):
+                    Approval.update(stale_at=now() if moved else None).where(
+                        Approval.id == a.id
+                    ).execute()
+                    marked += moved
+        if marked:
+            hlog.log(
+                f"{marked} pending approval(s) for {agent} are stale: its applied config changed",
+                kind="approval_resolved",
+                agent=agent,
+            )
+        self.hive.changed("approvals")
+
+    def _refuse_stale(self, a: Approval) -> None:
+        """Resolve a pending approval as stale (the manager is told to ask again), and refuse."""
+        why = stale.why_stale(a.agent, a.base_commit, self.paths.applied_repo(a.agent))
+        self._claim(a.id, "stale")
+        self._resolve(a, "stale", why)
+        raise ApprovalError(
+            f"approval #{a.id} is stale: the applied config of {a.agent} changed since it was "
+            "requested, so its diff no longer shows what it would do; hm1nd was told to "
+            "request it again"
+        )
+
     async def approve(self, approval_id: int, *, wait: bool = True) -> Approval:
+        a = _get(approval_id)
+        applied = self.paths.applied_repo(a.agent)
+        if a.status == "pending" and a.kind == "apply_commit" and stale.moved(a.base_hash, applied):
+            self._refuse_stale(a)
         a = self._claim(approval_id, "applying")
         task = self.hive.spawn_task(self.finish(a))
         if wait:
             await asyncio.shield(task)
-        return _get(approval_id)
+        done = _get(approval_id)
+        if done.status == "stale":
+            raise ApprovalError(f"approval #{approval_id} is stale: {done.note}")
+        return done
 
     async def finish(self, a: Approval) -> None:
         """Carry an approval in state applying to its end (also after a coordinator restart)."""
@@ -172,7 +234,13 @@ class Approvals:
             self._resolve(a, "failed", str(e))
             return
         try:
-            ok, note = await self.hive.lifecycle.apply_config(a.agent, blob, a.commit_ref, a.id)
+            ok, note = await self.hive.lifecycle.apply_config(
+                a.agent, blob, a.commit_ref, a.id, a.base_hash
+            )
+        except ConfigMoved:  # another approval was applied while this one waited its turn
+            why = stale.why_stale(a.agent, a.base_commit, self.paths.applied_repo(a.agent))
+            self._resolve(a, "stale", why)
+            return
         except (Refusal, OSError) as e:
             self._resolve(a, "failed", f"could not apply: {e}")
             return
@@ -184,7 +252,16 @@ class Approvals:
         return _get(approval_id)
 
     def recover(self) -> list[str]:
-        """Finish approvals a previous coordinator left in state applying; their agents."""
+        """Finish approvals a previous coordinator left in state applying; their agents.
+
+        Pending apply-commit approvals are checked against the applied configs again (they
+        may have changed while the coordinator was down, or predate the check).
+        """
+        waiting = Approval.select(Approval.agent).where(
+            (Approval.kind == "apply_commit") & (Approval.status == "pending")
+        )
+        for agent in sorted({a.agent for a in waiting}):
+            self.recheck(agent)
         resumed = []
         for a in Approval.select().where(Approval.status == "applying").order_by(Approval.id):
             hlog.log(

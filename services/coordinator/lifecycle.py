@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.coordinator import agents, repos
+from services.coordinator import agents, repos, stale
 from services.coordinator.backends import AgentSpec
 from services.hive import log as hlog
 from services.hive.agentconfig import CONFIG_FILE, AgentConfig, parse, template
@@ -36,6 +36,10 @@ TRANSIENT_STATES = ("stopping", "restarting", "destroying", "rebuilding")
 
 class LifecycleError(Refusal):
     pass
+
+
+class ConfigMoved(LifecycleError):
+    """The applied config is no longer the one an approval's diff was computed against."""
 
 
 class Lifecycle:
@@ -108,7 +112,9 @@ class Lifecycle:
         """Commit the config and what derives from it into the applied repo."""
         spec = self.spec(name, blob)
         files = {CONFIG_FILE: blob, **self.backend.render(spec)}
-        return repos.apply(self.paths.applied_repo(name), files, message)
+        sha = repos.apply(self.paths.applied_repo(name), files, message)
+        self.hive.approvals.recheck(name)  # pending approvals of `name` may be stale now
+        return sha
 
     def mark_built(self, name: str) -> None:
         write_marker(self.paths.rev_marker(name), platform_rev())
@@ -232,12 +238,20 @@ class Lifecycle:
         return True, None
 
     async def apply_config(
-        self, name: str, blob: bytes, sha: str, approval_id: int
+        self, name: str, blob: bytes, sha: str, approval_id: int, base_hash: str | None = None
     ) -> tuple[bool, str | None]:
-        """Write an approved config into the applied repo, then rebuild with it."""
+        """Write an approved config into the applied repo, then rebuild with it.
+
+        With `base_hash`, refuse (`ConfigMoved`) if the applied config is no longer the one
+        the approval's diff was computed against; checked under the agent's lock, so two
+        approvals approved back to back cannot both apply.
+        """
         message = f"apply {sha} (approval #{approval_id})"
         async with self._locks[name]:
-            if repos.last_applied_message(self.paths.applied_repo(name)).strip() != message:
+            applied = self.paths.applied_repo(name)
+            if repos.last_applied_message(applied).strip() != message:
+                if base_hash is not None and stale.moved(base_hash, applied):
+                    raise ConfigMoved(f"the applied config of {name} changed")
                 self.write_applied(name, blob, message)
             Agent.update(applied_sha=sha, updated_at=now()).where(Agent.name == name).execute()
             async with self.transient(name, "rebuilding"):
