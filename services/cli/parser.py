@@ -104,6 +104,21 @@ SUBCOMMANDS: list[Sub] = [
     ),
     Sub("kick", "wake an agent's harness to read its inbox", _verb("kick"), [NAME]),
     Sub(
+        "inbox",
+        "an agent's undelivered messages: queued, leased or set aside",
+        lambda ns: {"cmd": "inbox", "name": ns.name, "all": ns.all},
+        [NAME, ("--all", {"action": "store_true", "help": "also delivered and dropped ones"})],
+    ),
+    Sub(
+        "drop",
+        "remove an undelivered message from its inbox (e.g. one set aside)",
+        lambda ns: {"cmd": "drop", "id": ns.id, "note": ns.note},
+        [
+            ("id", {"type": int, "help": "message id (see hivectl inbox NAME)"}),
+            ("--note", {"help": "why, kept with the message"}),
+        ],
+    ),
+    Sub(
         "model",
         "show an agent's model, or override it",
         _model,

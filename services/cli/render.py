@@ -58,6 +58,8 @@ def approvals_text(rows: list[dict[str, Any]]) -> str:
     for a in rows:
         ref = (a.get("commit_ref") or "template")[:12]
         head = f"#{a['id']}  {a['kind']}  {a['agent']}  {ref}  {a['status']}"
+        if a.get("stale") and a["status"] == "pending":
+            head += "  STALE: the applied config changed since this diff was made"
         if a.get("note"):
             head += f"  ({a['note']})"
         parts.append(head + ("\n" + a["diff"].rstrip() if a.get("diff") else ""))
@@ -83,13 +85,47 @@ def questions_text(rows: list[dict[str, Any]]) -> str:
     return "\n\n".join(parts)
 
 
+def _size(n: int) -> str:
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KiB"
+
+
+def inbox_text(body: dict[str, Any]) -> str:
+    rows = body.get("messages", [])
+    out: list[tuple[str, ...]] = [
+        (
+            str(m["id"]),
+            str(m["sender"]),
+            _size(int(m["size"])),
+            _ago(m.get("created_at")),
+            str(m["status"]),
+            str(m.get("reason") or m.get("preview") or ""),
+        )
+        for m in rows
+    ]
+    text = (
+        table(("ID", "FROM", "SIZE", "AGE", "STATUS", "PREVIEW / REASON"), out)
+        if out
+        else f"no undelivered messages for {body.get('agent')}"
+    )
+    if body.get("truncated"):
+        text += f"\n({body.get('omitted')} older message(s) not shown)"
+    return text
+
+
 def reply(command: str, body: dict[str, Any]) -> str:
+    if command == "inbox":
+        return inbox_text(body)
+    if command == "drop":
+        m = body["message"]
+        return f"message #{m['id']} to {m['recipient']}: {m['status']}"
     if "agents" in body:
         return agents_table(body["agents"])
-    if command == "pending":
-        return approvals_text(body.get("approvals", []))
-    if command == "questions":
-        return questions_text(body.get("questions", []))
+    if command in ("pending", "questions"):
+        key = "approvals" if command == "pending" else "questions"
+        text = (approvals_text if key == "approvals" else questions_text)(body.get(key, []))
+        if body.get("truncated"):
+            text += f"\n\n({body.get('omitted')} older {key} not shown: the reply is full)"
+        return text
     if "approval" in body:
         a = body["approval"]
         return f"approval #{a['id']}: {a['status']}" + (f" ({a['note']})" if a.get("note") else "")
