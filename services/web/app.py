@@ -90,8 +90,8 @@ def form_text(name: str, *, required: bool = True, max_len: int = MAX_FORM) -> s
     if value is None and request.json is not None and isinstance(request.json, dict):
         raw = request.json.get(name)
         value = raw if isinstance(raw, str) or raw is None else None
-    if value is not None and len(value) > max_len:
-        raise BadRequest(f"field {name!r} is longer than {max_len} characters")
+    if value is not None and len(value.encode("utf-8", "surrogatepass")) > max_len:
+        raise BadRequest(f"field {name!r} is longer than {max_len} bytes of UTF-8")
     if required and not value:
         raise BadRequest(f"field {name!r} is required")
     return value
@@ -394,6 +394,13 @@ def build(ctx: Context) -> bottle.Bottle:
         _audit(f"sent message #{got['id']} to {name}", name)
         return f"sent to {name}", {"id": got["id"]}
 
+    @action
+    def drop(mid: int) -> tuple[str, dict[str, Any]]:
+        note = form_text("note", required=False, max_len=4000) or None
+        got = ctx.admin.call("drop", id=mid, note=note)["message"]
+        _audit(f"dropped message #{mid}", got.get("recipient"), message_no=mid)
+        return f"message #{mid} dropped", {"message": got}
+
     # the route table ---------------------------------------------------------------------
     app.add_hook("before_request", guard)
     app.add_hook("after_request", headers)
@@ -415,6 +422,7 @@ def build(ctx: Context) -> bottle.Bottle:
     app.route("/spawn", "POST", spawn)
     app.route("/update-all", "POST", update_all)
     app.route("/send/<name>", "POST", send)
+    app.route("/drop/<mid:int>", "POST", drop)
     for cmd, done in (
         ("start", "started"),
         ("stop", "stopped"),

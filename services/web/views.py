@@ -153,6 +153,9 @@ def approval_view(a: Approval) -> dict[str, Any]:
         "commit": (a.commit_ref or "")[:12],
         "status": a.status,
         "applying": a.status == "applying",
+        # the applied config moved since the diff was computed: approving is refused
+        "stale": a.status == "stale" or (a.status == "pending" and a.stale_at is not None),
+        "base": (a.base_commit or "")[:12],
         "note": a.note,
         "requested_at": a.requested_at,
         "requested_clock": display.clock(a.requested_at),
@@ -172,7 +175,7 @@ def decisions() -> list[dict[str, Any]]:
     """The last few resolved approvals, newest first."""
     rows = (
         Approval.select()
-        .where(Approval.status.in_(("approved", "denied", "failed")))
+        .where(Approval.status.in_(("approved", "denied", "failed", "stale")))
         .order_by(Approval.id.desc())
         .limit(DECISIONS_SHOWN)
     )
@@ -239,8 +242,18 @@ def counts() -> dict[str, int]:
 # one agent's inbox ---------------------------------------------------------------------
 
 
+def message_status(m: Message) -> str:
+    """queued, set_aside, dropped or delivered (a leased message is still queued)."""
+    if m.dropped_at is not None:
+        return "dropped"
+    if m.set_aside_at is not None:
+        return "set_aside"
+    return "queued" if m.delivered_at is None else "delivered"
+
+
 def message_view(m: Message, agent: str) -> dict[str, Any]:
     event = display.helper_event(m.body) if m.sender == SYSTEM else None
+    status = message_status(m)
     return {
         "id": m.id,
         "sender": m.sender,
@@ -250,6 +263,9 @@ def message_view(m: Message, agent: str) -> dict[str, Any]:
         "body": m.body,
         "event": event,
         "delivered": m.delivered_at is not None,
+        "status": status,
+        "reason": m.set_aside_reason if status == "set_aside" else m.drop_note,
+        "can_drop": status in ("queued", "set_aside") and m.recipient == agent,
         "created_at": m.created_at,
         "created_clock": display.clock(m.created_at),
     }

@@ -93,13 +93,17 @@ def test_templates_escape_agent_text() -> None:
             "from_operator": False,
             "body": evil,
             "event": None,
-            "delivered": True,
+            "delivered": False,
+            "status": "set_aside",
+            "reason": evil,  # a harness's set_aside reason is agent text too
+            "can_drop": True,
             "created_at": 0,
             "created_clock": "",
         },
     )
     assert "<script>" not in html
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#039;&amp;" in html
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#039;&amp;") == 2
+    assert 'action="/drop/1"' in html and "set aside" in html
     chip = pages.render(
         "note", n={"id": 3, "text": evil, "alert": False, "created_at": 0, "created_clock": evil}
     )

@@ -1,4 +1,4 @@
-<article class="card approval{{' applying' if a['applying'] else ''}}" id="approval-{{a['id']}}">
+<article class="card approval{{' applying' if a['applying'] else ''}}{{' stale' if a['stale'] else ''}}" id="approval-{{a['id']}}">
   <header>
     % if a['spawn']:
     <span class="kind spawn">✦ spawn</span> <a class="name" href="/agent/{{a['agent']}}">{{a['agent']}}</a>
@@ -15,11 +15,14 @@
   % else:
   % include('diff', lines=a['diff'])
   % end
+  % if a['stale']:
+  <p class="stale-note">⚠ st4le: the applied config of {{a['agent']}} changed after this diff was made{{' (against ' + a['base'] + ')' if a['base'] else ''}}; applying it would undo that change. approving is refused and tells hm1nd to ask again.</p>
+  % end
   % if a['applying']:
   <div class="pending-line"><span class="spinner"></span> {{'spawning ' + a['agent'] if a['spawn'] else 'applying to ' + a['agent']}}…</div>
   % else:
   <div class="decide">
-    <form class="inline" method="post" action="/approve/{{a['id']}}" data-post><button type="submit" class="approve">◆ APPR0VE</button></form>
+    <form class="inline" method="post" action="/approve/{{a['id']}}" data-post><button type="submit" class="approve"{{!' disabled title="stale: the applied config changed since this diff"' if a['stale'] else ''}}>◆ APPR0VE</button></form>
     <form class="inline deny" method="post" action="/deny/{{a['id']}}" data-post>
       <input name="note" placeholder="why not (optional, sent to hm1nd)" autocomplete="off" maxlength="4000">
       <button type="submit" class="danger">DENY</button>
