@@ -1,26 +1,37 @@
 """The harness's connection to its hive socket: typed calls, reconnecting after a restart.
 
 It owns one main connection (used by the turn loop's thread only) and opens extra ones
-on request for the cancel watcher and the recv tool. It never retries a refusal.
+on request for the cancel watcher and the recv tool. It never retries a refusal, and
+never retries a reply it could not read: the message in it is set aside instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import select
 import socket
 import threading
 from pathlib import Path
 from typing import Any
 
-from services.hive.client import HiveClient, Refused, Unreachable
+from services.hive.client import BadReply, HiveClient, Refused, Unreachable
 from services.hive.log import WARNING, log
 
 MAX_RECV_WAIT = 180
 RECONNECT_FIRST = 0.2
 RECONNECT_CAP = 5.0
+MAX_REASON = 500
 
-__all__ = ["MAX_RECV_WAIT", "Bus", "BusDown", "Refused"]
+__all__ = ["MAX_RECV_WAIT", "BadReply", "Bus", "BusDown", "Refused", "message_id_in"]
+
+_MESSAGE_ID = re.compile(rb'"message"\s*:\s*\{\s*"id"\s*:\s*(\d{1,18})\b')
+
+
+def message_id_in(head: bytes) -> int | None:
+    """The id of the message a reply carried, from its first bytes (None if not there)."""
+    found = _MESSAGE_ID.search(head)
+    return int(found.group(1)) if found else None
 
 
 class BusDown(Exception):
@@ -82,6 +93,9 @@ class Bus:
             except Refused:
                 raise
             except (BusDown, Unreachable, OSError, ValueError) as e:
+                if isinstance(e, BadReply) and cmd == "recv":
+                    self.close()  # the same message would come back: the caller sets it aside
+                    raise
                 # ValueError: a garbled reply line; the connection is not trusted after it.
                 sent = self._client is not None
                 self.close()
@@ -109,12 +123,46 @@ class Bus:
         """The next inbox message, leased until `ack`, or None on timeout or kick.
 
         Waits out outages. A message not acked before this connection ends goes back to
-        the inbox, so a crash between receiving and saving it loses nothing.
+        the inbox, so a crash between receiving and saving it loses nothing. A reply it
+        cannot read (cut at the line limit, not UTF-8, not JSON) would come back on every
+        retry: the message in it is set aside, and None returned.
         """
         wait = max(0.0, min(float(wait_seconds), MAX_RECV_WAIT))
-        reply = self.call("recv", persistent=True, wait_seconds=wait, ack=True)
+        try:
+            reply = self.call("recv", persistent=True, wait_seconds=wait, ack=True)
+        except BadReply as e:
+            self.set_aside(message_id_in(e.head), f"its recv reply could not be read: {e}")
+            return None
         message = reply.get("message")
         return message if isinstance(message, dict) else None
+
+    def set_aside(self, message_id: int | None, reason: str) -> int | None:
+        """Ask the hive to set aside a message of this agent's inbox that the harness cannot
+        use (None: the head of the inbox); its id, or None if the hive did not. Logged."""
+        fields: dict[str, Any] = {"reason": reason[:MAX_REASON]}
+        if message_id is not None:
+            fields["id"] = message_id
+        which = f"inbox message #{message_id}" if message_id is not None else "the inbox's head"
+        try:
+            # Without an id it must not run twice: a retry would set aside the next message.
+            got = self.call(
+                "set_aside", persistent=True, repeatable=message_id is not None, **fields
+            )
+        except (Refused, BusDown) as e:
+            log(
+                f"could not set aside {which}: {e}", kind="turn", agent=self.agent, priority=WARNING
+            )
+            return None
+        chosen = got.get("id")
+        log(
+            f"inbox message #{chosen} set aside, the operator can see it in "
+            f"`hivectl inbox {self.agent}`: {reason}",
+            kind="turn",
+            agent=self.agent,
+            priority=WARNING,
+            message_no=chosen,
+        )
+        return chosen if isinstance(chosen, int) else None
 
     def ack(self, message_id: int) -> None:
         """The message is saved in the conversation: the hive may forget it (idempotent)."""

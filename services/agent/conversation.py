@@ -30,11 +30,16 @@ Message = dict[str, Any]
 def write_atomic(path: Path, data: str) -> None:
     """Replace `path` with `data` so a reader sees the old or the new file, never a mix."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -137,15 +142,21 @@ class Conversation:
         """Record a received inbox message as the start of a turn, durably.
 
         False (and nothing recorded) if it was taken in before: a redelivery after a crash.
+        If it cannot be saved, nothing is recorded in memory either, and the error raised.
         """
         mid = inbox_message.get("id")
         if isinstance(mid, int) and mid in self.seen:
             return False
+        before = (self.seen, list(self.pending), [dict(m) for m in self.messages])
         if isinstance(mid, int):
             self.seen = [*self.seen, mid][-SEEN_KEPT:]
         self.pending.append(inbox_message)
         self.append_user([text_block(render_inbox_message(inbox_message))])
-        self.save()
+        try:
+            self.save()
+        except BaseException:
+            self.seen, self.pending, self.messages = before
+            raise
         return True
 
     def close_turn(self) -> None:

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from services.agent.bus import MAX_RECV_WAIT, Bus, BusDown, interrupt
+from services.agent.bus import MAX_RECV_WAIT, BadReply, Bus, BusDown, interrupt
 from services.agent.cancel import CancelToken
 from services.hive.client import Refused, Unreachable
 
@@ -155,6 +155,8 @@ def run(bus: Bus, tool: HiveTool, inp: dict[str, Any], cancel: CancelToken) -> t
         return f"the hive refused {tool.name}: {e}", True
     except BusDown as e:
         return f"{tool.name} failed: {e}", True
+    except BadReply as e:
+        return f"{tool.name} failed: the hive's reply could not be read ({e})", True
 
 
 def _recv(bus: Bus, fields: dict[str, Any], cancel: CancelToken) -> tuple[str, bool]:

@@ -1,8 +1,9 @@
 """The harness's main loop: wait for a key, resume an open turn, recv, run the next turn.
 
 A message claimed from the inbox is saved as the open turn before anything else, and the
-turn is closed only when it ends (done, cancelled, failed), so a crash re-runs it. The
-inbox is not touched while there is no API key.
+turn is closed only when it ends (done, cancelled, failed), so a crash re-runs it. A
+message it cannot read or save is set aside in the hive rather than claimed again and
+again. The inbox is not touched while there is no API key.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 from services.agent import credentials
 from services.agent.api import Api, ApiFailure, AuthFailed
@@ -24,6 +26,17 @@ from services.agent.turnstate import TurnReporter
 from services.hive.log import ERR, WARNING, log
 
 CANCELLED_NOTE = "[The operator cancelled this turn; I stopped here.]"
+
+
+def unreadable(message: dict[str, Any]) -> str | None:
+    """What makes a `recv` message unusable for a turn, or None if it is fine."""
+    mid = message.get("id")
+    if not isinstance(mid, int) or isinstance(mid, bool) or mid < 1:
+        return "it has no message id"
+    for field in ("sender", "body"):
+        if not isinstance(message.get(field), str):
+            return f"its {field} is not text"
+    return None
 
 
 class Harness:
@@ -139,7 +152,9 @@ class Harness:
                 with self.critical():
                     message = self.bus.recv(MAX_RECV_WAIT)
                     if message is not None:
-                        fresh = self.conv.open_turn(message)
+                        fresh = self.take(message)
+                        if fresh is None:
+                            continue  # set aside: it can never start a turn
                         self.bus.ack(int(message["id"]))
                         if not fresh:
                             continue  # saved before a crash that came ahead of the ack
@@ -152,6 +167,21 @@ class Harness:
                     sender=message.get("sender"),
                 )
                 self.turn(self.client(key))
+
+    def take(self, message: dict[str, Any]) -> bool | None:
+        """Save a received message as the open turn: True if new, False if seen before,
+        None if it cannot be read or saved (then it is set aside in the hive)."""
+        mid = message.get("id")
+        ident = mid if isinstance(mid, int) and not isinstance(mid, bool) else None
+        problem = unreadable(message)
+        if problem is None:
+            try:
+                return self.conv.open_turn(message)
+            except (ValueError, TypeError) as e:  # e.g. text JSON cannot encode: not retryable
+                problem = f"the harness could not save it: {e}"
+        self.log(f"inbox message #{ident} cannot be used: {problem}", WARNING)
+        self.bus.set_aside(ident, problem)
+        return None
 
     def turn(self, api: Api) -> None:
         self.reporter.begin()

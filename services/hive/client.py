@@ -5,12 +5,15 @@ It owns its connection: open with `HiveClient(path)`, close with `close()` or `w
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from services.hive.protocol import MAX_LINE, decode_reply, encode
+from services.hive.protocol import MAX_LINE, BadReply, decode_reply, encode
+
+__all__ = ["BadReply", "HiveClient", "Refused", "Unreachable"]
 
 
 class Refused(Exception):
@@ -59,18 +62,28 @@ class HiveClient:
         self.sock.close()
 
     def request(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Send one request object, return the reply object as it came (ok or not)."""
+        """Send one request object, return the reply object as it came (ok or not).
+
+        A reply that cannot be read raises `BadReply`, and the connection is shut: what
+        follows on it can no longer be told apart from the rest of that reply.
+        """
+        line_out = encode(obj)  # a lone surrogate is refused here, before anything is sent
         wait = obj.get("wait_seconds")
         if isinstance(wait, int | float) and self.timeout is not None:
             self.sock.settimeout(self.timeout + float(wait))
         try:
-            self.sock.sendall(encode(obj))
+            self.sock.sendall(line_out)
             line = self._rfile.readline(MAX_LINE + 2)
         finally:
             self.sock.settimeout(self.timeout)
         if not line:
             raise Unreachable(f"the hive at {self.path} closed the connection")
-        return decode_reply(line)
+        try:
+            return decode_reply(line)
+        except BadReply:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+            raise
 
     def call(self, cmd: str, **fields: Any) -> dict[str, Any]:
         """Run one command; return the reply, or raise `Refused` with the hive's error."""
