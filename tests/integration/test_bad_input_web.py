@@ -30,6 +30,11 @@ NOISE = "\x1b[31mred\x1b[0m \x07\x08\x0b\x0c\x7f \u202eevil\u202c " + "L" * 20_0
 RAW = ("<script>alert(", "<img src=x", "<svg onload", "<iframe src=javascript")
 
 
+def cut(text: str, size: int) -> str:
+    """The longest prefix of `text` within `size` bytes of UTF-8 (the hive's limits)."""
+    return text.encode()[:size].decode(errors="ignore")
+
+
 class Dash:
     """A sandboxed coordinator (agents alice, bob, frank) with a hive-web in front of it."""
 
@@ -87,22 +92,22 @@ def test_agent_markup_is_shown_as_text_everywhere(dash: Dash) -> None:
         alice.call("send", to="bob", body=payload)
         alice.call("send", to="operator", body=payload)
         m.call("send", to="alice", body=payload)
-        alice.call("set_turn_state", state="tool", tool=XSS[0][:200], detail=payload[:4000])
-        alice.call("set_turn_state", state="tool", tool=XSS[1], detail=payload[:4000])
+        alice.call("set_turn_state", state="tool", tool=XSS[0][:200], detail=cut(payload, 4000))
+        alice.call("set_turn_state", state="tool", tool=XSS[1], detail=cut(payload, 4000))
         m.call(
             "set_turn_state",
             state="error",
             tool=XSS[2],
-            detail=payload[:4000],
+            detail=cut(payload, 4000),
             started_at=1e308,
             ended_at=1e308,
             cost_usd=1e308,
             input_tokens=2**62,
         )
-        alice.call("ask_operator", question=payload[:8000], options=XSS, multi=True)
-        alice.call("ask_operator", question=XSS[3], options=[NOISE[:500]])
+        alice.call("ask_operator", question=cut(payload, 8000), options=XSS, multi=True)
+        alice.call("ask_operator", question=XSS[3], options=[cut(NOISE, 500)])
         first = m.call("request_apply_commit", agent="alice", commit_ref=sha)["id"]
-        admin.call("deny", id=first, note=payload[:4000])
+        admin.call("deny", id=first, note=cut(payload, 4000))
         m.call("request_apply_commit", agent="alice", commit_ref=sha)  # stays pending
     c = dash.client
     for path in ("/", "/agent/alice", "/agent/bob", "/agent/hm1nd"):
