@@ -399,7 +399,7 @@ def build(ctx: Context) -> bottle.Bottle:
         note = form_text("note", required=False, max_len=4000) or None
         got = ctx.admin.call("drop", id=mid, note=note)["message"]
         _audit(f"dropped message #{mid}", got.get("recipient"), message_no=mid)
-        return f"message #{mid} dropped", {"message": got}
+        return f"message #{mid} dropped", {"dropped": got}
 
     # the route table ---------------------------------------------------------------------
     app.add_hook("before_request", guard)
