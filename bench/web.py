@@ -113,7 +113,7 @@ def render(web: RunningWeb, hive: RunningHive, n: int) -> list[str]:
     for path in ("/", f"/agent/{HOT}"):
         assert c.get(path).status == 200
     # a subscriber keeps the hub rendering live, as with the dashboard open
-    keep = SSEReader("127.0.0.1", web.port, "/api/events?topic=index")
+    keep = SSEReader("127.0.0.1", web.port, "/api/events?topic=index", c.cookies)
     keep.event()
     out = []
     try:
@@ -137,7 +137,8 @@ def render(web: RunningWeb, hive: RunningHive, n: int) -> list[str]:
 
 
 def push_sse(web: RunningWeb, hive: RunningHive, n: int) -> list[float]:
-    sse = SSEReader("127.0.0.1", web.port, f"/api/events?topic=agent:{HOT}")
+    c = web.client()  # a signed-in session
+    sse = SSEReader("127.0.0.1", web.port, f"/api/events?topic=agent:{HOT}", c.cookies)
     sse.event()
     got = []
     try:
@@ -168,6 +169,7 @@ def push_browser(web: RunningWeb, hive: RunningHive, n: int) -> list[float] | No
         with sync_playwright() as pw:
             ctx = launch_chromium(pw, profile)
             page = ctx.new_page()
+            web.sign_in(page)
             page.goto(f"{web.base}/agent/{HOT}")
             page.wait_for_selector("#live[data-state=live]")
             page.evaluate(

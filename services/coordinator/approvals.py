@@ -37,6 +37,7 @@ def approval_dict(a: Approval) -> dict[str, Any]:
         "diff": a.diff,
         "requested_at": a.requested_at,
         "resolved_at": a.resolved_at,
+        "decided_by": a.decided_by,
     }
 
 
@@ -113,14 +114,16 @@ class Approvals:
         return {"path": f"/agents/{name}/config", "commit": sha}
 
     # resolution (operator) -----------------------------------------------------------------
-    def _claim(self, approval_id: int, to: str) -> Approval:
-        """Move a pending approval to `to`, or refuse if it is not pending (exactly once)."""
+    def _claim(self, approval_id: int, to: str, by: str) -> Approval:
+        """Move a pending approval to `to` for operator `by`, or refuse if it is not pending
+        (exactly once)."""
         with write_tx():
             a = _get(approval_id)
             if a.status != "pending":
                 raise ApprovalError(f"approval #{approval_id} is already {a.status}")
-            Approval.update(status=to).where(Approval.id == approval_id).execute()
+            Approval.update(status=to, decided_by=by).where(Approval.id == approval_id).execute()
             a.status = to
+            a.decided_by = by
         self.hive.changed("approvals", "notifications")
         return a
 
@@ -130,10 +133,13 @@ class Approvals:
                 Approval.id == a.id
             ).execute()
         hlog.log(
-            f"approval #{a.id} for {a.agent}: {status}" + (f" ({note})" if note else ""),
+            f"approval #{a.id} for {a.agent}: {status}"
+            + (f" ({note})" if note else "")
+            + (f", decided by {a.decided_by}" if a.decided_by else ""),
             kind="approval_resolved",
             agent=a.agent,
             approval=a.id,
+            operator=a.decided_by,
         )
         self.hive.changed("approvals", "notifications")
         self.hive.notify(
@@ -142,8 +148,8 @@ class Approvals:
             )
         )
 
-    async def approve(self, approval_id: int, *, wait: bool = True) -> Approval:
-        a = self._claim(approval_id, "applying")
+    async def approve(self, approval_id: int, by: str, *, wait: bool = True) -> Approval:
+        a = self._claim(approval_id, "applying", by)
         task = self.hive.spawn_task(self.finish(a))
         if wait:
             await asyncio.shield(task)
@@ -178,8 +184,8 @@ class Approvals:
             return
         self._resolve(a, "approved", None if ok else f"applied, but the container: {note}")
 
-    def deny(self, approval_id: int, note: str | None) -> Approval:
-        a = self._claim(approval_id, "denied")
+    def deny(self, approval_id: int, note: str | None, by: str) -> Approval:
+        a = self._claim(approval_id, "denied", by)
         self._resolve(a, "denied", note)
         return _get(approval_id)
 

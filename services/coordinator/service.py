@@ -27,6 +27,7 @@ from services.coordinator.broker import Broker
 from services.coordinator.changes import ChangeFeed
 from services.coordinator.connection import Caller, Connection, Reply
 from services.coordinator.lifecycle import Lifecycle
+from services.coordinator.logins import Logins
 from services.coordinator.questions import Questions
 from services.coordinator.turns import TurnCancels
 from services.hive import log as hlog
@@ -93,6 +94,7 @@ class Coordinator:
         self.lifecycle = Lifecycle(self)
         self.approvals = Approvals(self)
         self.questions = Questions(self)
+        self.logins = Logins(paths.web_password, lambda: self.changed("sessions"))
         self._last_event_id = 0
 
     # requests ----------------------------------------------------------------------------

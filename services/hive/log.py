@@ -33,6 +33,8 @@ MESSAGE_IDS: dict[str, str] = {
     "web_request": "96854cf4c0784a32926e7663fa690a58",
     "turn": "b443d681360b46ad93abfa139376929c",
     "agent_output": "5b1f0c2e8d0a4a7e9c6f3b2d1e4a7c90",
+    "operator_login": "742fc312729b476c94fc40b3430c7c20",
+    "operator_action": "adef47a84de14245a8f26872f91131e0",
 }
 
 DEBUG = syslog.LOG_DEBUG

@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
                 input=f"ANTHROPIC_API_KEY={key}\n",
             )
         status = host.run("systemctl", "is-active", "hyperhive.target", check=False).stdout.strip()
+        login = host.run(
+            str(REPO / ".venv/bin/hivectl"), "login", check=False, timeout=60
+        ).stdout.strip()
     except (SandboxError, OSError) as e:
         print(f"demo: {e}", file=sys.stderr)
         host.poweroff()
@@ -57,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"""
 ==> the hive is up ({status})
-    dashboard:  http://{listen}/
-    hivectl:    HIVE_RUNTIME_DIR={run} .venv/bin/hivectl list
+    dashboard:  http://{listen}/ (only the operator may use it; sign in:)
+    {login or "sign in: HIVE_RUNTIME_DIR=" + str(run) + " .venv/bin/hivectl login"}
+    hivectl:    HIVE_RUNTIME_DIR={run} .venv/bin/hivectl list   (login: a new sign-in link)
     inside:     nsenter -t {host.init_pid} -a journalctl -f -u 'hive-*'
     state:      {state} (kept between runs; `make clean` removes it)
     stop:       Ctrl-C here (powers the sandbox off)
