@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.stats import nearest_rank
 from services.hive.client import HiveClient, Unreachable
 from tests.browser.webtest import RunningWeb
 from tests.hivetest import RunningHive, hive_env
@@ -52,10 +53,7 @@ def slope_per_hour(points: list[tuple[float, float]]) -> float:
 
 
 def p99(values: list[float]) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(len(s) * 0.99))]
+    return nearest_rank(values, 99)
 
 
 class Soak:

@@ -22,13 +22,13 @@ import os
 import platform
 import random
 import shutil
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.stats import nearest_rank
 from services.hive import db
 from services.hive.paths import Paths
 from tests.browser.webtest import CHROMIUM, RunningWeb, SSEReader, launch_chromium
@@ -88,14 +88,10 @@ def fill(paths: Paths) -> None:
     db.database.close()
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def row(name: str, ms: list[float]) -> str:
     return (
-        f"| {name} | {len(ms)} | {statistics.median(ms):.1f} | {pct(ms, 95):.1f} | {max(ms):.1f} |"
+        f"| {name} | {len(ms)} | {nearest_rank(ms, 50):.1f} | {nearest_rank(ms, 95):.1f} "
+        f"| {max(ms):.1f} |"
     )
 
 
