@@ -59,6 +59,7 @@ from huey import SqliteHuey
 from persistqueue import SQLiteAckQueue
 from persistqueue.exceptions import Empty
 
+from bench.stats import nearest_rank
 from services.hive.client import HiveClient
 
 DESCRIPTION = "Broker benchmark: hyperhive vs persist-queue, huey and a 5 s poll loop."
@@ -906,12 +907,8 @@ def idle_cpu(runs: list[Run]) -> list[float]:
 # reporting -------------------------------------------------------------------------------------
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return math.nan
-    k = max(math.ceil(q / 100 * len(sorted_values)) - 1, 0)
-    return sorted_values[min(k, len(sorted_values) - 1)]
+def percentile(values: Sequence[float], q: float) -> float:
+    return nearest_rank(values, q)
 
 
 def fmt_ms(v: float) -> str:

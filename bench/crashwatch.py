@@ -42,6 +42,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.stats import nearest_rank, p99_label
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "crashwatch.md"
 DESCRIPTION = "Crash watcher benchmark: D-Bus signals vs polling `machinectl list`."
@@ -355,12 +357,6 @@ def measure(
     return result
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[k]
-
-
 def ms(seconds: float) -> str:
     v = seconds * 1000
     return f"{v:.0f} ms" if v >= 100 else f"{v:.1f} ms"
@@ -370,20 +366,21 @@ def table(results: list[Result], header: str) -> str:
     lines = [
         header,
         "",
-        "| watcher | crashes | p50 | p99 | max | MachineRemoved p50 (floor) "
+        f"| watcher | crashes | p50 | {p99_label(results[0].latencies)} | max "
+        "| MachineRemoved p50 (floor) "
         "| RSS (anon) | idle CPU | idle CPU of machined + dbus |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
-            f"| {r.name} | {len(r.latencies)} | {ms(pct(r.latencies, 0.5))} "
-            f"| {ms(pct(r.latencies, 0.99))} | {ms(max(r.latencies))} "
-            f"| {ms(pct(r.signal_latencies, 0.5))} "
+            f"| {r.name} | {len(r.latencies)} | {ms(nearest_rank(r.latencies, 50))} "
+            f"| {ms(nearest_rank(r.latencies, 99))} | {ms(max(r.latencies))} "
+            f"| {ms(nearest_rank(r.signal_latencies, 50))} "
             f"| {r.rss_kib / 1024:.1f} MiB ({r.anon_kib / 1024:.1f}) "
             f"| {r.cpu_percent:.2f} % | {r.daemon_cpu_percent:.2f} % |"
         )
     event = results[0]
-    aim = pct(event.latencies, 0.5) < 0.1
+    aim = nearest_rank(event.latencies, 50) < 0.1
     lines += [
         "",
         f"Aim: p50 < 100 ms for hive-crashwatch: {'met' if aim else 'missed'}. "

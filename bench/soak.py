@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.stats import nearest_rank
 from services.hive.client import HiveClient, Unreachable
 from tests.browser.webtest import RunningWeb
 from tests.hivetest import RunningHive, hive_env
@@ -52,10 +53,7 @@ def slope_per_hour(points: list[tuple[float, float]]) -> float:
 
 
 def p99(values: list[float]) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(len(s) * 0.99))]
+    return nearest_rank(values, 99)
 
 
 class Soak:
@@ -111,28 +109,36 @@ class Soak:
             c.close()
 
     def pages(self) -> None:
+        cookie = self.session_cookie()
         while not self.stop.is_set():
-            path = random.choice(["/", f"/agent/{random.choice(self.names)}", "/api/model"])
+            name = random.choice(self.names)
+            path = random.choice(["/", f"/agent/{name}", f"/api/model?name={name}"])
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", self.web.port, timeout=10)
-                conn.request("GET", path)
+                conn.request("GET", path, headers={"Cookie": cookie})
                 resp = conn.getresponse()
                 resp.read()
                 conn.close()
-                with self.lock:
-                    self.counts["pages" if resp.status < 500 else "page_errors"] += 1
+                with self.lock:  # only the answer a signed-in operator expects counts
+                    self.counts["pages" if resp.status == 200 else "page_errors"] += 1
             except OSError:
                 with self.lock:
                     self.counts["page_errors"] += 1
             time.sleep(0.2)
 
+    def session_cookie(self) -> str:
+        """A dashboard session of its own, as the operator signs in."""
+        c = self.web.client()
+        return "; ".join(f"{k}={v}" for k, v in c.cookies.items())
+
     def sse(self) -> None:
+        cookie = self.session_cookie()
         while not self.stop.is_set():
             try:
                 with socket.create_connection(("127.0.0.1", self.web.port), timeout=5) as s:
                     s.sendall(
                         f"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{self.web.port}\r\n"
-                        "Accept: text/event-stream\r\n\r\n".encode()
+                        f"Cookie: {cookie}\r\nAccept: text/event-stream\r\n\r\n".encode()
                     )
                     until = time.monotonic() + 20  # reconnect every 20 s
                     with self.lock:

@@ -22,13 +22,13 @@ import os
 import platform
 import random
 import shutil
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.stats import nearest_rank
 from services.hive import db
 from services.hive.paths import Paths
 from tests.browser.webtest import CHROMIUM, RunningWeb, SSEReader, launch_chromium
@@ -88,14 +88,10 @@ def fill(paths: Paths) -> None:
     db.database.close()
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def row(name: str, ms: list[float]) -> str:
     return (
-        f"| {name} | {len(ms)} | {statistics.median(ms):.1f} | {pct(ms, 95):.1f} | {max(ms):.1f} |"
+        f"| {name} | {len(ms)} | {nearest_rank(ms, 50):.1f} | {nearest_rank(ms, 95):.1f} "
+        f"| {max(ms):.1f} |"
     )
 
 
@@ -113,7 +109,7 @@ def render(web: RunningWeb, hive: RunningHive, n: int) -> list[str]:
     for path in ("/", f"/agent/{HOT}"):
         assert c.get(path).status == 200
     # a subscriber keeps the hub rendering live, as with the dashboard open
-    keep = SSEReader("127.0.0.1", web.port, "/api/events?topic=index")
+    keep = SSEReader("127.0.0.1", web.port, "/api/events?topic=index", c.cookies)
     keep.event()
     out = []
     try:
@@ -137,7 +133,8 @@ def render(web: RunningWeb, hive: RunningHive, n: int) -> list[str]:
 
 
 def push_sse(web: RunningWeb, hive: RunningHive, n: int) -> list[float]:
-    sse = SSEReader("127.0.0.1", web.port, f"/api/events?topic=agent:{HOT}")
+    c = web.client()  # a signed-in session
+    sse = SSEReader("127.0.0.1", web.port, f"/api/events?topic=agent:{HOT}", c.cookies)
     sse.event()
     got = []
     try:
@@ -168,6 +165,7 @@ def push_browser(web: RunningWeb, hive: RunningHive, n: int) -> list[float] | No
         with sync_playwright() as pw:
             ctx = launch_chromium(pw, profile)
             page = ctx.new_page()
+            web.sign_in(page)
             page.goto(f"{web.base}/agent/{HOT}")
             page.wait_for_selector("#live[data-state=live]")
             page.evaluate(

@@ -117,7 +117,7 @@ def running_hive(env: dict[str, str], **kw: Any) -> Iterator[RunningHive]:
 
 
 def hivectl(
-    env: dict[str, str], *args: str, timeout: float = 30
+    env: dict[str, str], *args: str, timeout: float = 30, input_text: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "services.cli", *args],
@@ -126,4 +126,5 @@ def hivectl(
         capture_output=True,
         text=True,
         timeout=timeout,
+        input=input_text,
     )

@@ -39,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         return _install(ns)
     sub = cli.find(ns.command)
     assert sub.request is not None
-    request = sub.request(ns)
+    try:
+        request = sub.request(ns)
+    except cli.UsageError as e:
+        print(f"hivectl: {e}", file=sys.stderr)
+        return 2
+    request.setdefault("actor", "hivectl")
     path = Path(ns.socket) if ns.socket else Paths.from_env().admin_socket
     try:
         with HiveClient(path) as client:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +35,25 @@ def _model(ns: argparse.Namespace) -> dict[str, Any]:
     if ns.model is None:
         return {"cmd": "agent_status", "name": ns.name}
     return {"cmd": "set_model", "name": ns.name, "model": ns.model}
+
+
+class UsageError(Exception):
+    """A subcommand that cannot make its request (exit 2); the message says why."""
+
+
+def _passwd(ns: argparse.Namespace) -> dict[str, Any]:
+    """The password from the terminal (asked twice) or from stdin, or null for --clear."""
+    if ns.clear:
+        return {"cmd": "set_password", "password": None}
+    if ns.stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("new dashboard password: ")
+        if getpass.getpass("again: ") != password:
+            raise UsageError("the two passwords differ: nothing was changed")
+    if not password:
+        raise UsageError("an empty password: nothing was changed (--clear removes it)")
+    return {"cmd": "set_password", "password": password}
 
 
 SUBCOMMANDS: list[Sub] = [
@@ -129,6 +150,25 @@ SUBCOMMANDS: list[Sub] = [
         ],
     ),
     Sub("cancel", "cancel the agent's running turn", _verb("cancel_turn"), [NAME]),
+    Sub(
+        "login",
+        "print a one-time link that signs a browser in to the dashboard (valid 120 s)",
+        lambda ns: {"cmd": "login_link"},
+    ),
+    Sub(
+        "passwd",
+        "set the dashboard password for remote sign-in (asked twice), or --clear it",
+        _passwd,
+        [
+            ("--clear", {"action": "store_true", "help": "remove the password"}),
+            ("--stdin", {"action": "store_true", "help": "read it from standard input"}),
+        ],
+    ),
+    Sub(
+        "logout-all",
+        "end every dashboard session and unused sign-in link",
+        lambda ns: {"cmd": "logout_all"},
+    ),
     Sub(
         "install",
         "install units, tmpfiles, sysusers and settings on this systemd host, and start the hive",

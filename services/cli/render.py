@@ -140,6 +140,17 @@ def reply(command: str, body: dict[str, Any]) -> str:
         return f"model: {body.get('model') or 'default'}"
     if command == "cancel":
         return "cancel sent" if body.get("woken") else "cancel recorded (no turn was watching)"
+    if command == "login":
+        return (
+            f"open this link within {body.get('valid_seconds', 120):.0f} s; it works once:\n"
+            f"  {body.get('url')}"
+        )
+    if command == "passwd":
+        return (
+            "dashboard password set" if body.get("password_set") else "dashboard password removed"
+        )
+    if command == "logout-all":
+        return f"ended {body.get('revoked', 0)} dashboard session(s)"
     if command == "destroy":
         return f"{body.get('destroyed')} destroyed"
     if "agent" in body:

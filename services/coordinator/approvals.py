@@ -47,6 +47,7 @@ def approval_dict(a: Approval) -> dict[str, Any]:
         "diff": a.diff,
         "requested_at": a.requested_at,
         "resolved_at": a.resolved_at,
+        "decided_by": a.decided_by,
     }
 
 
@@ -131,14 +132,16 @@ class Approvals:
         return {"path": f"/agents/{name}/config", "commit": sha}
 
     # resolution (operator) -----------------------------------------------------------------
-    def _claim(self, approval_id: int, to: str) -> Approval:
-        """Move a pending approval to `to`, or refuse if it is not pending (exactly once)."""
+    def _claim(self, approval_id: int, to: str, by: str) -> Approval:
+        """Move a pending approval to `to` for operator `by`, or refuse if it is not pending
+        (exactly once)."""
         with write_tx():
             a = _get(approval_id)
             if a.status != "pending":
                 raise ApprovalError(f"approval #{approval_id} is already {a.status}")
-            Approval.update(status=to).where(Approval.id == approval_id).execute()
+            Approval.update(status=to, decided_by=by).where(Approval.id == approval_id).execute()
             a.status = to
+            a.decided_by = by
         self.hive.changed("approvals", "notifications")
         return a
 
@@ -148,10 +151,13 @@ class Approvals:
                 Approval.id == a.id
             ).execute()
         hlog.log(
-            f"approval #{a.id} for {a.agent}: {status}" + (f" ({note})" if note else ""),
+            f"approval #{a.id} for {a.agent}: {status}"
+            + (f" ({note})" if note else "")
+            + (f", decided by {a.decided_by}" if a.decided_by else ""),
             kind="approval_resolved",
             agent=a.agent,
             approval=a.id,
+            operator=a.decided_by,
         )
         self.hive.changed("approvals", "notifications")
         self.hive.notify(
@@ -186,10 +192,10 @@ class Approvals:
             )
         self.hive.changed("approvals")
 
-    def _refuse_stale(self, a: Approval) -> None:
+    def _refuse_stale(self, a: Approval, by: str) -> None:
         """Resolve a pending approval as stale (the manager is told to ask again), and refuse."""
         why = stale.why_stale(a.agent, a.base_commit, self.paths.applied_repo(a.agent))
-        self._claim(a.id, "stale")
+        self._claim(a.id, "stale", by)
         self._resolve(a, "stale", why)
         raise ApprovalError(
             f"approval #{a.id} is stale: the applied config of {a.agent} changed since it was "
@@ -197,12 +203,12 @@ class Approvals:
             "request it again"
         )
 
-    async def approve(self, approval_id: int, *, wait: bool = True) -> Approval:
+    async def approve(self, approval_id: int, by: str, *, wait: bool = True) -> Approval:
         a = _get(approval_id)
         applied = self.paths.applied_repo(a.agent)
         if a.status == "pending" and a.kind == "apply_commit" and stale.moved(a.base_hash, applied):
-            self._refuse_stale(a)
-        a = self._claim(approval_id, "applying")
+            self._refuse_stale(a, by)
+        a = self._claim(approval_id, "applying", by)
         task = self.hive.spawn_task(self.finish(a))
         if wait:
             await asyncio.shield(task)
@@ -246,8 +252,8 @@ class Approvals:
             return
         self._resolve(a, "approved", None if ok else f"applied, but the container: {note}")
 
-    def deny(self, approval_id: int, note: str | None) -> Approval:
-        a = self._claim(approval_id, "denied")
+    def deny(self, approval_id: int, note: str | None, by: str) -> Approval:
+        a = self._claim(approval_id, "denied", by)
         self._resolve(a, "denied", note)
         return _get(approval_id)
 

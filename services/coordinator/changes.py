@@ -10,7 +10,7 @@ import asyncio
 
 from services.coordinator.connection import Connection
 
-KINDS = ("agents", "approvals", "questions", "messages", "notifications", "turns")
+KINDS = ("agents", "approvals", "questions", "messages", "notifications", "turns", "sessions")
 
 
 class ChangeFeed:

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 from services.coordinator import agents, approvals, inboxes, questions
 from services.coordinator.broker import MAX_WAIT_SECONDS
 from services.coordinator.connection import Connection, Reply
+from services.hive import log as hlog
 from services.hive import protocol as p
 from services.hive.agentconfig import valid_model
 from services.hive.db import TurnState, now
-from services.hive.names import MANAGER, OPERATOR, validate_agent_name
+from services.hive.names import MANAGER, OPERATOR, InvalidName, validate_agent_name
 
 if TYPE_CHECKING:
     from services.coordinator.service import Coordinator
@@ -80,15 +81,57 @@ def sockets_of(roles: frozenset[str]) -> str:
     return " and ".join(names)
 
 
+READ_ONLY = frozenset(
+    {
+        "whoami",
+        "list",
+        "agent_status",
+        "pending",
+        "questions",
+        "inbox",
+        "watch",
+        "sessions",
+        "session_seen",
+    }
+)
+"""Admin commands that change nothing; every other one is recorded with who asked."""
+
+
+def operator_identity(conn: Connection, req: dict[str, Any]) -> str:
+    """Who is deciding on the admin socket: the `actor` the client names, and its uid."""
+    actor = p.get_str(req, "actor", "admin socket", max_bytes=200)
+    return f"{actor}, {conn.peer_user()}"
+
+
 async def run(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Reply:
     """Look up and run one decoded request; refusals become `ok: false` replies."""
     cmd = lookup(req["cmd"], conn.caller.role)
+    if conn.caller.role == ADMIN and cmd.name not in READ_ONLY:
+        who = operator_identity(conn, req)
+        hlog.log(
+            f"operator {cmd.name} by {who}",
+            kind="operator_action",
+            agent=_named_agent(req),
+            operator=who,
+        )
     result = cmd.handler(hive, conn, req)
     if inspect.isawaitable(result):
         result = await result
     if isinstance(result, Reply):
         return result
     return Reply(p.ok(**result))
+
+
+def _named_agent(req: dict[str, Any]) -> str | None:
+    """The agent a request names, for the journal's HIVE_AGENT= (None when it names none)."""
+    for key in ("name", "to", "agent"):
+        value = req.get(key)
+        if isinstance(value, str):
+            try:
+                return validate_agent_name(value)
+            except InvalidName:
+                return None
+    return None
 
 
 def _existing_agent(req: dict[str, Any], field: str = "name") -> str:
@@ -323,13 +366,17 @@ def _id(req: dict[str, Any]) -> int:
 
 @command("approve", OPERATOR_ONLY, "approve {id, wait?}: apply exactly what the approval shows")
 async def approve(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    a = await hive.approvals.approve(_id(req), wait=p.get_bool(req, "wait", True))
+    a = await hive.approvals.approve(
+        _id(req), operator_identity(conn, req), wait=p.get_bool(req, "wait", True)
+    )
     return {"approval": approvals.approval_dict(a)}
 
 
 @command("deny", OPERATOR_ONLY, "deny {id, note?}: refuse an approval")
 def deny(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    a = hive.approvals.deny(_id(req), p.get_str(req, "note", None, max_bytes=4000))
+    a = hive.approvals.deny(
+        _id(req), p.get_str(req, "note", None, max_bytes=4000), operator_identity(conn, req)
+    )
     return {"approval": approvals.approval_dict(a)}
 
 
@@ -346,14 +393,14 @@ def answer_question(hive: Coordinator, conn: Connection, req: dict[str, Any]) ->
         answer = p.get_str_list(req, "answer", max_items=32, max_bytes=500)
     else:
         answer = p.get_str(req, "answer", max_bytes=8000)
-    return {"question": hive.questions.answer(_id(req), answer)}
+    return {"question": hive.questions.answer(_id(req), answer, operator_identity(conn, req))}
 
 
 @command(
     "cancel_question", OPERATOR_ONLY, "cancel_question {id}: resolve a question as [cancelled]"
 )
 def cancel_question(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    return {"question": hive.questions.cancel(_id(req))}
+    return {"question": hive.questions.cancel(_id(req), operator_identity(conn, req))}
 
 
 def _target(conn: Connection, req: dict[str, Any]) -> str:
@@ -416,3 +463,6 @@ async def watch(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Res
     wait = p.get_number(req, "wait_seconds", 0, minimum=0, maximum=MAX_WAIT_SECONDS)
     version, kinds = await hive.feed.wait(conn, after, float(wait))
     return {"changes": version, "kinds": kinds}
+
+
+from services.coordinator import signin_commands  # noqa: E402, F401  (registers its commands)

@@ -10,7 +10,10 @@ serving pauses while the peer does not read its replies, and no reply passes `MA
 from __future__ import annotations
 
 import asyncio
+import pwd
 import select
+import socket
+import struct
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -95,11 +98,26 @@ class Connection(asyncio.Protocol):
         self.gone = asyncio.Event()
         self.leases: set[int] = set()
         """Messages leased to this connection by `recv {ack: true}`, not yet acknowledged."""
+        self.peer_uid: int | None = None
+        """The connecting process's uid (SO_PEERCRED), recorded with an operator's decisions."""
 
     # asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family == socket.AF_UNIX:
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            self.peer_uid = struct.unpack("3i", creds)[1]
+
+    def peer_user(self) -> str:
+        """`uid N (name)` of the peer, for the record of who decided."""
+        if self.peer_uid is None:
+            return "uid unknown"
+        try:
+            return f"uid {self.peer_uid} ({pwd.getpwuid(self.peer_uid).pw_name})"
+        except KeyError:
+            return f"uid {self.peer_uid}"
 
     def data_received(self, data: bytes) -> None:
         for item in self._framer.feed(data):

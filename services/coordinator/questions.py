@@ -42,6 +42,7 @@ def question_dict(q: OperatorQuestion) -> dict[str, Any]:
         "answer": q.answer,
         "asked_at": q.asked_at,
         "resolved_at": q.resolved_at,
+        "decided_by": q.decided_by,
     }
 
 
@@ -98,9 +99,9 @@ class Questions:
     def _expire(self, qid: int) -> None:
         self._timers.pop(qid, None)
         with contextlib.suppress(QuestionError):  # answered or cancelled first: nothing to do
-            self.resolve(qid, "expired", EXPIRED)
+            self.resolve(qid, "expired", EXPIRED, None)
 
-    def answer(self, qid: int, answer: str | list[str]) -> dict[str, Any]:
+    def answer(self, qid: int, answer: str | list[str], by: str) -> dict[str, Any]:
         q = self._get(qid)
         options = json.loads(q.options)
         if isinstance(answer, list):
@@ -114,16 +115,19 @@ class Questions:
             if options and not q.multi and answer not in options:
                 raise QuestionError(f"answer must be one of the options of question #{qid}")
             text = answer
-        return self.resolve(qid, "answered", text)
+        return self.resolve(qid, "answered", text, by)
 
-    def cancel(self, qid: int) -> dict[str, Any]:
-        return self.resolve(qid, "cancelled", CANCELLED)
+    def cancel(self, qid: int, by: str) -> dict[str, Any]:
+        return self.resolve(qid, "cancelled", CANCELLED, by)
 
-    def resolve(self, qid: int, status: str, answer: str) -> dict[str, Any]:
-        """Resolve a pending question exactly once; refuse if it was resolved before."""
+    def resolve(self, qid: int, status: str, answer: str, by: str | None) -> dict[str, Any]:
+        """Resolve a pending question exactly once (by operator `by`, None for the TTL);
+        refuse if it was resolved before."""
         with write_tx():
             changed = (
-                OperatorQuestion.update(status=status, answer=answer, resolved_at=now())
+                OperatorQuestion.update(
+                    status=status, answer=answer, resolved_at=now(), decided_by=by
+                )
                 .where((OperatorQuestion.id == qid) & (OperatorQuestion.status == "pending"))
                 .execute()
             )
@@ -134,7 +138,11 @@ class Questions:
         if timer is not None:
             timer.cancel()
         hlog.log(
-            f"question #{qid}: {status}", kind="question_resolved", agent=q.asker, question=qid
+            f"question #{qid}: {status}" + (f", by {by}" if by else ""),
+            kind="question_resolved",
+            agent=q.asker,
+            question=qid,
+            operator=by,
         )
         event = OperatorAnswered(id=qid, question=q.question, answer=answer)
         self.hive.notify(event)

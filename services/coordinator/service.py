@@ -35,6 +35,7 @@ from services.coordinator.limits import (
     current_nofile,
     raise_nofile,
 )
+from services.coordinator.logins import Logins
 from services.coordinator.questions import Questions
 from services.coordinator.turns import TurnCancels
 from services.hive import log as hlog
@@ -103,6 +104,7 @@ class Coordinator:
         self.lifecycle = Lifecycle(self)
         self.approvals = Approvals(self)
         self.questions = Questions(self)
+        self.logins = Logins(paths.web_password, lambda: self.changed("sessions"))
         self._last_event_id = 0
 
     # requests ----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 
 import peewee as pw
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 PRAGMAS = {
     "journal_mode": "wal",
@@ -96,6 +96,7 @@ class Approval(_Model):
     base_commit = pw.CharField(null=True)  # applied repo HEAD the diff was computed against
     base_hash = pw.CharField(null=True)  # sha256 of the applied config bytes at that time
     stale_at = pw.FloatField(null=True)  # when the applied config moved away from base_hash
+    decided_by = pw.TextField(null=True)  # the operator identity that approved or denied it
 
     class Meta:
         table_name = "approvals"
@@ -115,6 +116,7 @@ class OperatorQuestion(_Model):
     answer = pw.TextField(null=True)
     asked_at = pw.FloatField(default=now)
     resolved_at = pw.FloatField(null=True)
+    decided_by = pw.TextField(null=True)  # the operator identity that answered or cancelled it
 
     class Meta:
         table_name = "operator_questions"
@@ -181,6 +183,43 @@ class Event(_Model):
         table_name = "events"
 
 
+class WebSession(_Model):
+    """A dashboard session: the operator signed in with a one-time link or the password.
+
+    Only a hash of the session's secret is stored; hive-web reads these rows to check a
+    cookie, the coordinator alone writes them.
+    """
+
+    id = pw.AutoField()
+    token_hash = pw.CharField(unique=True)
+    kind = pw.CharField()  # "link" | "password"
+    opened_by = pw.TextField()  # who made the link (uid) or where the password came from
+    client = pw.CharField(default="")  # the browser's address as hive-web saw it
+    created_at = pw.FloatField(default=now)
+    last_seen = pw.FloatField(default=now)  # refreshed at most once a minute
+    idle_seconds = pw.FloatField()  # unused this long, it is over
+    expires_at = pw.FloatField()  # over at this time, used or not
+    revoked_at = pw.FloatField(null=True)
+
+    class Meta:
+        table_name = "web_sessions"
+
+
+class LoginLink(_Model):
+    """A one-time sign-in link from `hivectl login`: used once, before it expires, or never."""
+
+    id = pw.AutoField()
+    token_hash = pw.CharField(unique=True)
+    created_by = pw.TextField()
+    created_at = pw.FloatField(default=now)
+    expires_at = pw.FloatField()
+    used_at = pw.FloatField(null=True)
+    session = pw.IntegerField(null=True)  # the session it opened
+
+    class Meta:
+        table_name = "login_links"
+
+
 MODELS: list[type[_Model]] = [
     Agent,
     Message,
@@ -190,6 +229,8 @@ MODELS: list[type[_Model]] = [
     TransientState,
     Notification,
     Event,
+    WebSession,
+    LoginLink,
 ]
 
 
@@ -218,6 +259,8 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("approvals", "base_commit", "VARCHAR(255)"),
     ("approvals", "base_hash", "VARCHAR(255)"),
     ("approvals", "stale_at", "REAL"),
+    ("approvals", "decided_by", "TEXT"),
+    ("operator_questions", "decided_by", "TEXT"),
 ]
 """A column added to an existing table is listed here too, so older databases get it."""
 
@@ -225,7 +268,7 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
 def _migrate(db: pw.SqliteDatabase) -> None:
     """Bring an older database up to SCHEMA_VERSION (inside the caller's transaction)."""
     version = db.pragma("user_version")
-    if 0 < version < SCHEMA_VERSION:
+    if version != 0:  # 0: a new file, whose tables are created whole
         tables = set(db.get_tables())
         for table, column, decl in ADDED_COLUMNS:
             if table in tables and column not in {c.name for c in db.get_columns(table)}:

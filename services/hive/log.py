@@ -36,6 +36,8 @@ MESSAGE_IDS: dict[str, str] = {
     "message_set_aside": "2a130d0a1b3d4963b927118face44ff2",
     "message_dropped": "ee049c264c1545fb869bf558231f54fe",
     "connection_refused": "0a6a2f6b9713430db730c9a14f676a0a",
+    "operator_login": "742fc312729b476c94fc40b3430c7c20",
+    "operator_action": "adef47a84de14245a8f26872f91131e0",
 }
 
 DEBUG = syslog.LOG_DEBUG

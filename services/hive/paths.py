@@ -68,6 +68,11 @@ class Paths:
 
     # state ---------------------------------------------------------------------------------
     @property
+    def web_password(self) -> Path:
+        """The dashboard password's scrypt hash (0600, the coordinator's alone)."""
+        return self.state_dir / "web-password"
+
+    @property
     def agents_dir(self) -> Path:
         return self.state_dir / "agents"
 

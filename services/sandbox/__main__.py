@@ -7,6 +7,7 @@ and hivectl works from outside the sandbox.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -16,6 +17,14 @@ from pathlib import Path
 from services.sandbox.host import SandboxError, SandboxHost
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _link(login_json: str) -> str:
+    """The sign-in link from `hivectl --json login`, or how to get one."""
+    try:
+        return str(json.loads(login_json)["url"])
+    except (ValueError, KeyError, TypeError):
+        return "no link yet: run `hivectl login` (below) once the coordinator is up"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
                 input=f"ANTHROPIC_API_KEY={key}\n",
             )
         status = host.run("systemctl", "is-active", "hyperhive.target", check=False).stdout.strip()
+        login = host.run(
+            str(REPO / ".venv/bin/hivectl"), "--json", "login", check=False, timeout=60
+        ).stdout
     except (SandboxError, OSError) as e:
         print(f"demo: {e}", file=sys.stderr)
         host.poweroff()
@@ -58,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         f"""
 ==> the hive is up ({status})
     dashboard:  http://{listen}/
+    sign in:    {_link(login)}
+                (works once, within 2 minutes; `hivectl login` prints another)
     hivectl:    HIVE_RUNTIME_DIR={run} .venv/bin/hivectl list
     inside:     nsenter -t {host.init_pid} -a journalctl -f -u 'hive-*'
     state:      {state} (kept between runs; `make clean` removes it)

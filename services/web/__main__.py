@@ -12,6 +12,7 @@ from services.hive import sd
 from services.web import app as webapp
 from services.web import journal, pages, serve, views
 from services.web.admin import Admin
+from services.web.auth import Doorkeeper
 from services.web.live import Hub, StreamSlots
 from services.web.settings import SettingsError, WebSettings
 
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     admin = Admin(settings.paths.admin_socket)
     renderer = pages.Renderer()
-    slots = StreamSlots(settings.max_streams)
+    slots = StreamSlots(settings.max_streams, settings.streams_per_session)
     hub = Hub(admin, renderer, slots)
     ctx = webapp.Context(
         settings=settings,
@@ -47,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         renderer=renderer,
         journal=journal.JournalSource(settings.journal_namespace),
         slots=slots,
+        doorkeeper=Doorkeeper(admin),
     )
-    server = serve.make_server(webapp.build(ctx), sock, settings.max_streams)
+    server = serve.make_server(webapp.build(ctx), sock, settings)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         # End the live streams first: waitress waits for its threads when it stops.

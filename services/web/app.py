@@ -1,11 +1,13 @@
 """The dashboard's routes: each reads the request, runs one admin command, renders one template.
 
-Every POST passes the origin and CSRF checks before its route runs; every change goes
-through the admin socket (`Admin`), never to SQLite or a container directly.
+Every route but sign-in and the static files needs a live operator session; every POST
+passes the origin and CSRF checks before its route runs; every change goes through the
+admin socket (`Admin`) in the session's name, never to SQLite or a container directly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -20,8 +22,9 @@ from bottle import HTTPError, request, response  # type: ignore[import-untyped]
 
 from services.hive import log as hlog
 from services.hive.names import InvalidName, validate_agent_name
-from services.web import journal, pages, security, views
+from services.web import auth, connections, journal, pages, security, views
 from services.web.admin import SLOW, Admin, Refused, Unreachable
+from services.web.auth import Doorkeeper, Visitor
 from services.web.live import HEARTBEAT, Hub, StreamSlots, sse
 from services.web.settings import WebSettings
 
@@ -39,6 +42,7 @@ class Context:
     renderer: pages.Renderer
     journal: journal.JournalSource
     slots: StreamSlots
+    doorkeeper: Doorkeeper
     stopping: threading.Event = field(default_factory=threading.Event)
 
 
@@ -109,6 +113,14 @@ def path_agent(name: str) -> str:
         raise HTTPError(400, str(e)) from None
 
 
+def visitor() -> Visitor:
+    """The request's session (the guard let the request in, so there is one)."""
+    who = request.environ.get("hive.visitor")
+    if not isinstance(who, Visitor):
+        raise HTTPError(401, "sign in first: run `hivectl login` on the host and open its link")
+    return who
+
+
 # the app -------------------------------------------------------------------------------
 
 
@@ -116,9 +128,10 @@ def build(ctx: Context) -> bottle.Bottle:
     app = bottle.Bottle(catchall=True)
     app.config["json.enable"] = False
     bottle.BaseRequest.MEMFILE_MAX = MAX_FORM
-    token = ctx.settings.token
+    settings = ctx.settings
 
-    def csrf_token() -> str:
+    def login_csrf() -> str:
+        """Before sign-in, the CSRF token is a cookie the page repeats (double submit)."""
         value = request.get_cookie(security.CSRF_COOKIE)
         if not value or len(value) < 32 or len(value) > 64:
             value = security.new_csrf_token()
@@ -127,32 +140,47 @@ def build(ctx: Context) -> bottle.Bottle:
             )
         return str(value)
 
+    def secure() -> bool:
+        """Cookies are Secure when the browser came over TLS (directly or via the proxy)."""
+        if request.urlparts.scheme == "https":
+            return True
+        host = (request.headers.get("Host") or "").split(":")[0].lower()
+        return settings.https and host == settings.public_host
+
+    def refuse(status: int, message: str) -> None:
+        hlog.log(
+            f"refused {request.method} {request.path} from {request.remote_addr}: {message}",
+            kind="web_request",
+            priority=hlog.WARNING,
+        )
+        raise HTTPError(status, message)
+
     def guard() -> None:
         utf8_headers(request.environ)
         try:
-            security.check_host(request.headers.get("Host"), token is not None)
+            security.check_host(request.headers.get("Host"), settings.public_host)
             if request.method not in ("GET", "HEAD"):
                 security.check_same_origin(request.headers)
-                submitted = request.headers.get(security.CSRF_HEADER) or request.forms.getunicode(
-                    security.CSRF_FIELD
-                )
-                security.check_csrf(request.get_cookie(security.CSRF_COOKIE), submitted)
         except security.Forbidden as e:
-            hlog.log(
-                f"refused {request.method} {request.path}: {e}",
-                kind="web_request",
-                priority=hlog.WARNING,
-            )
-            raise HTTPError(403, str(e)) from None
-        public = request.path == "/login" or request.path.startswith("/static/")
-        if not public and not security.check_operator(
-            token,
-            request.get_cookie(security.TOKEN_COOKIE),
-            request.headers.get("Authorization"),
-        ):
+            refuse(403, str(e))
+        who = ctx.doorkeeper.visitor(request.get_cookie(auth.SESSION_COOKIE))
+        request.environ["hive.visitor"] = who
+        if who is not None:
+            connections.trust(request.environ)
+        elif not auth.public(request.path):
             if wants_json() or request.method != "GET":
-                raise HTTPError(401, "sign in with the operator token first: open /login")
+                refuse(401, "sign in first: run `hivectl login` on the host and open its link")
             bottle.redirect("/login", 303)
+        if request.method in ("GET", "HEAD"):
+            return
+        submitted = request.headers.get(security.CSRF_HEADER) or request.forms.getunicode(
+            security.CSRF_FIELD
+        )
+        expected = who.csrf if who is not None else request.get_cookie(security.CSRF_COOKIE)
+        try:
+            security.check_csrf(expected, submitted)
+        except security.Forbidden as e:
+            refuse(403, str(e))
 
     def headers() -> None:
         for key, value in security.SECURITY_HEADERS.items():
@@ -174,7 +202,7 @@ def build(ctx: Context) -> bottle.Bottle:
     def page(topic: str) -> str:
         banner = None if ctx.hub.status.get("live") else ctx.hub.status.get("error")
         rows = ctx.hub.agent_rows()
-        return ctx.renderer.page(topic, rows, csrf_token(), banner)
+        return ctx.renderer.page(topic, rows, visitor().csrf, banner)
 
     def index() -> str:
         return page(pages.INDEX)
@@ -191,18 +219,66 @@ def build(ctx: Context) -> bottle.Bottle:
     def static(path: str) -> Any:
         return bottle.static_file(path, root=str(STATIC))
 
-    def login_form() -> str:
-        return pages.render("login", csrf=csrf_token(), error=None)
+    def act(cmd: str, **fields: Any) -> dict[str, Any]:
+        """One admin command in the name of the request's session."""
+        return ctx.admin.call(cmd, actor=visitor().actor, **fields)
 
-    def login() -> Any:
-        given = request.forms.getunicode("token") or ""
-        if token is None or not security.same(token, given):
-            response.status = 401
-            return pages.render("login", csrf=csrf_token(), error="that is not the token")
+    # signing in and out ----------------------------------------------------------------
+    def login_page(error: str | None = None, status: int = 200) -> str:
+        response.status = status
+        return pages.render("login", csrf=login_csrf(), error=error)
+
+    def login_form() -> Any:
+        if request.environ.get("hive.visitor") is not None:
+            bottle.redirect("/", 303)
+        return login_page()
+
+    def signed_in(opened: dict[str, Any]) -> str:
         response.set_cookie(
-            security.TOKEN_COOKIE, given, path="/", httponly=True, samesite="strict"
+            auth.SESSION_COOKIE,
+            str(opened["session"]),
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=secure(),
+            max_age=max(1, int(float(opened["expires_at"]) - time.time())),
         )
-        bottle.redirect("/", 303)
+        # A page that moves on by itself: a SameSite=Strict cookie set by a navigation
+        # that began on another site is sent only once the page itself navigates.
+        return pages.render("signed_in", session=opened["id"])
+
+    def open_session(**how: Any) -> str:
+        try:
+            opened = ctx.admin.call("session_open", client=request.remote_addr or "?", **how)
+        except Refused as e:
+            return login_page(str(e), 401)
+        except Unreachable as e:
+            return login_page(str(e), 503)
+        _audit(f"signed in as session #{opened['id']} ({opened['kind']})", None)
+        return signed_in(opened)
+
+    def login_link(secret: str) -> str:
+        return open_session(link=secret)
+
+    def login_password() -> str:
+        password = request.forms.getunicode("password") or ""
+        if not password:
+            return login_page("type the password, or run `hivectl login` for a link", 400)
+        return open_session(password=password[:1024])
+
+    def session_info() -> str:
+        who = visitor()
+        response.content_type = "application/json"
+        return json.dumps({"ok": True, "session": who.session_id})
+
+    def logout() -> Any:
+        who = visitor()
+        with contextlib.suppress(Refused, Unreachable):
+            ctx.admin.call("session_close", id=who.session_id, actor=who.actor)
+        response.delete_cookie(auth.SESSION_COOKIE, path="/")
+        if wants_json():
+            return reply(True, "signed out")
+        bottle.redirect("/login", 303)
 
     # live streams ----------------------------------------------------------------------
     def stream(frames: Iterator[str], release: Callable[[], None]) -> Iterator[str]:
@@ -211,6 +287,13 @@ def build(ctx: Context) -> bottle.Bottle:
             yield from frames
         finally:
             release()
+
+    def take_slot() -> Visitor:
+        who = visitor()
+        why = ctx.slots.acquire(who.session_id)
+        if why is not None:
+            raise HTTPError(503, why)
+        return who
 
     def sse_headers() -> None:
         response.content_type = "text/event-stream; charset=utf-8"
@@ -224,12 +307,11 @@ def build(ctx: Context) -> bottle.Bottle:
             raise HTTPError(400, "topic must be 'index' or 'agent:<name>'")
         if agent is not None:
             path_agent(agent)
-        if not ctx.slots.acquire():
-            raise HTTPError(503, "too many live streams are open: close some dashboard tabs")
+        who = take_slot()
         try:
-            sub = ctx.hub.subscribe(topic)
+            sub = ctx.hub.subscribe(topic, lambda: ctx.doorkeeper.live(who))
         except Exception:
-            ctx.slots.release()
+            ctx.slots.release(who.session_id)
             raise
 
         def frames() -> Iterator[str]:
@@ -237,11 +319,13 @@ def build(ctx: Context) -> bottle.Bottle:
                 frame = sub.get(HEARTBEAT)
                 if frame is None:
                     return
+                if not frame and not ctx.doorkeeper.live(who):
+                    return  # signed out or revoked: the stream ends with the session
                 yield frame or ": beat\n\n"
 
         def release() -> None:
             ctx.hub.unsubscribe(sub)
-            ctx.slots.release()
+            ctx.slots.release(who.session_id)
 
         sse_headers()
         return stream(frames(), release)
@@ -259,12 +343,11 @@ def build(ctx: Context) -> bottle.Bottle:
     def journal_stream(name: str) -> Iterator[str]:
         name = path_agent(name)
         after = request.headers.get("Last-Event-ID") or request.query.getunicode("after") or None
-        if not ctx.slots.acquire():
-            raise HTTPError(503, "too many live streams are open: close some dashboard tabs")
+        who = take_slot()
         try:
             batches = journal.follow(ctx.journal, name, after, ctx.stopping)
         except journal.JournalUnavailable as e:
-            ctx.slots.release()
+            ctx.slots.release(who.session_id)
             raise HTTPError(503, str(e)) from None
 
         def frames() -> Iterator[str]:
@@ -274,12 +357,14 @@ def build(ctx: Context) -> bottle.Bottle:
                     quiet_since = time.monotonic()
                     yield sse("lines", json.dumps(batch), batch[-1]["cursor"])
                 elif time.monotonic() - quiet_since >= HEARTBEAT:
+                    if not ctx.doorkeeper.live(who):
+                        return
                     quiet_since = time.monotonic()
                     yield ": beat\n\n"
 
         def release() -> None:
             batches.close()
-            ctx.slots.release()
+            ctx.slots.release(who.session_id)
 
         sse_headers()
         return stream(frames(), release)
@@ -308,14 +393,14 @@ def build(ctx: Context) -> bottle.Bottle:
         name = agent_name(form_text("name") or "")
         model = (form_text("model", required=False, max_len=100) or "").strip()
         value = None if model in ("", "default", "-") else model
-        got = ctx.admin.call("set_model", name=name, model=value)["model"]
+        got = act("set_model", name=name, model=value)["model"]
         _audit(f"set the model of {name} to {value or 'its default'}", name)
         return f"{name} now uses {got or 'its default model'}", {"name": name, "model": got}
 
     # approvals and questions -----------------------------------------------------------
     @action
     def approve(aid: int) -> tuple[str, dict[str, Any]]:
-        got = ctx.admin.call("approve", id=aid, wait=False)["approval"]
+        got = act("approve", id=aid, wait=False)["approval"]
         _audit(f"approved #{aid}", got.get("agent"), approval=aid)
         what = "spawning" if got.get("kind") == "spawn" else "applying to"
         return f"approval #{aid} approved: {what} {got.get('agent')}", {"approval": got}
@@ -323,7 +408,7 @@ def build(ctx: Context) -> bottle.Bottle:
     @action
     def deny(aid: int) -> tuple[str, dict[str, Any]]:
         note = form_text("note", required=False, max_len=4000) or None
-        got = ctx.admin.call("deny", id=aid, note=note)["approval"]
+        got = act("deny", id=aid, note=note)["approval"]
         _audit(f"denied #{aid}", got.get("agent"), approval=aid)
         return f"approval #{aid} denied", {"approval": got}
 
@@ -336,13 +421,13 @@ def build(ctx: Context) -> bottle.Bottle:
         if not chosen or not any(c.strip() for c in chosen):
             raise BadRequest("choose or type an answer first")
         given: str | list[str] = chosen if views.question_is_multi(qid) else chosen[0]
-        got = ctx.admin.call("answer_question", id=qid, answer=given)["question"]
+        got = act("answer_question", id=qid, answer=given)["question"]
         _audit(f"answered question #{qid}", got.get("asker"), question=qid)
         return f"question #{qid} answered", {"question": got}
 
     @action
     def cancel_question(qid: int) -> tuple[str, dict[str, Any]]:
-        got = ctx.admin.call("cancel_question", id=qid)["question"]
+        got = act("cancel_question", id=qid)["question"]
         _audit(f"cancelled question #{qid}", got.get("asker"), question=qid)
         return f"question #{qid} cancelled", {"question": got}
 
@@ -350,7 +435,7 @@ def build(ctx: Context) -> bottle.Bottle:
     def verb(cmd: str, done: str) -> Callable[..., Any]:
         def run(name: str) -> tuple[str, dict[str, Any]]:
             name = agent_name(name)
-            got = ctx.admin.call(cmd, name=name, timeout=SLOW)
+            got = act(cmd, name=name, timeout=SLOW)
             _audit(f"{cmd} {name}", name)
             if cmd == "rebuild" and not got.get("ok_build", True):
                 raise Refused(str(got.get("note") or f"rebuild of {name} failed"))
@@ -362,23 +447,23 @@ def build(ctx: Context) -> bottle.Bottle:
     @action
     def cancel_turn(name: str) -> tuple[str, dict[str, Any]]:
         name = agent_name(name)
-        woken = ctx.admin.call("cancel_turn", name=name)["woken"]
+        woken = act("cancel_turn", name=name)["woken"]
         _audit(f"cancelled the turn of {name}", name)
         return f"cancel sent to {name}" + ("" if woken else " (no turn was listening)"), {}
 
     @action
     def spawn() -> tuple[str, dict[str, Any]]:
         name = validate_agent_name(form_text("name", max_len=64), allow_manager=False)
-        got = ctx.admin.call("spawn", name=name, wait=False)["agent"]
+        got = act("spawn", name=name, wait=False)["agent"]
         _audit(f"spawned {name}", name)
         return f"spawning {name}", {"agent": got}
 
     @action
     def update_all() -> tuple[str, dict[str, Any]]:
-        stale = views.stale(ctx.admin.call("list")["agents"])
+        stale = views.stale(act("list")["agents"])
         failed = []
         for name in stale:
-            got = ctx.admin.call("rebuild", name=name, timeout=SLOW)
+            got = act("rebuild", name=name, timeout=SLOW)
             if not got.get("ok_build", True):
                 failed.append(name)
         _audit(f"updated {len(stale)} containers", None)
@@ -390,14 +475,14 @@ def build(ctx: Context) -> bottle.Bottle:
     def send(name: str) -> tuple[str, dict[str, Any]]:
         name = agent_name(name)
         body = form_text("body") or ""
-        got = ctx.admin.call("send", to=name, body=body)
+        got = act("send", to=name, body=body)
         _audit(f"sent message #{got['id']} to {name}", name)
         return f"sent to {name}", {"id": got["id"]}
 
     @action
     def drop(mid: int) -> tuple[str, dict[str, Any]]:
         note = form_text("note", required=False, max_len=4000) or None
-        got = ctx.admin.call("drop", id=mid, note=note)["message"]
+        got = act("drop", id=mid, note=note)["message"]
         _audit(f"dropped message #{mid}", got.get("recipient"), message_no=mid)
         return f"message #{mid} dropped", {"dropped": got}
 
@@ -408,7 +493,10 @@ def build(ctx: Context) -> bottle.Bottle:
     app.route("/agent/<name>", "GET", agent_page)
     app.route("/static/<path:path>", "GET", static)
     app.route("/login", "GET", login_form)
-    app.route("/login", "POST", login)
+    app.route("/login", "POST", login_password)
+    app.route("/login/<secret>", "GET", login_link)
+    app.route("/logout", "POST", logout)
+    app.route("/api/session", "GET", session_info)
     app.route("/api/events", "GET", events)
     app.route("/api/journal/<name>", "GET", journal_recent)
     app.route("/api/journal/<name>/stream", "GET", journal_stream)
@@ -448,4 +536,6 @@ def utf8_headers(environ: dict[str, Any]) -> None:
 
 
 def _audit(what: str, agent: str | None, **fields: Any) -> None:
-    hlog.log(f"operator {what} (dashboard)", kind="web_request", agent=agent, **fields)
+    who = request.environ.get("hive.visitor")
+    by = who.actor if isinstance(who, Visitor) else f"dashboard visitor {request.remote_addr}"
+    hlog.log(f"operator {what} ({by})", kind="web_request", agent=agent, operator=by, **fields)

@@ -33,7 +33,7 @@ def clock(ts: float | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
+    if seconds is None or not 0 <= seconds < float("inf"):  # an agent's numbers may overflow
         return "—"
     s = round(seconds)
     if s < 60:

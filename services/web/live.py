@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from services.hive import log as hlog
@@ -29,7 +30,9 @@ MIN_PUSH_GAP = 0.03
 
 QUEUE_FRAMES = 64
 HEARTBEAT = 15.0
-ALL_KINDS = frozenset({"agents", "approvals", "questions", "messages", "notifications", "turns"})
+ALL_KINDS = frozenset(
+    {"agents", "approvals", "questions", "messages", "notifications", "turns", "sessions"}
+)
 
 
 def sse(event: str, data: str, event_id: str | None = None) -> str:
@@ -40,25 +43,54 @@ def sse(event: str, data: str, event_id: str | None = None) -> str:
 
 
 class StreamSlots:
-    """Each open stream holds a server thread: cap them so pages keep being served."""
+    """Each open stream holds a server thread: cap them overall and per session, so pages
+    keep being served and one session (or a stolen tab) cannot take every stream."""
 
-    def __init__(self, limit: int) -> None:
-        self._sem = threading.BoundedSemaphore(limit)
+    def __init__(self, limit: int, per_session: int | None = None) -> None:
         self.limit = limit
+        self.per_session = per_session or limit
+        self._open = 0
+        self._by_session: dict[int, int] = {}
+        self._lock = threading.Lock()
 
-    def acquire(self) -> bool:
-        return self._sem.acquire(blocking=False)
+    def acquire(self, session: int) -> str | None:
+        """None when a slot was taken for `session`, else why not (one sentence)."""
+        with self._lock:
+            mine = self._by_session.get(session, 0)
+            if mine >= self.per_session:
+                return (
+                    f"this session has {mine} live streams open already (the limit): "
+                    "close some dashboard tabs"
+                )
+            if self._open >= self.limit:
+                return "too many live streams are open: close some dashboard tabs"
+            self._open += 1
+            self._by_session[session] = mine + 1
+            return None
 
-    def release(self) -> None:
-        with contextlib.suppress(ValueError):
-            self._sem.release()
+    def release(self, session: int) -> None:
+        with self._lock:
+            mine = self._by_session.get(session, 0)
+            if mine <= 0:
+                return
+            self._open -= 1
+            if mine == 1:
+                del self._by_session[session]
+            else:
+                self._by_session[session] = mine - 1
+
+    @property
+    def open(self) -> int:
+        return self._open
 
 
 class Subscriber:
     """One browser tab's stream: frames queued by the hub, read by its server thread."""
 
-    def __init__(self, topic: str) -> None:
+    def __init__(self, topic: str, alive: Callable[[], bool] | None = None) -> None:
         self.topic = topic
+        self.alive = alive
+        """Whether the session behind the stream is still live; checked when sessions end."""
         self._queue: queue.Queue[str | None] = queue.Queue(QUEUE_FRAMES)
         self.closed = False
 
@@ -144,8 +176,9 @@ class Hub:
         self.version = -1
 
     # subscribers -------------------------------------------------------------------------
-    def subscribe(self, topic: str) -> Subscriber:
-        """A stream for `topic`; its first frame is the whole current state."""
+    def subscribe(self, topic: str, alive: Callable[[], bool] | None = None) -> Subscriber:
+        """A stream for `topic`; its first frame is the whole current state. It ends when
+        sessions end and `alive` says its own did."""
         with self._lock:
             state = self._topics.get(topic)
             if state is None:
@@ -153,7 +186,7 @@ class Hub:
                 state.diff(self._render(topic, list(pages.sections_of(topic))))
                 state.counts = views.counts()
                 self._topics[topic] = state
-            sub = Subscriber(topic)
+            sub = Subscriber(topic, alive)
             state.subscribers.add(sub)
             first = {"sections": state.snapshot(), "counts": state.counts, "status": self.status}
             sub.put(sse("patch", json.dumps(first)))
@@ -198,6 +231,8 @@ class Hub:
             notify = self._new_notifications() if kinds & pages.NOTES else []
             if not self._topics:
                 return
+            if "sessions" in kinds:
+                self._end_dead_streams()
             counts = views.counts() if kinds & (pages.COUNT_KINDS | pages.NOTES) else None
             for topic, state in list(self._topics.items()):
                 names = pages.affected(topic, kinds)
@@ -213,6 +248,14 @@ class Hub:
                     msg["notify"] = notify
                 if msg:
                     self._send(state, sse("patch", json.dumps(msg)))
+
+    def _end_dead_streams(self) -> None:
+        for state in self._topics.values():
+            for sub in list(state.subscribers):
+                if sub.alive is not None and not sub.alive():
+                    sub.closed = True
+                    sub.put(None)
+                    state.subscribers.discard(sub)
 
     def _new_notifications(self) -> list[dict[str, Any]]:
         fresh = views.notifications_after(self._note_max)

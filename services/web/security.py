@@ -1,4 +1,4 @@
-"""Who may use the dashboard and which requests it refuses: CSRF, origin, host, operator token.
+"""Which requests the dashboard refuses: CSRF, origin and host checks, and its security headers.
 
 Pure functions over header values, so every rule is unit-tested without a server. Never
 relaxes a check because a header is missing: a missing Origin is allowed only together
@@ -17,7 +17,6 @@ from services.web.settings import is_loopback
 CSRF_COOKIE = "hive_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf"
-TOKEN_COOKIE = "hive_token"
 
 SAME_SITE_FETCH = frozenset({"same-origin", "none"})
 
@@ -56,15 +55,13 @@ def _host_only(host_header: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def check_host(host_header: str | None, token_required: bool) -> None:
-    """Without an operator token only loopback names are served (no DNS rebinding)."""
-    if token_required:
-        return
+def check_host(host_header: str | None, public_host: str | None) -> None:
+    """Only loopback names and the public URL's host are served (no DNS rebinding)."""
     host = _host_only(host_header or "")
-    if not is_loopback(host):
+    if not is_loopback(host) and (public_host is None or host != public_host.lower()):
         raise Forbidden(
             f"host {host_header!r} is not a loopback name: open the dashboard at "
-            "http://127.0.0.1 or set HIVE_WEB_TOKEN to serve other names"
+            "http://127.0.0.1, or set HIVE_WEB_PUBLIC_URL to the address operators use"
         )
 
 
@@ -81,16 +78,7 @@ def check_same_origin(headers: Mapping[str, str]) -> None:
             raise Forbidden(f"cross-site request refused (Origin {origin} is not {host})")
 
 
-def check_csrf(cookie: str | None, submitted: str | None) -> None:
-    if not same(cookie, submitted):
+def check_csrf(expected: str | None, submitted: str | None) -> None:
+    """`submitted` must equal `expected` (the session's token, or before sign-in the cookie's)."""
+    if not same(expected, submitted):
         raise Forbidden("the form's CSRF token is missing or stale: reload the page and retry")
-
-
-def check_operator(token: str | None, cookie: str | None, authorization: str | None) -> bool:
-    """True when no token is configured or the request carries it (cookie or bearer)."""
-    if token is None:
-        return True
-    bearer = None
-    if authorization and authorization.lower().startswith("bearer "):
-        bearer = authorization[7:].strip()
-    return same(token, cookie) or same(token, bearer)

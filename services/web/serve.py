@@ -12,10 +12,9 @@ import socket
 import time
 from typing import Any
 
-import waitress  # type: ignore[import-untyped]
-
 from services.hive import log as hlog
 from services.hive import sd
+from services.web import connections
 from services.web.settings import Listen, WebSettings
 
 ACTIVATED_NAME = "web"
@@ -88,14 +87,14 @@ def bind(listen: Listen, retry_seconds: float) -> socket.socket:
 def listening_socket(settings: WebSettings) -> socket.socket:
     """The socket to serve: systemd's if it passed one, else our own bind of HIVE_WEB_LISTEN.
 
-    Refuses a non-loopback address without an operator token, either way.
+    Refuses a non-loopback address without HIVE_WEB_PUBLIC_URL, either way.
     """
     sock = activated_socket()
     if sock is None:
-        settings.require_token_for(settings.listen.host)
+        settings.require_public_url_for(settings.listen.host)
         return bind(settings.listen, settings.bind_retry)
     host = str(sock.getsockname()[0]) if sock.family != socket.AF_UNIX else "localhost"
-    settings.require_token_for(host)
+    settings.require_public_url_for(host)
     return sock
 
 
@@ -108,15 +107,24 @@ def address(sock: socket.socket) -> str:
     return str(name)
 
 
-def make_server(app: Any, sock: socket.socket, max_streams: int) -> Any:
-    """A waitress server on `sock` with a thread per live stream plus `PAGE_THREADS`."""
-    return waitress.create_server(
+def make_server(app: Any, sock: socket.socket, settings: WebSettings) -> Any:
+    """A guarded waitress server on `sock`: a thread per live stream plus `PAGE_THREADS`,
+    a deadline on every request, room kept for the operator (see `connections`)."""
+    proxy: dict[str, Any] = {}
+    if settings.trusted_proxy:
+        proxy = {
+            "trusted_proxy": settings.trusted_proxy,
+            "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
+        }
+    return connections.create(
         app,
-        sockets=[sock],
-        threads=max_streams + PAGE_THREADS,
+        sock,
+        threads=settings.max_streams + PAGE_THREADS,
+        connection_limit=settings.max_streams + 64,
+        request_timeout=settings.request_timeout,
         ident="hive-web",
         clear_untrusted_proxy_headers=True,
         expose_tracebacks=False,
-        connection_limit=max_streams + 64,
         channel_timeout=300,
+        **proxy,
     )

@@ -9,12 +9,15 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from services.hive.paths import Paths
 
 DEFAULT_LISTEN = "127.0.0.1:7800"
 DEFAULT_BIND_RETRY = 5.0
 DEFAULT_MAX_STREAMS = 32
+DEFAULT_STREAMS_PER_SESSION = 6
+DEFAULT_REQUEST_TIMEOUT = 10.0
 
 
 class SettingsError(ValueError):
@@ -55,45 +58,70 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _number(e: Mapping[str, str], key: str, default: float) -> float:
+    try:
+        return float(e.get(key) or default)
+    except ValueError:
+        raise SettingsError(f"{key}={e.get(key)!r} must be a number") from None
+
+
+def parse_public_url(value: str | None) -> str | None:
+    """HIVE_WEB_PUBLIC_URL: where operators reach the dashboard (`https://host[:port]`)."""
+    if not value or not value.strip():
+        return None
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+        raise SettingsError(
+            f"HIVE_WEB_PUBLIC_URL={value!r} is not a URL such as https://hive.example.org"
+        )
+    return url
+
+
 @dataclass(frozen=True)
 class WebSettings:
     paths: Paths
     listen: Listen
-    token: str | None
+    public_url: str | None
+    trusted_proxy: str | None
     journal_namespace: str | None
     bind_retry: float
     max_streams: int
+    streams_per_session: int
+    request_timeout: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebSettings:
         e = dict(os.environ if env is None else env)
-        token = e.get("HIVE_WEB_TOKEN") or None
-        if token is not None and len(token) < 16:
-            raise SettingsError(
-                "HIVE_WEB_TOKEN is shorter than 16 characters: use a random one "
-                "(e.g. `openssl rand -hex 32`)"
-            )
-        try:
-            retry = float(e.get("HIVE_WEB_BIND_RETRY") or DEFAULT_BIND_RETRY)
-            streams = int(e.get("HIVE_WEB_MAX_STREAMS") or DEFAULT_MAX_STREAMS)
-        except ValueError:
-            raise SettingsError(
-                "HIVE_WEB_BIND_RETRY and HIVE_WEB_MAX_STREAMS must be numbers"
-            ) from None
         return cls(
             paths=Paths.from_env(e),
             listen=parse_listen(e.get("HIVE_WEB_LISTEN") or DEFAULT_LISTEN),
-            token=token,
+            public_url=parse_public_url(e.get("HIVE_WEB_PUBLIC_URL")),
+            trusted_proxy=e.get("HIVE_WEB_TRUSTED_PROXY") or None,
             journal_namespace=e.get("HIVE_WEB_JOURNAL_NAMESPACE") or None,
-            bind_retry=max(0.0, retry),
-            max_streams=max(1, streams),
+            bind_retry=max(0.0, _number(e, "HIVE_WEB_BIND_RETRY", DEFAULT_BIND_RETRY)),
+            max_streams=max(1, int(_number(e, "HIVE_WEB_MAX_STREAMS", DEFAULT_MAX_STREAMS))),
+            streams_per_session=max(
+                1, int(_number(e, "HIVE_WEB_STREAMS_PER_SESSION", DEFAULT_STREAMS_PER_SESSION))
+            ),
+            request_timeout=max(
+                1.0, _number(e, "HIVE_WEB_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT)
+            ),
         )
 
-    def require_token_for(self, host: str) -> None:
-        """A bind to anything but loopback needs an operator token; refuse to serve without one."""
-        if not is_loopback(host) and self.token is None:
+    @property
+    def public_host(self) -> str | None:
+        return urlsplit(self.public_url).hostname if self.public_url else None
+
+    @property
+    def https(self) -> bool:
+        return bool(self.public_url and self.public_url.startswith("https://"))
+
+    def require_public_url_for(self, host: str) -> None:
+        """Listening beyond loopback needs HIVE_WEB_PUBLIC_URL (a TLS reverse proxy's URL)."""
+        if not is_loopback(host) and self.public_url is None:
             raise SettingsError(
-                f"hive-web would listen on {host}, which is not a loopback address: set "
-                "HIVE_WEB_TOKEN to an operator token (e.g. `openssl rand -hex 32`) "
-                "or listen on 127.0.0.1"
+                f"hive-web would listen on {host}, which is not a loopback address: serve it "
+                "through a TLS reverse proxy and set HIVE_WEB_PUBLIC_URL=https://… (see "
+                "docs/operations.md), or listen on 127.0.0.1"
             )

@@ -47,6 +47,7 @@ def page(browser_context: Any, web: RunningWeb) -> Iterator[Any]:
     p = browser_context.new_page()
     errors: list[str] = []
     p.on("pageerror", lambda e: errors.append(str(e)))
+    web.sign_in(p)
     yield p
     p.close()
     assert errors == [], f"javascript errors on the page: {errors}"

@@ -99,6 +99,7 @@ def main() -> None:
         with sync_playwright() as pw:
             ctx = launch_chromium(pw, profile, viewport={"width": 1200, "height": 1500})
             page = ctx.new_page()
+            web.sign_in(page)
             page.goto(web.base + "/")
             page.wait_for_selector("#live[data-state=live]")
             page.locator("#approval-1 input[name=note]").fill("half-typed notes survive updates")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.browser.webtest import PrivateJournal, RunningWeb
-from tests.hivetest import RunningHive
+from tests.hivetest import RunningHive, hivectl
 from tests.integration.flowtools import commit_file, config_text
 
 
@@ -187,6 +187,7 @@ def test_notification_row_and_browser_notification(
 ) -> None:
     browser_context.grant_permissions(["notifications"], origin=web.base)
     page = browser_context.new_page()
+    web.sign_in(page)
     page.add_init_script(
         """window.shown = [];
         window.Notification = class {
@@ -261,6 +262,7 @@ def test_journal_viewer_streams_a_new_line(
     web = RunningWeb(env, HIVE_WEB_JOURNAL_NAMESPACE=private_journal.namespace)
     page = browser_context.new_page()
     try:
+        web.sign_in(page)
         page.goto(web.base + "/agent/alice")
         page.locator("#journal .jmsg", has_text="an older line").wait_for()
         page.wait_for_selector("#journal[data-following]")
@@ -274,3 +276,33 @@ def test_journal_viewer_streams_a_new_line(
     finally:
         page.close()
         web.stop()
+
+
+def test_the_operators_whole_path_login_link_then_approve(
+    hive: RunningHive, web: RunningWeb, browser_context: Any, env: dict[str, str]
+) -> None:
+    spawn(hive, "alice")
+    approval = request_apply(hive, "alice", 'model = "claude-opus-4-1"\n')
+    page = browser_context.new_page()
+    try:
+        browser_context.clear_cookies()  # a browser that never signed in
+        page.goto(web.base + "/")
+        assert page.url == web.base + "/login"
+        assert "hivectl login" in page.locator("main").inner_text()
+        assert page.locator(f"#approval-{approval}").count() == 0
+        out = hivectl(env, "login")  # the operator, on the host
+        assert out.returncode == 0, out.stderr
+        url = out.stdout.split()[-1]
+        web.sign_in(page, url)
+        page.wait_for_selector("#live[data-state=live]")
+        page.locator(f"#approval-{approval} button.approve").click()
+        toast(page, f"approval #{approval} approved")
+        row = next(a for a in admin(hive, "pending", all=True)["approvals"] if a["id"] == approval)
+        assert row["status"] in ("applying", "approved")
+        assert row["decided_by"].startswith("dashboard session #")
+        page.locator("form.signout button").click()
+        page.wait_for_url(web.base + "/login")
+        page.goto(web.base + "/")
+        assert page.url == web.base + "/login"  # signed out means out
+    finally:
+        page.close()

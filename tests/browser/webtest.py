@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from services.hive.client import HiveClient
 from services.hive.paths import Paths
 from tests.hivetest import REPO, RunningHive
 
@@ -79,7 +80,7 @@ class RunningWeb(RunningHive):
             if self.proc.poll() is not None:
                 raise AssertionError(f"hive-web exited {self.proc.returncode}: {self.log()}")
             try:
-                if self.client().get("/static/favicon.svg").status == 200:
+                if self.anonymous().get("/static/favicon.svg").status == 200:
                     return
             except OSError:
                 pass
@@ -88,8 +89,29 @@ class RunningWeb(RunningHive):
                 raise AssertionError(f"hive-web not ready: {self.log()}")
             time.sleep(0.05)
 
-    def client(self) -> WebClient:
+    def anonymous(self) -> WebClient:
+        """A browser stand-in that has not signed in."""
         return WebClient("127.0.0.1", self.port)
+
+    def login_url(self) -> str:
+        """A fresh one-time sign-in link, as `hivectl login` asks for it."""
+        with HiveClient(self.paths.admin_socket) as admin:
+            return str(admin.call("login_link", actor="test")["url"])
+
+    def path_of(self, url: str) -> str:
+        """The path of a sign-in link (it names the configured address, not this test's port)."""
+        return "/" + url.split("://", 1)[-1].split("/", 1)[1]
+
+    def sign_in(self, page: Any, url: str | None = None) -> None:
+        """Sign a real browser page in with a one-time link, as the operator would."""
+        page.goto(self.base + self.path_of(url or self.login_url()))
+        page.wait_for_url(self.base + "/")  # the signed-in page moves on by itself
+
+    def client(self) -> WebClient:
+        """A browser stand-in signed in with a one-time link (its own session)."""
+        c = self.anonymous()
+        c.login(self.login_url())
+        return c
 
 
 class Reply:
@@ -118,6 +140,14 @@ class WebClient:
     @property
     def origin(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    def login(self, url: str) -> Reply:
+        """Open a sign-in link (only its path: the link names the configured address)."""
+        path = "/" + url.split("://", 1)[-1].split("/", 1)[1]
+        reply = self.get(path)
+        assert reply.status == 200, (reply.status, reply.text[:300])
+        self.get("/")  # the page's CSRF token
+        return reply
 
     def request(
         self,

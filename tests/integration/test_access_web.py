@@ -1,5 +1,5 @@
-"""The dashboard's doors, route by route: every POST refuses a cross-site request, and with
-an operator token every route but /login and /static refuses a visitor without it.
+"""The dashboard's doors, route by route: every POST refuses a cross-site request, and every
+route but sign-in and /static refuses a visitor without a live operator session.
 
 The routes come from the app itself, so a new route is swept without editing this file.
 """
@@ -14,20 +14,19 @@ from typing import Any
 import pytest
 
 from services.web import app as webapp
-from tests.browser.webtest import RunningWeb, free_port
+from tests.browser.webtest import RunningWeb
 from tests.hivetest import RunningHive
 from tests.integration.test_bad_input_sockets import Sandbox
-
-TOKEN = "t0ken-" + "y" * 26
 
 
 def routes() -> list[tuple[str, str]]:
     """(method, concrete path) for every route of the dashboard."""
-    ctx: Any = SimpleNamespace(settings=SimpleNamespace(token=None))
+    ctx: Any = SimpleNamespace(settings=SimpleNamespace())
     out = []
     for r in webapp.build(ctx).routes:
         path = re.sub(r"<aid:int>|<qid:int>", "1", r.rule)
         path = path.replace("<path:path>", "favicon.svg").replace("<name>", "alice")
+        path = path.replace("<secret>", "alice")
         out.append((r.method, path))
     return sorted(set(out))
 
@@ -45,7 +44,7 @@ def hive() -> Iterator[RunningHive]:
 
 def test_the_sweep_sees_every_route() -> None:
     assert {"/approve/1", "/send/alice", "/api/model", "/spawn", "/destroy/alice"} <= set(POSTS)
-    assert len(POSTS) >= 16 and "/api/journal/alice" in GETS
+    assert len(POSTS) >= 16 and "/api/journal/alice" in GETS and "/login/alice" in GETS
 
 
 def agents(hive: RunningHive) -> list[dict[str, Any]]:
@@ -70,6 +69,8 @@ def test_every_post_refuses_cross_site_requests(hive: RunningHive) -> None:
                 c.post(path, {"name": "alice"}, **{"Sec-Fetch-Site": "same-site"}),
                 c.post(path, {"name": "alice"}, Host="evil.example", origin=None),
             ]
+            if path in ("/login", "/logout"):
+                continue  # the same refusals apply; they are not acts on the hive
             for i, reply in enumerate(refused):
                 assert reply.status == 403, (path, i, reply.status, reply.text[:200])
                 assert reply.json()["ok"] is False and reply.json()["message"]
@@ -81,29 +82,28 @@ def test_every_post_refuses_cross_site_requests(hive: RunningHive) -> None:
         web.stop()
 
 
-def test_a_token_guards_every_route_beyond_loopback(hive: RunningHive) -> None:
-    port = free_port()
-    web = RunningWeb(hive.env, port=port, HIVE_WEB_LISTEN=f"0.0.0.0:{port}", HIVE_WEB_TOKEN=TOKEN)
+def test_without_a_session_only_sign_in_and_static_answer(hive: RunningHive) -> None:
+    web = RunningWeb(hive.env)
     try:
-        c = web.client()
-        c.get("/login")  # a CSRF cookie, but no operator token
-        c.csrf = c.cookies["hive_csrf"]  # so each POST passes the CSRF check and meets the token
+        c = web.anonymous()
+        c.get("/login")  # a pre-sign-in CSRF cookie, but no session
+        c.csrf = c.cookies["hive_csrf"]  # so each POST passes the CSRF check and meets the session
         for path in POSTS:
-            if path == "/login":
-                continue
-            reply = c.post(path, {"name": "alice", "body": "x"})  # same-origin, valid CSRF
+            reply = c.post(path, {"name": "alice", "body": "x", "password": "p" * 12})
             assert reply.status == 401, (path, reply.status, reply.text[:200])
-            assert "/login" in reply.json()["message"]
-            wrong = c.post(path, {"name": "alice"}, Authorization="Bearer " + "n" * 32)
-            assert wrong.status == 401, path
+            if path != "/login":
+                assert "hivectl login" in reply.json()["message"], path
         for path in GETS:
-            if path in ("/login",) or path.startswith("/static/"):
-                assert c.get(path).status == 200, path
-                continue
             page = c.get(path)
+            if path == "/login" or path.startswith("/static/"):
+                assert page.status == 200, path
+                continue
+            if path.startswith("/login/"):
+                assert page.status == 401 and "hive_session" not in c.cookies, path
+                continue
             assert page.status in (303, 401), (path, page.status)
+            assert "alice" not in page.text and "hm1nd" not in page.text, path
             assert c.get(path, Accept="application/json").status == 401, path
-        assert c.get("/", Authorization=f"Bearer {TOKEN}").status == 200
         with hive.agent("alice") as alice:
             assert alice.call("recv", wait_seconds=0)["message"] is None
         assert all(a["state"] == "running" for a in agents(hive))

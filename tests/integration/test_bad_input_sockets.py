@@ -117,6 +117,13 @@ BASE: dict[str, dict[str, Any]] = {
     "set_model": {"name": "alice", "model": "claude-sonnet-4-5"},
     "cancel_turn": {"name": "alice"},
     "watch": {"after": 0, "wait_seconds": 0},
+    "login_link": {},
+    "session_open": {"password": "not the password", "client": "fuzz"},
+    "session_seen": {"id": 1},
+    "session_close": {"id": 1},
+    "sessions": {},
+    "logout_all": {},
+    "set_password": {"password": "a password long enough"},
 }
 MANAGER_FIELDS = {"start", "restart", "kill"}  # the manager names its target `agent`
 NAME_FIELDS = {"name", "agent", "to"}

@@ -49,7 +49,7 @@ def test_a_full_disk_refuses_writes_clearly_and_recovers(
         a.call("spawn", name="alice")
         a.call("send", to="alice", body="before")
     filler = state / "filler"
-    with open(filler, "wb") as f, pytest.raises(OSError):
+    with open(filler, "wb", buffering=0) as f, pytest.raises(OSError):  # nothing left to flush
         while True:
             f.write(b"x" * 65536)
             f.flush()

@@ -70,7 +70,7 @@ def test_b_after_a_is_refused_as_stale_and_marked_before_anyone_clicks(
     try:
         c = web.client()
         assert "disabled" not in c.get("/").text.split(f'id="approval-{b_id}"', 1)[1][:2000]
-        sse = SSEReader("127.0.0.1", web.port, "/api/events?topic=index")
+        sse = SSEReader("127.0.0.1", web.port, "/api/events?topic=index", c.cookies)
         sse.event()  # the whole state first
 
         out = hivectl(hive.env, "approve", str(a_id))

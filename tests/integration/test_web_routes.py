@@ -179,7 +179,7 @@ def test_live_updates_push_only_what_changed(hive: RunningHive, web: RunningWeb)
     spawn(hive, "alice")
     c = web.client()
     c.get("/")
-    sse = SSEReader("127.0.0.1", web.port, "/api/events?topic=agent:alice")
+    sse = SSEReader("127.0.0.1", web.port, "/api/events?topic=agent:alice", c.cookies)
     try:
         assert sse.status == 200
         event, data = sse.event()
@@ -199,7 +199,7 @@ def test_live_updates_push_only_what_changed(hive: RunningHive, web: RunningWeb)
         assert set(inbox["html"]) == {f"msg-{msg_id}"}  # rows already sent are not resent
     finally:
         sse.close()
-    bad = SSEReader("127.0.0.1", web.port, "/api/events?topic=agent:Bad")
+    bad = SSEReader("127.0.0.1", web.port, "/api/events?topic=agent:Bad", c.cookies)
     assert bad.status == 400
     bad.close()
 
@@ -209,11 +209,12 @@ def test_unreachable_coordinator_shows_a_banner(env: dict[str, str]) -> None:
 
     with running_hive(env) as hive:
         web = RunningWeb(env)
+        c = web.client()  # signed in while the coordinator runs; the session lives in SQLite
     try:
         deadline = time.monotonic() + 10
         page = ""
         while time.monotonic() < deadline:
-            page = web.client().get("/").text
+            page = c.get("/").text
             if 'class="banner"' in page:
                 break
             time.sleep(0.2)

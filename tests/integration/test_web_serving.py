@@ -21,7 +21,7 @@ from tests.browser.webtest import (
     free_port,
 )
 from tests.browser.webtest import private_journal as private_journal  # the shared fixture
-from tests.hivetest import REPO, RunningHive
+from tests.hivetest import REPO, RunningHive, running_hive
 
 
 def run_web(env: dict[str, str], timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -66,35 +66,39 @@ def test_bind_retry_wins_when_the_port_frees_up(hive: RunningHive, env: dict[str
         holder.close()
 
 
-def test_a_non_loopback_bind_needs_an_operator_token(
-    hive: RunningHive, env: dict[str, str]
-) -> None:
+def test_a_non_loopback_bind_needs_a_public_url(env: dict[str, str]) -> None:
     port = free_port()
     out = run_web({**env, "HIVE_WEB_LISTEN": f"0.0.0.0:{port}"})
-    assert out.returncode == 1 and "HIVE_WEB_TOKEN" in out.stderr and "0.0.0.0" in out.stderr
-    token = "t0ken-" + "x" * 26
-    web = RunningWeb(env, port=port, HIVE_WEB_LISTEN=f"0.0.0.0:{port}", HIVE_WEB_TOKEN=token)
-    try:
-        c = web.client()
-        anonymous = c.get("/")
-        assert anonymous.status == 303 and anonymous.headers["location"].endswith("/login")
-        assert c.get("/api/model?name=hm1nd").status == 401
-        assert c.get("/", Authorization=f"Bearer {token}").status == 200
-        login = c.get("/login")
-        assert login.status == 200
-        wrong = c.post("/login", {"token": "nope", "csrf": c.cookies["hive_csrf"]})
-        assert wrong.status == 401
-        right = c.post("/login", {"token": token, "csrf": c.cookies["hive_csrf"]})
-        assert right.status == 303 and c.cookies["hive_token"] == token
-        assert c.get("/").status == 200
-        assert c.get("/", Host="evil.example").status == 200  # names are fine with a token
-    finally:
-        web.stop()
+    assert out.returncode == 1 and "HIVE_WEB_PUBLIC_URL" in out.stderr and "0.0.0.0" in out.stderr
+    # As in /etc/hyperhive/hive.env, both services read the same settings.
+    env = {
+        **env,
+        "HIVE_WEB_LISTEN": f"0.0.0.0:{port}",
+        "HIVE_WEB_PUBLIC_URL": "https://hive.example.org",
+    }
+    with running_hive(env) as hive:
+        web = RunningWeb(env, port=port)
+        try:
+            anonymous = web.anonymous()
+            first = anonymous.get("/")
+            assert first.status == 303 and first.headers["location"].endswith("/login")
+            assert anonymous.get("/api/model?name=hm1nd").status == 401
+            assert anonymous.get("/", Host="hive.example.org").status == 303
+            assert anonymous.get("/", Host="evil.example").status == 403
+            with hive.admin() as a:
+                link = a.call("login_link")["url"]
+            assert link.startswith("https://hive.example.org/login/")  # where operators go
+            opened = anonymous.get("/" + link.split("/", 3)[3], Host="hive.example.org")
+            assert opened.status == 200
+            cookie = opened.headers["set-cookie"]
+            assert (
+                "HttpOnly" in cookie and "samesite=strict" in cookie.lower() and "Secure" in cookie
+            )
+        finally:
+            web.stop()
 
 
-def test_loopback_without_a_token_refuses_other_host_names(
-    hive: RunningHive, env: dict[str, str]
-) -> None:
+def test_loopback_refuses_other_host_names(hive: RunningHive, env: dict[str, str]) -> None:
     web = RunningWeb(env)
     try:
         c = web.client()
@@ -158,7 +162,11 @@ def test_socket_activation_and_ready(
             os.kill(proc.pid, 15)
             raise AssertionError(f"no READY=1: {proc.communicate(timeout=10)[1]!r}") from None
         assert "READY=1" in got and f"127.0.0.1:{port}" in got
-        assert WebClient("127.0.0.1", port).get("/").status == 200
+        c = WebClient("127.0.0.1", port)
+        assert c.get("/").status == 303  # to the sign-in page
+        with hive.admin() as a:
+            c.login(a.call("login_link")["url"])
+        assert c.get("/").status == 200
     finally:
         os.kill(proc.pid, 15)
         proc.wait(10)
@@ -195,7 +203,10 @@ def test_journal_api_reads_and_follows_a_real_journald(
         assert [e["msg"] for e in entries] == ["alice line 1", "alice line 2"]
         assert entries[0]["ident"] == "hive-agent" and entries[0]["prio"] == 6
         sse = SSEReader(
-            "127.0.0.1", web.port, f"/api/journal/alice/stream?after={entries[-1]['cursor']}"
+            "127.0.0.1",
+            web.port,
+            f"/api/journal/alice/stream?after={entries[-1]['cursor']}",
+            c.cookies,
         )
         try:
             assert sse.status == 200

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from services.web import display, views
@@ -27,6 +27,7 @@ def test_clock_of_a_timestamp_out_of_range_is_a_dash() -> None:
     cost=st.floats(min_value=0, allow_nan=False, allow_infinity=False),
     state=st.text(max_size=20),
 )
+@example(started=-1.7976931348623157e308, ended=1e292, tokens=0, cost=0.0, state="")  # inf took
 def test_turn_view_shapes_any_reported_turn(
     started: float | None, ended: float | None, tokens: int, cost: float, state: str
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.hive import sessions
 from services.web import security
 from services.web.settings import Listen, SettingsError, WebSettings, is_loopback, parse_listen
 
@@ -41,22 +42,28 @@ def test_csrf_token_must_match_the_cookie() -> None:
             security.check_csrf(cookie, given)
 
 
-def test_host_names_without_a_token_are_loopback_only() -> None:
+def test_host_names_are_loopback_or_the_public_url() -> None:
     for host in ("127.0.0.1:7800", "localhost:7800", "[::1]:7800", "127.0.0.2", "LOCALHOST"):
-        security.check_host(host, token_required=False)
-    for host in ("evil.example:7800", "192.168.1.5:7800", "", None):
+        security.check_host(host, None)
+    for host in ("evil.example:7800", "192.168.1.5:7800", "", None, "dashboard.example"):
         with pytest.raises(security.Forbidden, match="loopback"):
-            security.check_host(host, token_required=False)
-    security.check_host("dashboard.example", token_required=True)
+            security.check_host(host, None)
+    security.check_host("dashboard.example", "dashboard.example")
+    security.check_host("Dashboard.Example:443", "dashboard.example")
+    with pytest.raises(security.Forbidden):
+        security.check_host("evil.example", "dashboard.example")
 
 
-def test_operator_token_by_cookie_or_bearer() -> None:
-    token = "a" * 32
-    assert security.check_operator(None, None, None)
-    assert security.check_operator(token, token, None)
-    assert security.check_operator(token, None, f"Bearer {token}")
-    assert not security.check_operator(token, None, None)
-    assert not security.check_operator(token, "b" * 32, "Bearer nope")
+def test_a_sessions_csrf_token_is_its_own() -> None:
+    a, b = sessions.new_secret(), sessions.new_secret()
+    assert sessions.plausible(a) and len(sessions.csrf_token(a)) == 64
+    security.check_csrf(sessions.csrf_token(a), sessions.csrf_token(a))
+    with pytest.raises(security.Forbidden, match="CSRF"):
+        security.check_csrf(sessions.csrf_token(a), sessions.csrf_token(b))
+    with pytest.raises(security.Forbidden, match="CSRF"):
+        security.check_csrf(sessions.csrf_token(a), a)  # the secret is not the token
+    for bad in (None, "", "x" * 43 + "!", "a" * 42, "é" * 43, "a" * 44):
+        assert not sessions.plausible(bad)
 
 
 def test_listen_addresses() -> None:
@@ -71,15 +78,20 @@ def test_listen_addresses() -> None:
     assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
 
 
-def test_settings_refuse_a_public_bind_without_a_token() -> None:
+def test_settings_refuse_a_public_bind_without_a_public_url() -> None:
     settings = WebSettings.from_env({"HIVE_WEB_LISTEN": "0.0.0.0:7800"})
-    with pytest.raises(SettingsError, match="HIVE_WEB_TOKEN"):
-        settings.require_token_for(settings.listen.host)
-    with_token = WebSettings.from_env(
-        {"HIVE_WEB_LISTEN": "0.0.0.0:7800", "HIVE_WEB_TOKEN": "t" * 20}
+    with pytest.raises(SettingsError, match="HIVE_WEB_PUBLIC_URL"):
+        settings.require_public_url_for(settings.listen.host)
+    behind_tls = WebSettings.from_env(
+        {"HIVE_WEB_LISTEN": "0.0.0.0:7800", "HIVE_WEB_PUBLIC_URL": "https://hive.example.org/"}
     )
-    with_token.require_token_for("0.0.0.0")
-    with pytest.raises(SettingsError, match="shorter than 16"):
-        WebSettings.from_env({"HIVE_WEB_TOKEN": "short"})
+    behind_tls.require_public_url_for("0.0.0.0")
+    assert behind_tls.public_host == "hive.example.org" and behind_tls.https
+    for bad in ("hive.example.org", "ftp://x", "https://", "https://h/path"):
+        with pytest.raises(SettingsError, match="HIVE_WEB_PUBLIC_URL"):
+            WebSettings.from_env({"HIVE_WEB_PUBLIC_URL": bad})
+    with pytest.raises(SettingsError, match="HIVE_WEB_REQUEST_TIMEOUT"):
+        WebSettings.from_env({"HIVE_WEB_REQUEST_TIMEOUT": "soon"})
     defaults = WebSettings.from_env({})
-    assert defaults.listen == Listen("127.0.0.1", 7800) and defaults.token is None
+    assert defaults.listen == Listen("127.0.0.1", 7800) and defaults.public_url is None
+    assert not defaults.https and defaults.streams_per_session == 6

@@ -162,10 +162,27 @@
     document.dispatchEvent(new CustomEvent("hive:patched"));
   }
 
+  // a session that ended (signed out, revoked, idle) sends the tab to the sign-in page
+  function signInAgain() {
+    window.location.assign("/login");
+  }
+
+  async function checkSession() {
+    try {
+      const r = await fetch("/api/session", { credentials: "same-origin" });
+      if (r.status === 401) signInAgain();
+    } catch (e) {
+      /* unreachable: the live indicator says so */
+    }
+  }
+
   function connect() {
     const es = new EventSource("/api/events?topic=" + encodeURIComponent(TOPIC));
     es.addEventListener("patch", (e) => applyPatch(JSON.parse(e.data)));
-    es.onerror = () => setLive({ live: false, error: "reconnecting to the dashboard" });
+    es.onerror = () => {
+      setLive({ live: false, error: "reconnecting to the dashboard" });
+      checkSession();
+    };
   }
 
   // forms: spinner, toast, ask once ------------------------------------------------------
@@ -194,6 +211,10 @@
         credentials: "same-origin",
         headers: { Accept: "application/json", "X-CSRF-Token": CSRF },
       });
+      if (r.status === 401) {
+        signInAgain();
+        return null;
+      }
       let data;
       try {
         data = await r.json();

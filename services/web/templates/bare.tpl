@@ -6,6 +6,9 @@
 <title>{{title}} · hyperhive</title>
 <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/hive.css">
+% if defined('refresh'):
+<meta http-equiv="refresh" content="0; url={{refresh}}">
+% end
 </head>
 <body>
 <header class="top"><a class="brand" href="/">◆ hyperh1ve</a></header>

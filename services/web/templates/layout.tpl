@@ -22,6 +22,10 @@
   <span class="spacer"></span>
   <button type="button" class="ghost" id="notify-allow" hidden>🔔 allow notifications</button>
   <span class="live" id="live" data-state="connecting" title="live updates">◌ connecting</span>
+  <form method="post" action="/logout" class="signout">
+    <input type="hidden" name="csrf" value="{{csrf}}">
+    <button type="submit" class="ghost" title="end this dashboard session">s1gn 0ut</button>
+  </form>
 </header>
 <section class="notes" aria-label="notifications">
   <span class="notes-head">◆ n0tes</span>

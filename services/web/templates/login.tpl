@@ -1,13 +1,14 @@
 % rebase('bare', title='sign in')
 <section class="panel login">
-  <h2>◆ operator token</h2>
-  <p class="prose">this dashboard listens beyond loopback, so it asks for the operator token (HIVE_WEB_TOKEN).</p>
+  <h2>◆ s1gn in</h2>
+  <p class="prose">only the operator may use this dashboard. on the host, run <code>hivectl login</code> and open the link it prints: it signs this browser in once, within two minutes.</p>
   % if error:
-  <p class="error">{{error}}</p>
+  <p class="prose error">{{error}}</p>
   % end
+  <p class="prose">from elsewhere, the dashboard password (set with <code>hivectl passwd</code>):</p>
   <form method="post" action="/login">
     <input type="hidden" name="csrf" value="{{csrf}}">
-    <input type="password" name="token" autocomplete="current-password" required autofocus>
+    <input type="password" name="password" autocomplete="current-password" aria-label="dashboard password" required>
     <button type="submit">ENT3R ❯</button>
   </form>
 </section>
