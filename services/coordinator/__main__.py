@@ -10,6 +10,7 @@ from services.coordinator.backends import UnknownBackend, backend_from_env
 from services.coordinator.service import FALLBACK_POLL_SECONDS, DatabaseUnusable, serve
 from services.coordinator.sockets import SocketInUse
 from services.hive.paths import Paths
+from services.hive.protocol import Refusal
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +19,14 @@ def main(argv: list[str] | None = None) -> int:
         backend = backend_from_env(paths)
         poll = float(os.environ.get("HIVE_FALLBACK_POLL") or FALLBACK_POLL_SECONDS)
         asyncio.run(serve(paths, backend, fallback_poll=poll))
-    except (UnknownBackend, SocketInUse, PermissionError, ValueError, DatabaseUnusable) as e:
+    except (
+        UnknownBackend,
+        SocketInUse,
+        PermissionError,
+        ValueError,
+        DatabaseUnusable,
+        Refusal,
+    ) as e:
         print(f"hive-coordinator: {e}", file=sys.stderr)
         return 1
     return 0

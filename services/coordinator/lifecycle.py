@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.coordinator import agents, repos
+from services.coordinator import agentfiles, agents, repos
 from services.coordinator.backends import AgentSpec
 from services.hive import log as hlog
 from services.hive.agentconfig import CONFIG_FILE, AgentConfig, parse, template
@@ -91,16 +90,10 @@ class Lifecycle:
         return config.model if config is not None else None
 
     def set_model(self, name: str, model: str | None) -> None:
-        """Store the operator's override and mirror it to the agent's /state/hyperhive-model."""
+        """Mirror the operator's override to the agent's /state/hyperhive-model (never through
+        anything planted there), then store it."""
+        agentfiles.write_model(self.paths, name, model)
         Agent.update(model=model, updated_at=now()).where(Agent.name == name).execute()
-        marker = self.paths.agent_state(name) / "hyperhive-model"
-        if model is None:
-            marker.unlink(missing_ok=True)
-        else:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            tmp = marker.with_name(".hyperhive-model.tmp")
-            tmp.write_text(model + "\n")
-            os.replace(tmp, marker)
         hlog.log(f"{name} model set to {model or 'its default'}", kind="lifecycle", agent=name)
         self.hive.changed("agents")
 

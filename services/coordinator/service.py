@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import peewee as pw
 from peewee import fn
 
-from services.coordinator import agents, commands, sockets
+from services.coordinator import agentfiles, agents, commands, sockets
 from services.coordinator.approvals import Approvals
 from services.coordinator.backends import Backend
 from services.coordinator.broker import Broker
@@ -232,6 +232,7 @@ class Coordinator:
         self._last_event_id = Event.select(fn.MAX(Event.id)).scalar() or 0
         self.lifecycle.bind_loop(asyncio.get_running_loop())
         self.paths.state_dir.mkdir(parents=True, exist_ok=True)
+        agentfiles.migrate_legacy_state(self.paths)
         sockets.ensure_dir(self.paths.runtime_dir)
         activated = sd.listen_fds_by_name()
         await self._listen(

@@ -77,7 +77,17 @@ class Paths:
     def proposed_repo(self, name: str) -> Path:
         return self.agent_dir(name) / "config"
 
+    @property
+    def agent_state_dir(self) -> Path:
+        """Root-only parent of every agent's state dir; no container sees it."""
+        return self.state_dir / "agent-state"
+
     def agent_state(self, name: str) -> Path:
+        """An agent's /state: out of the manager's /agents, so no agent can swap it for a link."""
+        return self.agent_state_dir / validate_agent_name(name)
+
+    def legacy_agent_state(self, name: str) -> Path:
+        """Where an agent's state dir was before `agent_state_dir` (migrated at start)."""
         return self.agent_dir(name) / "state"
 
     @property
