@@ -1,5 +1,6 @@
-"""An agent's files on the host: its state dir (`agent-state/<name>`), the model marker, and
-the one-time move of old-layout state dirs.
+"""An agent's files on the host: its state dir (`agent-state/<name>`), its entry in the agents
+dir and the first install of its proposed repo, the model marker, the one-time move of
+old-layout state dirs, purge, and the coordinator's private scratch dirs.
 
 Everything is reached through `safefs` from the hive's state dir. Nothing here follows a
 link an agent could have planted, opens a special file, or writes into an existing entry.
@@ -8,14 +9,19 @@ link an agent could have planted, opens a special file, or writes into an existi
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import stat
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from services.hive import log as hlog
 from services.hive import safefs
 from services.hive.names import InvalidName, validate_agent_name
 from services.hive.paths import Paths
+from services.hive.protocol import Refusal
 
 AGENTS = "agents"
 AGENT_STATE = "agent-state"
@@ -29,6 +35,10 @@ MIGRATED = ".migrated"
 STATE_MODE = 0o700
 AGENTS_MODE = 0o751
 AGENT_DIR_MODE = 0o750
+
+
+class AlreadyProposed(Refusal):
+    """The agent already has something at its proposed repo's path."""
 
 
 def _owned_private(parent: safefs.Dir, name: str, what: str) -> safefs.Dir:
@@ -70,6 +80,123 @@ def write_model(paths: Paths, name: str, model: str | None) -> None:
             d.unlink(MODEL_FILE)
         else:
             d.write_replace(MODEL_FILE, (model + "\n").encode(), 0o644)
+
+
+# the agents dir ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def agent_entry(paths: Paths, name: str) -> Iterator[safefs.Dir]:
+    """`agents/<name>`, made if missing; anything but a real directory there is refused."""
+    name = validate_agent_name(name)
+    with (
+        safefs.root(paths.state_dir) as root,
+        root.subdir(AGENTS, create=AGENTS_MODE) as agents,
+        agents.subdir(name, create=AGENT_DIR_MODE) as d,
+    ):
+        yield d
+
+
+def install_proposed(
+    paths: Paths, name: str, build: Callable[[Path], str], *, if_missing: bool
+) -> str | None:
+    """Give `name` a proposed repo built by `build(dir)` (returns the commit) in a private dir,
+    then renamed into `agents/<name>/config`; nothing is written where an agent could reach
+    before the finished repo appears.
+
+    If something is already there: with `if_missing` a real directory is kept as it is
+    (None), anything else is refused; without it any entry is refused."""
+    with agent_entry(paths, name) as entry:
+        _check_free(entry, name, if_missing)
+        if entry.lstat(CONFIG) is not None:
+            return None
+        with private_dir(paths) as tmp, safefs.root(tmp) as built:
+            sha = build(tmp / CONFIG)
+            if entry.lstat(CONFIG) is not None:
+                raise AlreadyProposed(_already(name))
+            try:
+                built.rename(CONFIG, entry, CONFIG)
+            except OSError as e:
+                if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                    raise AlreadyProposed(_already(name)) from None
+                if e.errno == errno.EXDEV:
+                    raise Refusal(
+                        f"{paths.private_tmp} and {paths.agents_dir} are on different "
+                        "filesystems: keep them on one so a new repo can be renamed into place"
+                    ) from None
+                raise
+        return sha
+
+
+def _already(name: str) -> str:
+    return f"{name} already has a proposed config repo: edit and commit it"
+
+
+def _check_free(entry: safefs.Dir, name: str, if_missing: bool) -> None:
+    st = entry.lstat(CONFIG)
+    if st is None:
+        return
+    if not if_missing:
+        raise AlreadyProposed(_already(name))
+    if not stat.S_ISDIR(st.st_mode):
+        raise safefs.unexpected(entry.path(CONFIG), st.st_mode, "directory")
+
+
+# purge --------------------------------------------------------------------------------------
+
+
+def purge(paths: Paths, name: str) -> None:
+    """Remove `agents/<name>` and `agent-state/<name>`: links are removed, never followed,
+    so a link an agent planted there (or in place of either) leaves its target untouched."""
+    name = validate_agent_name(name)
+    with safefs.root(paths.state_dir) as root:
+        for parent in (AGENTS, AGENT_STATE):
+            try:
+                d = root.subdir(parent)
+            except FileNotFoundError:
+                continue
+            with d:
+                d.remove_tree(name)
+
+
+# the agent's socket dir ---------------------------------------------------------------------
+
+
+def clear_agent_socket(paths: Paths, name: str) -> None:
+    """Remove whatever is at the agent's socket path before it is bound again: the socket dir
+    is the agent's /run/hive, so a link, file or directory there is the agent's doing (no
+    other process serves an agent's socket). Never followed, never probed."""
+    socket_path = paths.agent_socket(name)
+    with (
+        safefs.root(paths.agents_socket_root) as root,
+        root.subdir(socket_path.parent.name) as d,
+    ):
+        d.remove_tree(socket_path.name)
+
+
+# private scratch dirs ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def private_dir(paths: Paths) -> Iterator[Path]:
+    """A fresh root-only directory on the state dir's filesystem, removed afterwards."""
+    with safefs.root(paths.state_dir) as root, _owned_private(root, PRIVATE_TMP, "scratch dir"):
+        pass
+    path = Path(tempfile.mkdtemp(dir=paths.private_tmp))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def clear_private_tmp(paths: Paths) -> None:
+    """Remove what a killed coordinator left in its scratch dir."""
+    with (
+        safefs.root(paths.state_dir) as root,
+        _owned_private(root, PRIVATE_TMP, "scratch dir") as d,
+    ):
+        for entry in d.names():
+            d.remove_tree(entry)
 
 
 # the move out of agents/ --------------------------------------------------------------------

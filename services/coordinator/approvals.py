@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from services.coordinator import agents, repos
 from services.hive import log as hlog
-from services.hive.agentconfig import parse, template
+from services.hive.agentconfig import parse
 from services.hive.db import Agent, Approval, Notification, now, write_tx
 from services.hive.events import ApprovalResolved
-from services.hive.names import MANAGER, validate_agent_name
+from services.hive.names import validate_agent_name
 from services.hive.protocol import Refusal
 
 if TYPE_CHECKING:
@@ -104,12 +104,9 @@ class Approvals:
         self.hive.changed("approvals", "notifications")
         return a
 
-    def request_init_config(self, name: str) -> dict[str, Any]:
+    async def request_init_config(self, name: str) -> dict[str, Any]:
         name = validate_agent_name(name)
-        path = self.paths.proposed_repo(name)
-        sha = repos.init_proposed(path, template(name, manager=name == MANAGER), name)
-        if sha is None:
-            raise ApprovalError(f"{name} already has a proposed config repo: edit and commit it")
+        sha = await self.hive.lifecycle.install_proposed(name, if_missing=False)
         return {"path": f"/agents/{name}/config", "commit": sha}
 
     # resolution (operator) -----------------------------------------------------------------

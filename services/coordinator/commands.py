@@ -232,8 +232,8 @@ def request_spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> R
     frozenset({MANAGER_ROLE}),
     "request_init_config {name}: seed a new agent's proposed config repo from the template",
 )
-def request_init_config(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    return hive.approvals.request_init_config(p.get_str(req, "name", max_len=64))
+async def request_init_config(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    return await hive.approvals.request_init_config(p.get_str(req, "name", max_len=64))
 
 
 # admin socket --------------------------------------------------------------------------

@@ -138,13 +138,23 @@ class Lifecycle:
         got = repos.config_at(proposed, name, head)
         return got.blob, got.sha
 
+    async def install_proposed(self, name: str, *, if_missing: bool) -> str | None:
+        """Seed `name`'s proposed repo from the template (built privately, renamed in)."""
+        text = template(name, manager=name == MANAGER)
+        return await asyncio.to_thread(
+            agentfiles.install_proposed,
+            self.paths,
+            name,
+            lambda path: repos.build_proposed(path, text, name),
+            if_missing=if_missing,
+        )
+
     async def create(self, name: str, blob: bytes, sha: str | None, label: str) -> bool:
         """Build and start a new agent whose record is in state spawning; emits Spawned."""
         async with self._locks[name]:
             try:
                 parse(blob)
-                kind_template = template(name, manager=name == MANAGER)
-                repos.init_proposed(self.paths.proposed_repo(name), kind_template, name)
+                await self.install_proposed(name, if_missing=True)
                 self.write_applied(name, blob, f"apply {sha or 'template'} ({label})")
                 Agent.update(applied_sha=sha, updated_at=now()).where(Agent.name == name).execute()
                 await self.hive.serve_agent(name)
@@ -248,7 +258,7 @@ class Lifecycle:
                 shutil.rmtree(self.paths.applied_repo(name), ignore_errors=True)
                 self.paths.rev_marker(name).unlink(missing_ok=True)
                 if purge:
-                    shutil.rmtree(self.paths.agent_dir(name), ignore_errors=True)
+                    await self._run(agentfiles.purge, self.paths, name)
                 agents.delete(name)
             hlog.log(
                 f"{name} destroyed" + (" and purged" if purge else ""), kind="lifecycle", agent=name

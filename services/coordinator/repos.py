@@ -1,8 +1,9 @@
 """The two git repos of every agent: the proposed repo (manager-written) and the applied repo.
 
-The proposed repo gets one initial commit from the coordinator and is never written by it
-again; it is read through git's object database in pure Python (no git subprocess runs in
-a repo the manager controls). The applied repo is the coordinator's alone.
+The proposed repo gets one initial commit from the coordinator, made in a private dir, and
+is never written by it again; it is read through git's object database in pure Python (no
+git subprocess runs in a repo the manager controls). The applied repo is the coordinator's
+alone.
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ def _commit(repo: git.Repo, files: dict[str, bytes], message: str) -> str:
 # proposed ---------------------------------------------------------------------------------
 
 
-def init_proposed(path: Path, config_text: str, agent: str) -> str | None:
-    """Create the proposed repo with its initial commit; None if it already exists."""
-    if (path / ".git").exists():
-        return None
-    path.mkdir(parents=True, exist_ok=True)
+def build_proposed(path: Path, config_text: str, agent: str) -> str:
+    """Make a new proposed repo at `path` (a fresh dir only the coordinator can reach; see
+    `agentfiles.install_proposed`) with its initial commit; returns that commit's sha.
+    Reading a proposed repo is `proposed`'s, never gitpython's on the manager's files."""
+    path.mkdir(mode=0o750)
     repo = git.Repo.init(path, initial_branch="main")
     with repo.config_writer() as cw:
         cw.set_value("user", "name", agent)

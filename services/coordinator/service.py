@@ -204,6 +204,8 @@ class Coordinator:
             return
         path = self.paths.agent_socket(name)
         sockets.ensure_dir(self.paths.agents_socket_root)
+        sockets.ensure_dir(path.parent)
+        agentfiles.clear_agent_socket(self.paths, name)  # whatever the agent left there
         sock = sockets.bind_unix(path)
         self._bound.append(path)
         self._servers[key] = await self._serve(sock, Caller(commands.AGENT, name))
@@ -232,6 +234,7 @@ class Coordinator:
         self._last_event_id = Event.select(fn.MAX(Event.id)).scalar() or 0
         self.lifecycle.bind_loop(asyncio.get_running_loop())
         self.paths.state_dir.mkdir(parents=True, exist_ok=True)
+        agentfiles.clear_private_tmp(self.paths)
         agentfiles.migrate_legacy_state(self.paths)
         sockets.ensure_dir(self.paths.runtime_dir)
         activated = sd.listen_fds_by_name()
@@ -249,7 +252,15 @@ class Coordinator:
             activated.get("manager"),
         )
         for name in agents.names():
-            await self.serve_agent(name)
+            try:
+                await self.serve_agent(name)
+            except (OSError, Refusal, sockets.SocketInUse) as e:  # one agent, not the hive
+                hlog.log(
+                    f"cannot serve {name}'s socket: {e}",
+                    kind="lifecycle",
+                    agent=name,
+                    priority=hlog.ERR,
+                )
         self._doorbell = sockets.bind_doorbell(self.paths.doorbell)
         asyncio.get_running_loop().add_reader(self._doorbell.fileno(), self._on_doorbell)
         self._tasks.append(asyncio.get_running_loop().create_task(self._safety_poll()))

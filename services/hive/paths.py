@@ -91,6 +91,11 @@ class Paths:
         return self.agent_dir(name) / "state"
 
     @property
+    def private_tmp(self) -> Path:
+        """Root-only scratch space on the state dir's filesystem (repo copies, new repos)."""
+        return self.state_dir / "tmp"
+
+    @property
     def applied_dir(self) -> Path:
         return self.state_dir / "applied"
 

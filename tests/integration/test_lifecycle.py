@@ -127,6 +127,7 @@ def test_destroy_keeps_proposed_and_state_unless_purged(hive: RunningHive) -> No
         with pytest.raises(Refused, match="required infrastructure"):
             a.call("destroy", name="hm1nd")
     assert not (state / "agents/bob").exists()
+    assert not hive.paths.agent_state("bob").exists()
     assert (hive.paths.agent_state("alice") / "notes.txt").exists()  # the bad purge touched nothing
     assert [e["event"] for e in manager_events(hive)] == ["destroyed", "destroyed"]
     with hive.admin() as a:  # destroyed alice can come back from her kept repo

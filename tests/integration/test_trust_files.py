@@ -152,6 +152,85 @@ def test_a_state_dir_owned_by_someone_else_is_refused(hive: RunningHive) -> None
     assert state.stat().st_uid == 65534
 
 
+# the agents dir and new proposed repos --------------------------------------------------------
+
+
+def test_init_config_never_writes_through_a_planted_config(
+    hive: RunningHive, host_file: Path
+) -> None:
+    config = hive.paths.proposed_repo("dave")
+    config.mkdir(parents=True)
+    (config / "agent.toml").symlink_to(host_file)
+    with (
+        hive.manager() as m,
+        pytest.raises(Refused, match="dave already has a proposed config repo"),
+    ):
+        m.call("request_init_config", name="dave")
+    assert unchanged(host_file)
+    assert sorted(os.listdir(config)) == ["agent.toml"]
+
+
+@pytest.mark.parametrize("what", ["agent-dir", "config-dir"])
+def test_init_config_never_builds_in_a_linked_directory(
+    hive: RunningHive, tmp_path: Path, what: str
+) -> None:
+    host_dir = tmp_path / "host-dir"
+    host_dir.mkdir()
+    link = hive.paths.agent_dir("erin") if what == "agent-dir" else hive.paths.proposed_repo("erin")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(host_dir, target_is_directory=True)
+    expected = (
+        "agents/erin is a symlink, not a directory"
+        if what == "agent-dir"
+        else "erin already has a proposed config repo"
+    )
+    with hive.manager() as m, pytest.raises(Refused, match=expected):
+        m.call("request_init_config", name="erin")
+    assert list(host_dir.iterdir()) == []
+
+
+def test_a_new_repo_appears_complete_and_the_scratch_dir_is_left_empty(hive: RunningHive) -> None:
+    with hive.manager() as m:
+        got = m.call("request_init_config", name="frank")
+    repo = hive.paths.proposed_repo("frank")
+    assert (repo / ".git").is_dir() and (repo / "agent.toml").is_file()
+    assert len(got["commit"]) == 40
+    assert os.listdir(hive.paths.private_tmp) == []
+    assert stat.S_IMODE(hive.paths.private_tmp.stat().st_mode) == 0o700
+
+
+# purge ----------------------------------------------------------------------------------------
+
+
+def test_purge_removes_planted_links_never_their_targets(
+    hive: RunningHive, host_file: Path
+) -> None:
+    spawn(hive, "bob", "carol")
+    host_dir = host_file.parent
+    bob = hive.paths.agent_dir("bob")
+    # hm1nd plants in bob's agents entry; bob plants in its own /state
+    (bob / "config" / "to-host-dir").symlink_to(host_dir, target_is_directory=True)
+    (bob / "to-host-file").symlink_to(host_file)
+    os.mkfifo(bob / "pipe")
+    (hive.paths.agent_state("bob") / "to-host-dir").symlink_to(host_dir)
+    (hive.paths.agent_state("bob") / "to-host-file").symlink_to(host_file)
+    with hive.admin(timeout=60) as a:
+        a.call("destroy", name="bob", purge=True)
+    assert not bob.exists() and not hive.paths.agent_state("bob").exists()
+    assert unchanged(host_file) and os.listdir(host_dir) == ["secret"]
+    # carol's whole agents entry (and state dir) swapped for links to the host dir
+    carol = hive.paths.agent_dir("carol")
+    shutil.rmtree(carol)
+    carol.symlink_to(host_dir, target_is_directory=True)
+    shutil.rmtree(hive.paths.agent_state("carol"))
+    hive.paths.agent_state("carol").symlink_to(host_dir, target_is_directory=True)
+    with hive.admin(timeout=60) as a:
+        a.call("destroy", name="carol", purge=True)
+    assert not carol.is_symlink() and not carol.exists()
+    assert not hive.paths.agent_state("carol").is_symlink()
+    assert unchanged(host_file) and os.listdir(host_dir) == ["secret"]
+
+
 # the move out of agents/ ----------------------------------------------------------------------
 
 
@@ -195,3 +274,28 @@ def test_old_layout_state_dirs_move_once_and_links_there_are_not_followed(
     (planted / "seed").write_text("planted")
     with running_hive(env):
         assert not paths.agent_state("dave").exists() and (planted / "seed").exists()
+
+
+# the agent's socket dir (its /run/hive) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("planted", ["symlink-to-host-file", "file", "directory", "admin-socket"])
+def test_what_an_agent_leaves_at_its_socket_path_is_removed_not_followed(
+    env: dict[str, str], host_file: Path, planted: str
+) -> None:
+    paths = Paths.from_env(env)
+    with running_hive(env) as hive:
+        spawn(hive, "alice")
+    sock = paths.agent_socket("alice")  # the agent's /run/hive/hive.sock, unlinked at stop
+    if planted == "symlink-to-host-file":
+        sock.symlink_to(host_file)
+    elif planted == "file":
+        sock.write_text("x")
+    elif planted == "directory":
+        (sock / "deep").mkdir(parents=True)
+    else:  # a link to a live socket: probing it would "find a coordinator" and refuse to start
+        sock.symlink_to(paths.admin_socket)
+    with running_hive(env) as hive:
+        with hive.agent("alice") as c:
+            assert c.call("whoami")["name"] == "alice"
+        assert unchanged(host_file)
