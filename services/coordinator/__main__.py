@@ -7,6 +7,7 @@ import os
 import sys
 
 from services.coordinator.backends import UnknownBackend, backend_from_env
+from services.coordinator.proposed import ReadLimits
 from services.coordinator.service import FALLBACK_POLL_SECONDS, DatabaseUnusable, serve
 from services.coordinator.sockets import SocketInUse
 from services.hive.paths import Paths
@@ -18,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         backend = backend_from_env(paths)
         poll = float(os.environ.get("HIVE_FALLBACK_POLL") or FALLBACK_POLL_SECONDS)
-        asyncio.run(serve(paths, backend, fallback_poll=poll))
+        limits = ReadLimits.from_env()
+        asyncio.run(serve(paths, backend, fallback_poll=poll, repo_limits=limits))
     except (
         UnknownBackend,
         SocketInUse,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from services.coordinator import agents, repos
+from services.coordinator import agents, proposed, repos
 from services.hive import log as hlog
 from services.hive.agentconfig import parse
 from services.hive.db import Agent, Approval, Notification, now, write_tx
@@ -77,10 +77,11 @@ class Approvals:
         self.paths = hive.paths
 
     # requests (manager) --------------------------------------------------------------------
-    def request_apply_commit(self, agent: str, commit_ref: str) -> Approval:
+    async def request_apply_commit(self, agent: str, commit_ref: str) -> Approval:
         name = validate_agent_name(agent)
         agents.get(name)
-        got = repos.config_at(self.paths.proposed_repo(name), name, commit_ref)
+        got = await proposed.config_at(self.paths, name, commit_ref, self.hive.repo_limits)
+        agents.get(name)  # still there after the read
         parse(got.blob)  # a config that does not validate is refused now, not at apply
         old = repos.applied_config(self.paths.applied_repo(name))
         a = _record(
@@ -89,8 +90,7 @@ class Approvals:
         self.hive.changed("approvals", "notifications")
         return a
 
-    def request_spawn(self, name: str) -> Approval:
-        name = validate_agent_name(name, allow_manager=False)
+    def _check_spawnable(self, name: str) -> None:
         if agents.exists(name):
             raise ApprovalError(f"agent {name!r} already exists")
         pending = Approval.select().where(
@@ -98,7 +98,12 @@ class Approvals:
         )
         if pending.exists():
             raise ApprovalError(f"a spawn of {name!r} is already waiting for the operator")
-        blob, sha = self.hive.lifecycle.source_config(name)
+
+    async def request_spawn(self, name: str) -> Approval:
+        name = validate_agent_name(name, allow_manager=False)
+        self._check_spawnable(name)
+        blob, sha = await self.hive.lifecycle.source_config(name)
+        self._check_spawnable(name)  # again: another request may have landed during the read
         parse(blob)
         a = _record(name, "spawn", sha, blob, repos.diff(None, blob, name, sha))
         self.hive.changed("approvals", "notifications")

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.coordinator import agentfiles, agents, repos
+from services.coordinator import agentfiles, agents, proposed, repos
 from services.coordinator.backends import AgentSpec
 from services.hive import log as hlog
 from services.hive.agentconfig import CONFIG_FILE, AgentConfig, parse, template
@@ -54,10 +54,11 @@ class Lifecycle:
         if data is None:
             raise LifecycleError(f"{name} has no applied config yet")
         kind = "manager" if name == MANAGER else "agent"
+        config = parse(data)
         return AgentSpec(
             name=name,
             kind=kind,
-            config=parse(data),
+            config=config,
             socket=self.paths.socket_of(name),
             state_dir=self.paths.agent_state(name),
             config_path=applied / CONFIG_FILE,
@@ -129,13 +130,11 @@ class Lifecycle:
         self.hive.changed("agents")
 
     # create --------------------------------------------------------------------------------
-    def source_config(self, name: str) -> tuple[bytes, str | None]:
+    async def source_config(self, name: str) -> tuple[bytes, str | None]:
         """What a new agent starts from: the proposed repo's HEAD, or the template."""
-        proposed = self.paths.proposed_repo(name)
-        head = repos.proposed_head(proposed, name)
-        if head is None:
+        got = await proposed.head_config(self.paths, name, self.hive.repo_limits)
+        if got is None:
             return template(name, manager=name == MANAGER).encode(), None
-        got = repos.config_at(proposed, name, head)
         return got.blob, got.sha
 
     async def install_proposed(self, name: str, *, if_missing: bool) -> str | None:
@@ -305,7 +304,11 @@ class Lifecycle:
             if agent.name in skip or self.backend.is_running(agent.name):
                 continue
             if agent.state == "spawning":
-                blob, sha = self.source_config(agent.name)
+                try:
+                    blob, sha = await self.source_config(agent.name)
+                except Refusal as e:
+                    self._set(agent.name, "failed", f"could not resume the spawn: {e}")
+                    continue
                 self.hive.spawn_task(self.create(agent.name, blob, sha, "resumed spawn"))
                 continue
             crash = (

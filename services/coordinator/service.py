@@ -27,6 +27,7 @@ from services.coordinator.broker import Broker
 from services.coordinator.changes import ChangeFeed
 from services.coordinator.connection import Caller, Connection, Reply
 from services.coordinator.lifecycle import Lifecycle
+from services.coordinator.proposed import ReadLimits
 from services.coordinator.questions import Questions
 from services.coordinator.turns import TurnCancels
 from services.hive import log as hlog
@@ -76,11 +77,17 @@ def db_advice(why: str) -> str:
 
 class Coordinator:
     def __init__(
-        self, paths: Paths, backend: Backend, *, fallback_poll: float = FALLBACK_POLL_SECONDS
+        self,
+        paths: Paths,
+        backend: Backend,
+        *,
+        fallback_poll: float = FALLBACK_POLL_SECONDS,
+        repo_limits: ReadLimits | None = None,
     ):
         self.paths = paths
         self.backend = backend
         self.fallback_poll = fallback_poll
+        self.repo_limits = repo_limits or ReadLimits()
         self.broker = Broker()
         self.connections: set[Connection] = set()
         self._servers: dict[str, asyncio.AbstractServer] = {}
@@ -278,7 +285,13 @@ class Coordinator:
             return
         agents.create(MANAGER, kind="manager", state="spawning")
         hlog.log("creating the manager hm1nd", kind="agent_created", agent=MANAGER)
-        blob, sha = self.lifecycle.source_config(MANAGER)
+        try:
+            blob, sha = await self.lifecycle.source_config(MANAGER)
+        except Refusal as e:
+            note = f"could not create {MANAGER}: {e}"
+            agents.set_state(MANAGER, "failed", note)
+            hlog.log(note, kind="lifecycle", agent=MANAGER, priority=hlog.ERR)
+            return
         await self.lifecycle.create(MANAGER, blob, sha, "manager bootstrap")
 
     def _on_doorbell(self) -> None:
@@ -352,11 +365,12 @@ async def serve(
     backend: Backend,
     *,
     fallback_poll: float = FALLBACK_POLL_SECONDS,
+    repo_limits: ReadLimits | None = None,
     announce: bool = True,
 ) -> None:
     """Run the coordinator until SIGTERM or SIGINT."""
     hlog.set_identifier("hive-coordinator")
-    hive = Coordinator(paths, backend, fallback_poll=fallback_poll)
+    hive = Coordinator(paths, backend, fallback_poll=fallback_poll, repo_limits=repo_limits)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -171,7 +171,7 @@ def test_init_config_never_writes_through_a_planted_config(
 
 
 @pytest.mark.parametrize("what", ["agent-dir", "config-dir"])
-def test_init_config_never_builds_in_a_linked_directory(
+def test_init_config_and_spawn_never_build_in_a_linked_directory(
     hive: RunningHive, tmp_path: Path, what: str
 ) -> None:
     host_dir = tmp_path / "host-dir"
@@ -186,6 +186,8 @@ def test_init_config_never_builds_in_a_linked_directory(
     )
     with hive.manager() as m, pytest.raises(Refused, match=expected):
         m.call("request_init_config", name="erin")
+    with hive.admin() as a, pytest.raises(Refused, match="is a symlink"):
+        a.call("spawn", name="erin")  # the operator's spawn reads through the same walk
     assert list(host_dir.iterdir()) == []
 
 
