@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.coordinator import agents, proposed, repos
 from services.hive import log as hlog
-from services.hive.agentconfig import parse
+from services.hive.agentconfig import check_bind_sources, parse
 from services.hive.db import Agent, Approval, Notification, now, write_tx
 from services.hive.events import ApprovalResolved
 from services.hive.names import validate_agent_name
@@ -82,7 +82,8 @@ class Approvals:
         agents.get(name)
         got = await proposed.config_at(self.paths, name, commit_ref, self.hive.repo_limits)
         agents.get(name)  # still there after the read
-        parse(got.blob)  # a config that does not validate is refused now, not at apply
+        # a config that does not validate is refused now, not at apply
+        check_bind_sources(parse(got.blob), self.paths.hive_roots())
         old = repos.applied_config(self.paths.applied_repo(name))
         a = _record(
             name, "apply_commit", got.sha, got.blob, repos.diff(old, got.blob, name, got.sha)
@@ -104,7 +105,7 @@ class Approvals:
         self._check_spawnable(name)
         blob, sha = await self.hive.lifecycle.source_config(name)
         self._check_spawnable(name)  # again: another request may have landed during the read
-        parse(blob)
+        check_bind_sources(parse(blob), self.paths.hive_roots())
         a = _record(name, "spawn", sha, blob, repos.diff(None, blob, name, sha))
         self.hive.changed("approvals", "notifications")
         return a

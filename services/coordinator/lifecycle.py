@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from services.coordinator import agentfiles, agents, proposed, repos
 from services.coordinator.backends import AgentSpec
 from services.hive import log as hlog
-from services.hive.agentconfig import CONFIG_FILE, AgentConfig, parse, template
+from services.hive.agentconfig import CONFIG_FILE, AgentConfig, check_bind_sources, parse, template
 from services.hive.db import Agent, Event, TransientState, now, write_tx
 from services.hive.events import ContainerCrash, Destroyed, Killed, Rebuilt, Spawned
 from services.hive.names import MANAGER
@@ -55,6 +55,7 @@ class Lifecycle:
             raise LifecycleError(f"{name} has no applied config yet")
         kind = "manager" if name == MANAGER else "agent"
         config = parse(data)
+        check_bind_sources(config, self.paths.hive_roots())
         return AgentSpec(
             name=name,
             kind=kind,

@@ -95,6 +95,12 @@ class Paths:
         """Root-only scratch space on the state dir's filesystem (repo copies, new repos)."""
         return self.state_dir / "tmp"
 
+    def hive_roots(self) -> tuple[Path, ...]:
+        """The hive's own directories, as configured and with links resolved: no agent's bind
+        may reach into (or above) one of them."""
+        dirs = (self.state_dir, self.runtime_dir, self.db.parent)
+        return tuple(dict.fromkeys(p for d in dirs for p in (d, d.resolve())))
+
     @property
     def applied_dir(self) -> Path:
         return self.state_dir / "applied"

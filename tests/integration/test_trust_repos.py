@@ -204,3 +204,26 @@ def test_spawn_from_a_repo_with_a_fifo_fails_with_a_sentence(hive: RunningHive) 
     t.join(60)
     assert not t.is_alive()
     assert "refs/heads/trap is a FIFO" in got["reply"]["error"]
+
+
+def test_a_bind_into_the_hives_own_files_is_refused_at_request_and_at_render(
+    hive: RunningHive,
+) -> None:
+    spawn(hive, "alice")
+    repo = hive.paths.proposed_repo("alice")
+    source = hive.paths.agent_state("hm1nd")  # the manager's /state, into alice's container
+    bind = f'[[binds]]\nsource = "/{source}/."\ntarget = "/loot"\n'
+    sha = commit_file(repo, "agent.toml", config_text(bind), "steal the manager's state")
+    with hive.manager() as m, pytest.raises(Refused) as refused:
+        m.call("request_apply_commit", agent="alice", commit_ref=sha)
+    assert str(refused.value) == (
+        f"config key 'binds[0].source' ({source}) overlaps the hive's own files at "
+        f"{hive.paths.state_dir}: bind a directory outside it"
+    )
+    # a config applied before this check existed is refused when the container is rendered
+    applied = hive.paths.applied_repo("alice") / "agent.toml"
+    applied.write_bytes(config_text(bind))
+    with hive.admin() as a:
+        out = a.call("rebuild", name="alice")
+    assert out["ok_build"] is False and "overlaps the hive's own files" in out["note"]
+    assert out["agent"]["state"] == "failed"
