@@ -7,9 +7,11 @@ import os
 import sys
 
 from services.coordinator.backends import UnknownBackend, backend_from_env
+from services.coordinator.proposed import ReadLimits
 from services.coordinator.service import FALLBACK_POLL_SECONDS, DatabaseUnusable, serve
 from services.coordinator.sockets import SocketInUse
 from services.hive.paths import Paths
+from services.hive.protocol import Refusal
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,8 +19,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         backend = backend_from_env(paths)
         poll = float(os.environ.get("HIVE_FALLBACK_POLL") or FALLBACK_POLL_SECONDS)
-        asyncio.run(serve(paths, backend, fallback_poll=poll))
-    except (UnknownBackend, SocketInUse, PermissionError, ValueError, DatabaseUnusable) as e:
+        limits = ReadLimits.from_env()
+        asyncio.run(serve(paths, backend, fallback_poll=poll, repo_limits=limits))
+    except (
+        UnknownBackend,
+        SocketInUse,
+        PermissionError,
+        ValueError,
+        DatabaseUnusable,
+        Refusal,
+    ) as e:
         print(f"hive-coordinator: {e}", file=sys.stderr)
         return 1
     return 0

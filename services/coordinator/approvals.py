@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from services.coordinator import agents, repos, stale
+from services.coordinator import agents, proposed, repos, stale
 from services.coordinator.lifecycle import ConfigMoved
 from services.hive import log as hlog
-from services.hive.agentconfig import parse, template
+from services.hive.agentconfig import check_bind_sources, parse
 from services.hive.db import Agent, Approval, Notification, now, write_tx
 from services.hive.events import ApprovalResolved
-from services.hive.names import MANAGER, validate_agent_name
+from services.hive.names import validate_agent_name
 from services.hive.protocol import Refusal
 
 if TYPE_CHECKING:
@@ -97,19 +97,21 @@ class Approvals:
         self.paths = hive.paths
 
     # requests (manager) --------------------------------------------------------------------
-    def request_apply_commit(self, agent: str, commit_ref: str) -> Approval:
+    async def request_apply_commit(self, agent: str, commit_ref: str) -> Approval:
         name = validate_agent_name(agent)
         agents.get(name)
-        got = repos.config_at(self.paths.proposed_repo(name), name, commit_ref)
-        parse(got.blob)  # a config that does not validate is refused now, not at apply
-        base = stale.base_of(self.paths.applied_repo(name))  # the diff's "before", recorded
+        got = await proposed.config_at(self.paths, name, commit_ref, self.hive.repo_limits)
+        agents.get(name)  # still there after the read
+        # a config that does not validate is refused now, not at apply
+        check_bind_sources(parse(got.blob), self.paths.hive_roots())
+        # the diff's "before", recorded with it: read after the await, in the same step
+        base = stale.base_of(self.paths.applied_repo(name))
         diff = repos.diff(base.config, got.blob, name, got.sha)
         a = _record(name, "apply_commit", got.sha, got.blob, diff, base)
         self.hive.changed("approvals", "notifications")
         return a
 
-    def request_spawn(self, name: str) -> Approval:
-        name = validate_agent_name(name, allow_manager=False)
+    def _check_spawnable(self, name: str) -> None:
         if agents.exists(name):
             raise ApprovalError(f"agent {name!r} already exists")
         pending = Approval.select().where(
@@ -117,18 +119,20 @@ class Approvals:
         )
         if pending.exists():
             raise ApprovalError(f"a spawn of {name!r} is already waiting for the operator")
-        blob, sha = self.hive.lifecycle.source_config(name)
-        parse(blob)
+
+    async def request_spawn(self, name: str) -> Approval:
+        name = validate_agent_name(name, allow_manager=False)
+        self._check_spawnable(name)
+        blob, sha = await self.hive.lifecycle.source_config(name)
+        self._check_spawnable(name)  # again: another request may have landed during the read
+        check_bind_sources(parse(blob), self.paths.hive_roots())
         a = _record(name, "spawn", sha, blob, repos.diff(None, blob, name, sha))
         self.hive.changed("approvals", "notifications")
         return a
 
-    def request_init_config(self, name: str) -> dict[str, Any]:
+    async def request_init_config(self, name: str) -> dict[str, Any]:
         name = validate_agent_name(name)
-        path = self.paths.proposed_repo(name)
-        sha = repos.init_proposed(path, template(name, manager=name == MANAGER), name)
-        if sha is None:
-            raise ApprovalError(f"{name} already has a proposed config repo: edit and commit it")
+        sha = await self.hive.lifecycle.install_proposed(name, if_missing=False)
         return {"path": f"/agents/{name}/config", "commit": sha}
 
     # resolution (operator) -----------------------------------------------------------------

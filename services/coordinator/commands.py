@@ -275,9 +275,10 @@ def _sub_agent(req: dict[str, Any], field: str = "agent") -> str:
     frozenset({MANAGER_ROLE}),
     "request_apply_commit {agent, commit_ref}: ask the operator to apply a config commit",
 )
-def request_apply_commit(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+async def request_apply_commit(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
     agent = validate_agent_name(p.get_str(req, "agent", max_bytes=64))
-    a = hive.approvals.request_apply_commit(agent, p.get_str(req, "commit_ref", max_bytes=100))
+    ref = p.get_str(req, "commit_ref", max_bytes=100)
+    a = await hive.approvals.request_apply_commit(agent, ref)
     return {"id": a.id, "commit_ref": a.commit_ref}
 
 
@@ -286,8 +287,8 @@ def request_apply_commit(hive: Coordinator, conn: Connection, req: dict[str, Any
     frozenset({MANAGER_ROLE}),
     "request_spawn {name}: ask the operator to create an agent",
 )
-def request_spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    a = hive.approvals.request_spawn(p.get_str(req, "name", max_bytes=64))
+async def request_spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    a = await hive.approvals.request_spawn(p.get_str(req, "name", max_bytes=64))
     return {"id": a.id}
 
 
@@ -296,8 +297,8 @@ def request_spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> R
     frozenset({MANAGER_ROLE}),
     "request_init_config {name}: seed a new agent's proposed config repo from the template",
 )
-def request_init_config(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
-    return hive.approvals.request_init_config(p.get_str(req, "name", max_bytes=64))
+async def request_init_config(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    return await hive.approvals.request_init_config(p.get_str(req, "name", max_bytes=64))
 
 
 # admin socket --------------------------------------------------------------------------
@@ -345,7 +346,7 @@ def kick(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
 async def spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
     name = validate_agent_name(p.get_str(req, "name", max_bytes=64), allow_manager=False)
     wait = p.get_bool(req, "wait", True)
-    blob, sha = hive.lifecycle.source_config(name)
+    blob, sha = await hive.lifecycle.source_config(name)
     agents.create(name, state="spawning")
     hive.changed("agents")
     task = hive.spawn_task(hive.lifecycle.create(name, blob, sha, "operator spawn"))

@@ -11,17 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.coordinator import agents, repos, stale
+from services.coordinator import agentfiles, agents, proposed, repos, stale
 from services.coordinator.backends import AgentSpec
 from services.hive import log as hlog
-from services.hive.agentconfig import CONFIG_FILE, AgentConfig, parse, template
+from services.hive.agentconfig import CONFIG_FILE, AgentConfig, check_bind_sources, parse, template
 from services.hive.db import Agent, Event, TransientState, now, write_tx
 from services.hive.events import ContainerCrash, Destroyed, Killed, Rebuilt, Spawned
 from services.hive.names import MANAGER
@@ -59,10 +58,12 @@ class Lifecycle:
         if data is None:
             raise LifecycleError(f"{name} has no applied config yet")
         kind = "manager" if name == MANAGER else "agent"
+        config = parse(data)
+        check_bind_sources(config, self.paths.hive_roots())
         return AgentSpec(
             name=name,
             kind=kind,
-            config=parse(data),
+            config=config,
             socket=self.paths.socket_of(name),
             state_dir=self.paths.agent_state(name),
             config_path=applied / CONFIG_FILE,
@@ -95,16 +96,10 @@ class Lifecycle:
         return config.model if config is not None else None
 
     def set_model(self, name: str, model: str | None) -> None:
-        """Store the operator's override and mirror it to the agent's /state/hyperhive-model."""
+        """Mirror the operator's override to the agent's /state/hyperhive-model (never through
+        anything planted there), then store it."""
+        agentfiles.write_model(self.paths, name, model)
         Agent.update(model=model, updated_at=now()).where(Agent.name == name).execute()
-        marker = self.paths.agent_state(name) / "hyperhive-model"
-        if model is None:
-            marker.unlink(missing_ok=True)
-        else:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            tmp = marker.with_name(".hyperhive-model.tmp")
-            tmp.write_text(model + "\n")
-            os.replace(tmp, marker)
         hlog.log(f"{name} model set to {model or 'its default'}", kind="lifecycle", agent=name)
         self.hive.changed("agents")
 
@@ -142,22 +137,30 @@ class Lifecycle:
         self.hive.changed("agents")
 
     # create --------------------------------------------------------------------------------
-    def source_config(self, name: str) -> tuple[bytes, str | None]:
+    async def source_config(self, name: str) -> tuple[bytes, str | None]:
         """What a new agent starts from: the proposed repo's HEAD, or the template."""
-        proposed = self.paths.proposed_repo(name)
-        head = repos.proposed_head(proposed, name)
-        if head is None:
+        got = await proposed.head_config(self.paths, name, self.hive.repo_limits)
+        if got is None:
             return template(name, manager=name == MANAGER).encode(), None
-        got = repos.config_at(proposed, name, head)
         return got.blob, got.sha
+
+    async def install_proposed(self, name: str, *, if_missing: bool) -> str | None:
+        """Seed `name`'s proposed repo from the template (built privately, renamed in)."""
+        text = template(name, manager=name == MANAGER)
+        return await asyncio.to_thread(
+            agentfiles.install_proposed,
+            self.paths,
+            name,
+            lambda path: repos.build_proposed(path, text, name),
+            if_missing=if_missing,
+        )
 
     async def create(self, name: str, blob: bytes, sha: str | None, label: str) -> bool:
         """Build and start a new agent whose record is in state spawning; emits Spawned."""
         async with self._locks[name]:
             try:
                 parse(blob)
-                kind_template = template(name, manager=name == MANAGER)
-                repos.init_proposed(self.paths.proposed_repo(name), kind_template, name)
+                await self.install_proposed(name, if_missing=True)
                 self.write_applied(name, blob, f"apply {sha or 'template'} ({label})")
                 Agent.update(applied_sha=sha, updated_at=now()).where(Agent.name == name).execute()
                 await self.hive.serve_agent(name)
@@ -269,7 +272,7 @@ class Lifecycle:
                 shutil.rmtree(self.paths.applied_repo(name), ignore_errors=True)
                 self.paths.rev_marker(name).unlink(missing_ok=True)
                 if purge:
-                    shutil.rmtree(self.paths.agent_dir(name), ignore_errors=True)
+                    await self._run(agentfiles.purge, self.paths, name)
                 agents.delete(name)
             hlog.log(
                 f"{name} destroyed" + (" and purged" if purge else ""), kind="lifecycle", agent=name
@@ -316,7 +319,11 @@ class Lifecycle:
             if agent.name in skip or self.backend.is_running(agent.name):
                 continue
             if agent.state == "spawning":
-                blob, sha = self.source_config(agent.name)
+                try:
+                    blob, sha = await self.source_config(agent.name)
+                except Refusal as e:
+                    self._set(agent.name, "failed", f"could not resume the spawn: {e}")
+                    continue
                 self.hive.spawn_task(self.create(agent.name, blob, sha, "resumed spawn"))
                 continue
             crash = (

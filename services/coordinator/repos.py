@@ -1,37 +1,26 @@
 """The two git repos of every agent: the proposed repo (manager-written) and the applied repo.
 
-The proposed repo gets one initial commit from the coordinator and is never written by it
-again; it is read through git's object database in pure Python (no git subprocess runs in
-a repo the manager controls). The applied repo is the coordinator's alone.
+The proposed repo gets one initial commit from the coordinator, made in a private dir, and is
+never written by it again; reading it is `proposed`'s job (a private copy, never gitpython on
+the manager's files). The applied repo is the coordinator's alone.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-import re
-import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 import git
-from gitdb import GitDB
 
-from services.hive.agentconfig import CONFIG_FILE, MAX_CONFIG_BYTES
+from services.hive.agentconfig import CONFIG_FILE
 from services.hive.protocol import Refusal
 
 AUTHOR = git.Actor("hive-c0re", "hive-c0re@localhost")
-_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
 
 
 class RepoError(Refusal):
     """A repo, commit or file the coordinator cannot use; the message says which and why."""
-
-
-@dataclass(frozen=True)
-class ConfigAtCommit:
-    sha: str
-    blob: bytes
 
 
 def _commit(repo: git.Repo, files: dict[str, bytes], message: str) -> str:
@@ -50,65 +39,16 @@ def _commit(repo: git.Repo, files: dict[str, bytes], message: str) -> str:
 # proposed ---------------------------------------------------------------------------------
 
 
-def init_proposed(path: Path, config_text: str, agent: str) -> str | None:
-    """Create the proposed repo with its initial commit; None if it already exists."""
-    if (path / ".git").exists():
-        return None
-    path.mkdir(parents=True, exist_ok=True)
+def build_proposed(path: Path, config_text: str, agent: str) -> str:
+    """Make a new proposed repo at `path` (a fresh dir only the coordinator can reach; see
+    `agentfiles.install_proposed`) with its initial commit; returns that commit's sha.
+    Reading a proposed repo is `proposed`'s, never gitpython's on the manager's files."""
+    path.mkdir(mode=0o750)
     repo = git.Repo.init(path, initial_branch="main")
     with repo.config_writer() as cw:
         cw.set_value("user", "name", agent)
         cw.set_value("user", "email", f"{agent}@hyperhive")
     return _commit(repo, {CONFIG_FILE: config_text.encode()}, f"initial config for {agent}")
-
-
-def _open_proposed(path: Path, agent: str) -> git.Repo:
-    if not (path / ".git").is_dir():
-        raise RepoError(f"{agent} has no proposed config repo: call request_init_config first")
-    try:
-        return git.Repo(path, odbt=GitDB)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise RepoError(f"{agent}'s proposed config repo at {path} is not a git repo") from None
-
-
-def proposed_head(path: Path, agent: str) -> str | None:
-    """The sha of the proposed repo's HEAD, or None if it has no repo or no commit."""
-    try:
-        return str(_open_proposed(path, agent).head.commit.hexsha)
-    except (RepoError, ValueError, git.BadName):
-        return None
-
-
-def config_at(path: Path, agent: str, commit_ref: str) -> ConfigAtCommit:
-    """The exact bytes of the config file at `commit_ref`, after every check the design asks."""
-    if not _REF.fullmatch(commit_ref) or ".." in commit_ref:
-        raise RepoError(f"commit {commit_ref[:60]!r} is not a commit sha or branch name")
-    repo = _open_proposed(path, agent)
-    try:
-        commit = repo.commit(commit_ref)
-    except (git.BadName, ValueError, git.BadObject, IndexError, TypeError):
-        raise RepoError(
-            f"commit {commit_ref!r} does not exist in {agent}'s proposed repo"
-        ) from None
-    try:
-        entry = commit.tree[CONFIG_FILE]
-    except KeyError:
-        raise RepoError(
-            f"commit {commit.hexsha[:12]} has no {CONFIG_FILE}: commit the config file"
-        ) from None
-    mode = entry.mode
-    if stat.S_ISLNK(mode):
-        raise RepoError(
-            f"{CONFIG_FILE} at {commit.hexsha[:12]} is a symlink: commit a regular file"
-        )
-    if not stat.S_ISREG(mode) or entry.type != "blob":
-        raise RepoError(f"{CONFIG_FILE} at {commit.hexsha[:12]} is not a regular file")
-    if entry.size > MAX_CONFIG_BYTES:
-        raise RepoError(
-            f"{CONFIG_FILE} at {commit.hexsha[:12]} is {entry.size} bytes, "
-            f"over the {MAX_CONFIG_BYTES // 1024} KiB limit"
-        )
-    return ConfigAtCommit(sha=str(commit.hexsha), blob=entry.data_stream.read())
 
 
 # applied ----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import peewee as pw
 from peewee import fn
 
-from services.coordinator import agents, commands, sockets
+from services.coordinator import agentfiles, agents, commands, sockets
 from services.coordinator.approvals import Approvals
 from services.coordinator.backends import Backend
 from services.coordinator.broker import Broker
@@ -36,6 +36,7 @@ from services.coordinator.limits import (
     raise_nofile,
 )
 from services.coordinator.logins import Logins
+from services.coordinator.proposed import ReadLimits
 from services.coordinator.questions import Questions
 from services.coordinator.turns import TurnCancels
 from services.hive import log as hlog
@@ -85,11 +86,17 @@ def db_advice(why: str) -> str:
 
 class Coordinator:
     def __init__(
-        self, paths: Paths, backend: Backend, *, fallback_poll: float = FALLBACK_POLL_SECONDS
+        self,
+        paths: Paths,
+        backend: Backend,
+        *,
+        fallback_poll: float = FALLBACK_POLL_SECONDS,
+        repo_limits: ReadLimits | None = None,
     ):
         self.paths = paths
         self.backend = backend
         self.fallback_poll = fallback_poll
+        self.repo_limits = repo_limits or ReadLimits()
         self.broker = Broker(lambda *kinds: self.changed(*kinds))
         self.connections: set[Connection] = set()
         self.caps = ConnectionCaps(Limits.from_nofile(current_nofile()))
@@ -227,6 +234,8 @@ class Coordinator:
             return
         path = self.paths.agent_socket(name)
         sockets.ensure_dir(self.paths.agents_socket_root)
+        sockets.ensure_dir(path.parent)
+        agentfiles.clear_agent_socket(self.paths, name)  # whatever the agent left there
         sock = sockets.bind_unix(path)
         self._bound.append(path)
         self._servers[key] = await self._serve(key, sock, Caller(commands.AGENT, name))
@@ -255,6 +264,8 @@ class Coordinator:
         self._last_event_id = Event.select(fn.MAX(Event.id)).scalar() or 0
         self.lifecycle.bind_loop(asyncio.get_running_loop())
         self.paths.state_dir.mkdir(parents=True, exist_ok=True)
+        agentfiles.clear_private_tmp(self.paths)
+        agentfiles.migrate_legacy_state(self.paths)
         sockets.ensure_dir(self.paths.runtime_dir)
         activated = sd.listen_fds_by_name()
         await self._listen(
@@ -271,7 +282,15 @@ class Coordinator:
             activated.get("manager"),
         )
         for name in agents.names():
-            await self.serve_agent(name)
+            try:
+                await self.serve_agent(name)
+            except (OSError, Refusal, sockets.SocketInUse) as e:  # one agent, not the hive
+                hlog.log(
+                    f"cannot serve {name}'s socket: {e}",
+                    kind="lifecycle",
+                    agent=name,
+                    priority=hlog.ERR,
+                )
         self._doorbell = sockets.bind_doorbell(self.paths.doorbell)
         asyncio.get_running_loop().add_reader(self._doorbell.fileno(), self._on_doorbell)
         self._tasks.append(asyncio.get_running_loop().create_task(self._safety_poll()))
@@ -289,7 +308,13 @@ class Coordinator:
             return
         agents.create(MANAGER, kind="manager", state="spawning")
         hlog.log("creating the manager hm1nd", kind="agent_created", agent=MANAGER)
-        blob, sha = self.lifecycle.source_config(MANAGER)
+        try:
+            blob, sha = await self.lifecycle.source_config(MANAGER)
+        except Refusal as e:
+            note = f"could not create {MANAGER}: {e}"
+            agents.set_state(MANAGER, "failed", note)
+            hlog.log(note, kind="lifecycle", agent=MANAGER, priority=hlog.ERR)
+            return
         await self.lifecycle.create(MANAGER, blob, sha, "manager bootstrap")
 
     def _on_doorbell(self) -> None:
@@ -371,12 +396,13 @@ async def serve(
     backend: Backend,
     *,
     fallback_poll: float = FALLBACK_POLL_SECONDS,
+    repo_limits: ReadLimits | None = None,
     announce: bool = True,
 ) -> None:
     """Run the coordinator until SIGTERM or SIGINT."""
     hlog.set_identifier("hive-coordinator")
     raise_nofile()
-    hive = Coordinator(paths, backend, fallback_poll=fallback_poll)
+    hive = Coordinator(paths, backend, fallback_poll=fallback_poll, repo_limits=repo_limits)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

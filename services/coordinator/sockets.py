@@ -62,7 +62,8 @@ def bind_unix(path: Path, *, mode: int = SOCKET_MODE, group: str | None = None) 
         raise
     finally:
         os.umask(old)
-    os.chmod(path, mode)
+    # no chmod by path: the umask gave the mode, and a path an agent can reach (its own
+    # socket dir is its /run/hive) may be a link by now
     if group is not None:
         with contextlib.suppress(KeyError, PermissionError):
             os.chown(path, -1, grp.getgrnam(group).gr_gid)

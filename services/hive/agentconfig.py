@@ -7,8 +7,10 @@ backends read only configs that passed.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +26,8 @@ _MEMORY = re.compile(r"[1-9][0-9]{0,5}[KMG]?")
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,99}")
 _RESERVED_ENV = ("HIVE_", "ANTHROPIC_", "LD_", "PYTHON")
 NETWORKS = ("host", "private")
+DENIED_TARGETS = ("/state", "/usr", "/etc", "/proc", "/sys", "/dev", "/run", "/hive", "/agents")
+"""A bind may not cover these, nor reach inside them (nor cover `/` itself)."""
 KNOWN_KEYS = (
     "model",
     "system_prompt",
@@ -68,13 +72,37 @@ class AgentConfig:
         return self.allowed_recipients is None or recipient in self.allowed_recipients
 
 
+def normalise(path: str) -> str:
+    """`//etc/./x/` → `/etc/x`: one spelling per absolute path ('..' is refused, not resolved)."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    return "/" + "/".join(parts)
+
+
 def _abs_path(value: object, key: str) -> str:
     if not isinstance(value, str) or not value.startswith("/") or len(value) > 4096:
         raise ConfigError(f"config key '{key}' must be an absolute path")
     parts = value.split("/")
     if ".." in parts or "\x00" in value or ":" in value:
         raise ConfigError(f"config key '{key}' must not contain '..', ':' or NUL")
-    return value
+    return normalise(value)
+
+
+def _within(path: str, root: str) -> bool:
+    """`path` is `root` or below it (both normalised)."""
+    return path == root or root == "/" or path.startswith(root + "/")
+
+
+def check_bind_sources(config: AgentConfig, hive_roots: Iterable[str | os.PathLike[str]]) -> None:
+    """Refuse a bind whose source is inside the hive's own dirs (which agents write, and which
+    root would follow links in when it binds) or above them (which would expose them all)."""
+    roots = [normalise(os.fspath(r)) for r in hive_roots]
+    for i, b in enumerate(config.binds):
+        for root in roots:
+            if _within(b.source, root) or _within(root, b.source):
+                raise ConfigError(
+                    f"config key 'binds[{i}].source' ({b.source}) overlaps the hive's own "
+                    f"files at {root}: bind a directory outside it"
+                )
 
 
 def _str_list(value: object, key: str, limit: int = 200) -> list[str]:
@@ -140,8 +168,11 @@ def parse(data: bytes | str) -> AgentConfig:
         if not isinstance(ro, bool):
             raise ConfigError(f"config key '{key}.readonly' must be true or false")
         target = _abs_path(b.get("target"), f"{key}.target")
-        if target in ("/", "/state", "/usr", "/etc", "/proc", "/sys", "/dev", "/run"):
+        if target == "/" or target in DENIED_TARGETS:
             raise ConfigError(f"config key '{key}.target' may not cover {target}")
+        for denied in DENIED_TARGETS:
+            if _within(target, denied):
+                raise ConfigError(f"config key '{key}.target' may not be inside {denied}")
         binds.append(Bind(_abs_path(b.get("source"), f"{key}.source"), target, ro))
 
     limits = raw.get("limits", {})

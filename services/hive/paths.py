@@ -82,8 +82,29 @@ class Paths:
     def proposed_repo(self, name: str) -> Path:
         return self.agent_dir(name) / "config"
 
+    @property
+    def agent_state_dir(self) -> Path:
+        """Root-only parent of every agent's state dir; no container sees it."""
+        return self.state_dir / "agent-state"
+
     def agent_state(self, name: str) -> Path:
+        """An agent's /state: out of the manager's /agents, so no agent can swap it for a link."""
+        return self.agent_state_dir / validate_agent_name(name)
+
+    def legacy_agent_state(self, name: str) -> Path:
+        """Where an agent's state dir was before `agent_state_dir` (migrated at start)."""
         return self.agent_dir(name) / "state"
+
+    @property
+    def private_tmp(self) -> Path:
+        """Root-only scratch space on the state dir's filesystem (repo copies, new repos)."""
+        return self.state_dir / "tmp"
+
+    def hive_roots(self) -> tuple[Path, ...]:
+        """The hive's own directories, as configured and with links resolved: no agent's bind
+        may reach into (or above) one of them."""
+        dirs = (self.state_dir, self.runtime_dir, self.db.parent)
+        return tuple(dict.fromkeys(p for d in dirs for p in (d, d.resolve())))
 
     @property
     def applied_dir(self) -> Path:

@@ -109,7 +109,7 @@ def test_destroy_keeps_proposed_and_state_unless_purged(hive: RunningHive) -> No
     with hive.admin() as a:
         a.call("spawn", name="alice")
         a.call("spawn", name="bob")
-    (state / "agents/alice/state/notes.txt").write_text("remember me")
+    (hive.paths.agent_state("alice") / "notes.txt").write_text("remember me")
     pid = harness_pid(hive, "alice")
     manager_events(hive)
     assert hivectl(hive.env, "destroy", "alice").returncode == 0
@@ -117,7 +117,7 @@ def test_destroy_keeps_proposed_and_state_unless_purged(hive: RunningHive) -> No
     assert not (state / "applied/alice").exists()
     assert not (state / "applied/.alice.hyperhive-rev").exists()
     assert (state / "agents/alice/config/.git").is_dir()
-    assert (state / "agents/alice/state/notes.txt").read_text() == "remember me"
+    assert (hive.paths.agent_state("alice") / "notes.txt").read_text() == "remember me"
     assert not hive.paths.agent_socket("alice").exists()
     with hive.admin() as a:
         assert "alice" not in [r["name"] for r in a.call("list")["agents"]]
@@ -127,7 +127,8 @@ def test_destroy_keeps_proposed_and_state_unless_purged(hive: RunningHive) -> No
         with pytest.raises(Refused, match="required infrastructure"):
             a.call("destroy", name="hm1nd")
     assert not (state / "agents/bob").exists()
-    assert (state / "agents/alice/state/notes.txt").exists()  # the bad purge touched nothing
+    assert not hive.paths.agent_state("bob").exists()
+    assert (hive.paths.agent_state("alice") / "notes.txt").exists()  # the bad purge touched nothing
     assert [e["event"] for e in manager_events(hive)] == ["destroyed", "destroyed"]
     with hive.admin() as a:  # destroyed alice can come back from her kept repo
         assert a.call("spawn", name="alice")["agent"]["state"] == "running"

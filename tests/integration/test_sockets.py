@@ -157,7 +157,7 @@ def test_admin_commands(hive: RunningHive) -> None:
         spawned = a.call("spawn", name="alice")["agent"]
         assert spawned["name"] == "alice" and spawned["state"] == "running"
         assert hive.paths.agent_socket("alice").exists()
-        assert (Path(hive.env["HIVE_STATE_DIR"]) / "agents/alice/state").is_dir()
+        assert hive.paths.agent_state("alice").is_dir()
         with pytest.raises(Refused, match="already exists"):
             a.call("spawn", name="alice")
         with pytest.raises(Refused, match="reserved for the manager"):

@@ -137,7 +137,7 @@ def test_model_api_and_lifecycle_verbs(hive: RunningHive, web: RunningWeb) -> No
     assert got["ok"] and got["model"] is None
     assert c.post("/api/model", {"name": "alice", "model": "claude-opus-4-1"}).json()["ok"]
     assert c.get("/api/model?name=alice").json()["model"] == "claude-opus-4-1"
-    state = Path(hive.env["HIVE_STATE_DIR"]) / "agents" / "alice" / "state" / "hyperhive-model"
+    state = hive.paths.agent_state("alice") / "hyperhive-model"
     assert state.read_text().strip() == "claude-opus-4-1"
     bad = c.post("/api/model", {"name": "alice", "model": "not a model!"})
     assert bad.status == 409 and "model" in bad.json()["message"]

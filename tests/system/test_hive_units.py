@@ -73,6 +73,23 @@ def test_spawn_puts_an_agent_in_an_nspawn_container(host: HiveHost) -> None:
     assert reply["name"] == "alice"
 
 
+def test_an_agents_state_dir_is_bound_from_out_of_the_managers_reach(host: HiveHost) -> None:
+    ensure_running(host, "alice")
+    state = "/var/lib/hyperhive/agent-state/alice"
+    pid = host.payload_pid("h-alice")
+    # the container's /state is that very directory (same device and inode through the bind)
+    inside = host.sh(f"stat -c %d:%i /proc/{pid}/root/state").strip()
+    assert inside == host.sh(f"stat -c %d:%i {state}").strip()
+    assert host.sh(f"stat -c %a:%U {state} /var/lib/hyperhive/agent-state").split() == [
+        "700:root",
+        "700:root",
+    ]
+    # hm1nd's /agents holds alice's proposed repo and nothing it could swap for a link
+    manager = host.payload_pid("hm1nd")
+    assert host.sh(f"ls -A /proc/{manager}/root/agents/alice").split() == ["config"]
+    assert host.sh(f"ls -A /proc/{manager}/root/ | grep -c agent-state", check=False).strip() == "0"
+
+
 def test_an_approved_change_restarts_the_container_with_new_settings(host: HiveHost) -> None:
     ensure_running(host, "alice")
     host.manager_events()

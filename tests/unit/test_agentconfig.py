@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from services.hive.agentconfig import MAX_CONFIG_BYTES, Bind, ConfigError, parse, template
+from services.hive.agentconfig import (
+    MAX_CONFIG_BYTES,
+    Bind,
+    ConfigError,
+    check_bind_sources,
+    parse,
+    template,
+)
 
 
 def test_templates_validate() -> None:
@@ -79,3 +88,59 @@ def test_size_and_encoding() -> None:
         parse(b"#" * (MAX_CONFIG_BYTES + 1))
     with pytest.raises(ConfigError, match="UTF-8"):
         parse(b"\xff")
+
+
+def _bind(source: str, target: str) -> str:
+    return f"[[binds]]\nsource = '{source}'\ntarget = '{target}'\n"
+
+
+@pytest.mark.parametrize("target", ["/etc/", "//etc", "/./etc", "/etc/.", "///etc//"])
+def test_bind_targets_are_normalised_before_the_deny_list(target: str) -> None:
+    with pytest.raises(ConfigError, match=r"'binds\[0\].target' may not cover /etc$"):
+        parse(_bind("/srv/a", target))
+
+
+@pytest.mark.parametrize(
+    ("target", "inside"),
+    [
+        ("/proc/x", "/proc"),
+        ("//proc/sys/kernel", "/proc"),
+        ("/run/hive", "/run"),
+        ("/state/x", "/state"),
+        ("/etc/passwd", "/etc"),
+        ("/dev/./sda", "/dev"),
+        ("/hive/applied", "/hive"),
+    ],
+)
+def test_bind_targets_inside_a_denied_dir_are_refused(target: str, inside: str) -> None:
+    with pytest.raises(ConfigError, match=rf"'binds\[0\].target' may not be inside {inside}$"):
+        parse(_bind("/srv/a", target))
+
+
+def test_bind_paths_are_kept_in_their_one_spelling() -> None:
+    c = parse(_bind("//srv/./shared/", "/shared//x/"))
+    assert c.binds == (Bind("/srv/shared", "/shared/x", True),)
+    assert parse(_bind("/srv/a", "/etcetera")).binds[0].target == "/etcetera"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "/var/lib/hyperhive/agents/alice/config",  # agent-written: root would follow its links
+        "/var/lib/hyperhive",
+        "/var/lib/hyperhive/agent-state/bob",  # another agent's /state
+        "/var/lib",  # above it: all of it
+        "/",
+        "/run/hyperhive/agents/bob",  # another agent's socket: its identity
+        "//var/lib/./hyperhive/",
+    ],
+)
+def test_bind_sources_in_or_above_the_hives_own_files_are_refused(source: str) -> None:
+    config = parse(_bind(source, "/x"))
+    with pytest.raises(ConfigError, match=r"'binds\[0\].source' \(.+\) overlaps the hive's own"):
+        check_bind_sources(config, [Path("/var/lib/hyperhive"), Path("/run/hyperhive")])
+
+
+def test_bind_sources_elsewhere_are_fine() -> None:
+    config = parse(_bind("/srv/shared", "/shared") + _bind("/var/lib/hyperhive2", "/y"))
+    check_bind_sources(config, [Path("/var/lib/hyperhive"), Path("/run/hyperhive")])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -40,3 +41,12 @@ def test_readme_has_exactly_two_setup_commands() -> None:
         ["make", "test"],
     ]
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_tests_named_in_the_security_page_exist() -> None:
+    text = (DOCS / "security.md").read_text()
+    named = set(re.findall(r"`(tests/[\w/]+\.py)::(\w+)", text))
+    assert named, "docs/security.md names no test"
+    for path, name in sorted(named):
+        source = (ROOT / path).read_text()
+        assert f"def {name}(" in source, f"docs/security.md names {path}::{name}, which is gone"

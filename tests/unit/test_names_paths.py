@@ -72,7 +72,8 @@ def test_paths_default_to_the_seed_layout() -> None:
     assert p.manager_socket == Path("/run/hyperhive/manager/hive.sock")
     assert p.agent_socket("alice") == Path("/run/hyperhive/agents/alice/hive.sock")
     assert p.proposed_repo("alice") == Path("/var/lib/hyperhive/agents/alice/config")
-    assert p.agent_state("alice") == Path("/var/lib/hyperhive/agents/alice/state")
+    assert p.agent_state("alice") == Path("/var/lib/hyperhive/agent-state/alice")
+    assert p.legacy_agent_state("alice") == Path("/var/lib/hyperhive/agents/alice/state")
     assert p.applied_repo("alice") == Path("/var/lib/hyperhive/applied/alice")
     assert p.rev_marker("alice") == Path("/var/lib/hyperhive/applied/.alice.hyperhive-rev")
 
@@ -97,7 +98,15 @@ def test_manager_socket_is_its_own() -> None:
 @pytest.mark.parametrize("name", ["../../etc", "a/../b", "/abs", "x\x00"])
 @pytest.mark.parametrize(
     "builder",
-    ["agent_socket", "agent_dir", "proposed_repo", "agent_state", "applied_repo", "rev_marker"],
+    [
+        "agent_socket",
+        "agent_dir",
+        "proposed_repo",
+        "agent_state",
+        "legacy_agent_state",
+        "applied_repo",
+        "rev_marker",
+    ],
 )
 def test_no_path_from_a_bad_name(name: str, builder: str) -> None:
     with pytest.raises(InvalidName):

@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from services.coordinator import layers, units
+from services.coordinator import agentfiles, layers, units
 from services.coordinator.backends import AgentSpec, ExitHandler
 from services.hive.agentconfig import CONFIG_FILE
 from services.hive.names import machine_name
@@ -123,8 +123,7 @@ class NspawnBackend:
         return self.unit_dir / f"{unit_name(name)}.d"
 
     def create(self, spec: AgentSpec) -> None:
-        spec.state_dir.mkdir(parents=True, exist_ok=True)
-        spec.state_dir.chmod(0o700)
+        agentfiles.ensure_state_dir(self.paths, spec.name)  # a real dir of ours, or refused
         layers.ensure_layer(self.layers_dir, spec.config.packages)
         source = self.paths.applied_repo(spec.name) / DROPIN
         target_dir = self._dropin_dir(spec.name)

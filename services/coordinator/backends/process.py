@@ -18,6 +18,7 @@ import sys
 import threading
 from pathlib import Path
 
+from services.coordinator import agentfiles
 from services.coordinator.backends import AgentSpec, BackendError, ExitHandler
 from services.hive import log as hlog
 from services.hive.paths import Paths
@@ -58,8 +59,7 @@ class ProcessBackend:
         return {"harness.env": ("\n".join(lines) + "\n").encode()}
 
     def create(self, spec: AgentSpec) -> None:
-        spec.state_dir.mkdir(parents=True, exist_ok=True)
-        spec.state_dir.chmod(0o700)
+        agentfiles.ensure_state_dir(self.paths, spec.name)  # a real dir of ours, or refused
 
     def _env(self, spec: AgentSpec) -> dict[str, str]:
         env = {
