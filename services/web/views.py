@@ -33,6 +33,8 @@ INBOX_SHOWN = 200
 
 RUNNING_TURN_STATES = frozenset({"thinking", "tool", "waiting", "error"})
 CRASH_KINDS = frozenset({"container_crash"})
+ALERT_KINDS = CRASH_KINDS | {"message_set_aside"}
+"""Notifications shown in red: a crash, a message that can never be delivered."""
 
 
 class NoDatabase(Exception):
@@ -218,7 +220,7 @@ def notifications() -> list[dict[str, Any]]:
             "kind": n.kind,
             "agent": n.agent,
             "text": n.text,
-            "alert": n.kind in CRASH_KINDS or "fail" in n.text,
+            "alert": n.kind in ALERT_KINDS or "fail" in n.text,
             "created_at": n.created_at,
             "created_clock": display.clock(n.created_at),
         }
