@@ -7,12 +7,12 @@ the event loop. The password itself is never stored or logged.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
+
+from services.hive import safefs
 
 SCHEME = "scrypt"
 N, R, P = 2**15, 8, 1
@@ -68,20 +68,10 @@ def read(path: Path) -> str | None:
 
 
 def write(path: Path, stored: str | None) -> None:
-    """Store a hash (0600, replaced atomically), or remove the file for None."""
-    if stored is None:
-        path.unlink(missing_ok=True)
-        return
+    """Store a hash (0600, replaced atomically, never through a link), or remove the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(stored + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    with safefs.root(path.parent) as d:
+        if stored is None:
+            d.unlink(path.name)
+        else:
+            d.write_replace(path.name, (stored + "\n").encode(), 0o600)

@@ -65,6 +65,11 @@ def test_approve_and_deny_keep_half_typed_text(
     toast(page, f"approval #{first} approved")
     page.locator(f"#approval-{first}").wait_for(state="detached")
     page.locator(f"#decision-{first} .badge-approved").wait_for()
+    # second was made against the config first replaced: it turns stale, live, and the
+    # note typed into it survives that
+    page.locator(f"#approval-{second} .stale-note").wait_for(state="visible")
+    assert page.locator(f"#approval-{second} button.approve").is_disabled()
+    assert note.input_value() == "too big a model for a linter"
     page.locator(f"#approval-{second} button", has_text="DENY").click()
     toast(page, f"approval #{second} denied")
     page.locator(f"#approval-{second}").wait_for(state="detached")

@@ -15,9 +15,9 @@
   % else:
   % include('diff', lines=a['diff'])
   % end
-  % if a['stale']:
-  <p class="stale-note">⚠ st4le: the applied config of {{a['agent']}} changed after this diff was made{{' (against ' + a['base'] + ')' if a['base'] else ''}}; applying it would undo that change. approving is refused and tells hm1nd to ask again.</p>
-  % end
+  % # always there (hidden unless stale): a live patch then morphs the card in place and
+  % # the note the operator is typing survives the approval turning stale
+  <p class="stale-note"{{!'' if a['stale'] else ' hidden'}}>⚠ st4le: the applied config of {{a['agent']}} changed after this diff was made{{' (against ' + a['base'] + ')' if a['base'] else ''}}; applying it would undo that change. approving is refused and tells hm1nd to ask again.</p>
   % if a['applying']:
   <div class="pending-line"><span class="spinner"></span> {{'spawning ' + a['agent'] if a['spawn'] else 'applying to ' + a['agent']}}…</div>
   % else:
