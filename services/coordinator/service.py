@@ -48,6 +48,7 @@ from services.hive.names import MANAGER, OPERATOR, SYSTEM
 from services.hive.paths import Paths
 from services.hive.platform import current_rev, read_marker
 from services.hive.protocol import Oversize, Refusal, decode_request, refusal
+from services.hive.statelock import DirLock
 
 T = TypeVar("T")
 
@@ -399,8 +400,24 @@ async def serve(
     repo_limits: ReadLimits | None = None,
     announce: bool = True,
 ) -> None:
-    """Run the coordinator until SIGTERM or SIGINT."""
+    """Run the coordinator until SIGTERM or SIGINT; refuse if another one owns the state."""
     hlog.set_identifier("hive-coordinator")
+    with DirLock(
+        paths.state_dir,
+        "a coordinator",
+        "stop it first (`systemctl stop hive-coordinator`, or Ctrl-C in the `make demo` "
+        "that runs it); two coordinators on one database would undo each other",
+    ):
+        await _serve(paths, backend, fallback_poll, repo_limits, announce)
+
+
+async def _serve(
+    paths: Paths,
+    backend: Backend,
+    fallback_poll: float,
+    repo_limits: ReadLimits | None,
+    announce: bool,
+) -> None:
     raise_nofile()
     hive = Coordinator(paths, backend, fallback_poll=fallback_poll, repo_limits=repo_limits)
     stop = asyncio.Event()

@@ -14,6 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
+from services.hive.statelock import DirLock, Held
 from services.sandbox.host import SandboxError, SandboxHost
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,6 +30,19 @@ def _link(login_json: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     demo = REPO / ".demo"
+    lock = DirLock(demo, "a `make demo`", "use that one, or stop it with Ctrl-C where it runs")
+    try:
+        lock.acquire()
+    except Held as e:
+        print(f"demo: {e}", file=sys.stderr)
+        return 1
+    try:
+        return _run(demo)
+    finally:
+        lock.release()
+
+
+def _run(demo: Path) -> int:
     state, run = demo / "state", demo / "run"
     for d in (state, run):
         d.mkdir(parents=True, exist_ok=True)
