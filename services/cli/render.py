@@ -34,6 +34,8 @@ def agents_table(rows: list[dict[str, Any]]) -> str:
         turn_text = turn.get("state", "-") if turn else "-"
         if turn and turn.get("ended_at"):
             turn_text += f" ({_ago(turn['ended_at'])})"
+        if r.get("state") != "running" and turn:  # the agent's state comes first
+            turn_text = "-" + (f" (last {_ago(turn['ended_at'])})" if turn.get("ended_at") else "")
         state = str(r.get("transient") or r.get("state", ""))
         if r.get("needs_update"):
             state += " (needs update)"

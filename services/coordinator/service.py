@@ -191,7 +191,10 @@ class Coordinator:
                 row["state"] in ("running", "stopped", "failed")
                 and read_marker(self.paths.rev_marker(name)) != rev
             )
-            row["needs_login"] = (row["turn"] or {}).get("state") == "needs_login"
+            # the agent's state comes first: a stopped agent's last turn state is history
+            row["needs_login"] = (
+                row["state"] == "running" and (row["turn"] or {}).get("state") == "needs_login"
+            )
         return rows
 
     # sockets -----------------------------------------------------------------------------
