@@ -14,15 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from services.hive import log as hlog
 from services.hive.db import Notification, OperatorQuestion, now, write_tx
-from services.hive.events import OperatorAnswered
+from services.hive.events import CANCELLED, EXPIRED, OperatorAnswered
 from services.hive.names import MANAGER
 from services.hive.protocol import Refusal
 
 if TYPE_CHECKING:
     from services.coordinator.service import Coordinator
 
-CANCELLED = "[cancelled]"
-EXPIRED = "[expired]"
 MAX_TTL = 7 * 24 * 3600
 
 

@@ -36,7 +36,9 @@ class HiveClient:
             self.sock.close()
             raise Unreachable(
                 f"cannot reach the hive at {self.path} ({e.strerror}): is the coordinator "
-                "running? start it with `hivectl serve` or `systemctl start hyperhive.target`"
+                "running? start it with `hivectl serve` or `systemctl start hyperhive.target`; "
+                "if it runs elsewhere, set HIVE_RUNTIME_DIR to its runtime dir (for `make demo`: "
+                ".demo/run in the checkout)"
             ) from None
         except PermissionError:
             self.sock.close()

@@ -79,12 +79,23 @@ class ContainerCrash(HelperEvent):
     note: str
 
 
+CANCELLED = "[cancelled]"
+"""The answer of a question the operator cancelled."""
+EXPIRED = "[expired]"
+"""The answer of a question whose deadline passed."""
+
+
 @dataclass(frozen=True)
 class OperatorAnswered(HelperEvent):
     event: ClassVar[str] = "operator_answered"
     id: int
     question: str
     answer: str
+
+    @property
+    def resolution(self) -> str:
+        """answered, cancelled or expired: what became of the question."""
+        return {CANCELLED: "cancelled", EXPIRED: "expired"}.get(self.answer, "answered")
 
 
 VARIANTS: dict[str, type[HelperEvent]] = {

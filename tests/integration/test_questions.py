@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.hive.client import Refused
-from services.hive.db import OperatorQuestion, open_db
+from services.hive.db import Notification, OperatorQuestion, open_db
 from tests.hivetest import RunningHive, hivectl, running_hive
 from tests.integration.flowtools import manager_events, wait_for_event
 
@@ -81,6 +81,9 @@ def test_cancel_and_expiry(hive: RunningHive) -> None:
     with hive.admin() as a:
         statuses = {q["id"]: q["status"] for q in a.call("questions", all=True)["questions"]}
     assert statuses[cancelled] == "cancelled" and statuses[expiring] == "expired"
+    open_db(hive.paths.db, create=False)  # the notes row of the dashboard says what happened
+    notes = {n.text for n in Notification.select().where(Notification.kind == "operator_answered")}
+    assert notes == {f"question #{cancelled} cancelled", f"question #{expiring} expired"}
 
 
 def test_a_sub_agent_gets_its_own_answer(hive: RunningHive) -> None:
