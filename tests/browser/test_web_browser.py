@@ -318,9 +318,7 @@ def test_the_operators_whole_path_login_link_then_approve(
         page.close()
 
 
-def test_many_notes_fit_without_a_scrollbar(
-    hive: RunningHive, web: RunningWeb, page: Any
-) -> None:
+def test_many_notes_fit_without_a_scrollbar(hive: RunningHive, web: RunningWeb, page: Any) -> None:
     spawn(hive, "alice")
     for _ in range(3):  # notes of every length: the row shows the newest that fit
         admin(hive, "kill", name="alice")
