@@ -62,7 +62,7 @@ def lookup(name: str, role: str) -> Command:
     if cmd is None:
         shown = name if len(name) <= 40 else name[:40] + "…"
         raise p.ProtocolError(
-            f"unknown command {shown!r}: see PROTOCOL.md for this socket's commands"
+            f"unknown command {shown!r}: see docs/sockets.md for this socket's commands"
         )
     if role not in cmd.roles:
         raise p.Refusal(f"command {name!r} is only available on {sockets_of(cmd.roles)}")

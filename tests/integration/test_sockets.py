@@ -86,7 +86,7 @@ BAD_LINES: list[tuple[bytes, str]] = [
     (b"\xff\xff\n", "UTF-8"),
     (b"[]\n", "JSON object"),
     (b'{"cmd": 7}\n', "'cmd'"),
-    (b'{"cmd": "frobnicate"}\n', "unknown command 'frobnicate'"),
+    (b'{"cmd": "frobnicate"}\n', "unknown command 'frobnicate': see docs/sockets.md"),
     (b'{"cmd": "recv", "wait_seconds": "soon"}\n', "'wait_seconds' must be a number"),
     (b'{"cmd": "recv", "wait_seconds": 181}\n', "from 0 to 180"),
     (b'{"cmd": "recv", "wait_seconds": -1}\n', "from 0 to 180"),
