@@ -222,9 +222,12 @@ def test_a_second_coordinator_refuses_to_steal_the_sockets(hive: RunningHive) ->
     import subprocess
     import sys
 
+    # Another state dir (the same one is refused earlier: test_single_coordinator.py), the
+    # same runtime dir: the live sockets are never taken over.
+    other_state = str(Path(hive.env["HIVE_STATE_DIR"]).parent / "other-state")
     out = subprocess.run(
         [sys.executable, "-m", "services.coordinator"],
-        env=hive.env,
+        env={**hive.env, "HIVE_STATE_DIR": other_state},
         capture_output=True,
         text=True,
         timeout=30,
