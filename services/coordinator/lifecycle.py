@@ -135,6 +135,9 @@ class Lifecycle:
     def _set(self, name: str, state: str, note: str | None = None) -> None:
         agents.set_state(name, state, note)
         self.hive.changed("agents")
+        if state == "running":
+            # (re)started: kick its harness so a recv already waiting reads the inbox now
+            self.hive.broker.kick(name)
 
     # create --------------------------------------------------------------------------------
     async def source_config(self, name: str) -> tuple[bytes, str | None]:

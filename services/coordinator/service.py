@@ -187,6 +187,7 @@ class Coordinator:
             config = self.lifecycle.config_of(name)
             row["model"] = row["model"] or (config.model if config is not None else None)
             row["transient"] = transient.get(name)
+            row["listening"] = self.broker.waiting(name)  # receivers blocked in recv now
             row["needs_update"] = (
                 row["state"] in ("running", "stopped", "failed")
                 and read_marker(self.paths.rev_marker(name)) != rev
