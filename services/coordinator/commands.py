@@ -435,11 +435,33 @@ async def destroy(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> R
     return {"destroyed": name}
 
 
-@command("rebuild", OPERATOR_ONLY, "rebuild {name}: regenerate an agent from its applied config")
+@command(
+    "rebuild",
+    OPERATOR_ONLY,
+    "rebuild {name, if_stale?}: regenerate an agent from its applied config",
+)
 async def rebuild(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
     name = _existing_agent(req)
-    ok, note = await hive.lifecycle.rebuild(name)
-    return {"rebuilt": name, "ok_build": ok, "note": note, "agent": hive.agent_rows(name)[0]}
+    if p.get_bool(req, "if_stale", False):
+        done = await hive.lifecycle.rebuild_if_stale(name)
+        if done is None:
+            return {
+                "rebuilt": name,
+                "ok_build": True,
+                "skipped": True,
+                "note": "already built from the installed platform",
+                "agent": hive.agent_rows(name)[0],
+            }
+        ok, note = done
+    else:
+        ok, note = await hive.lifecycle.rebuild(name)
+    return {
+        "rebuilt": name,
+        "ok_build": ok,
+        "skipped": False,
+        "note": note,
+        "agent": hive.agent_rows(name)[0],
+    }
 
 
 @command("set_model", OPERATOR_ONLY, "set_model {name, model}: override the model (null clears)")

@@ -24,7 +24,14 @@ from services.hive.agentconfig import CONFIG_FILE, AgentConfig, check_bind_sourc
 from services.hive.db import Agent, Event, TransientState, now, write_tx
 from services.hive.events import ContainerCrash, Destroyed, Killed, Rebuilt, Spawned
 from services.hive.names import MANAGER
-from services.hive.platform import platform_rev, write_marker
+from services.hive.platform import (
+    REBUILDABLE,
+    current_rev,
+    platform_rev,
+    read_marker,
+    stale_agents,
+    write_marker,
+)
 from services.hive.protocol import Refusal
 
 if TYPE_CHECKING:
@@ -219,6 +226,41 @@ class Lifecycle:
             ok, note = await self._rebuild_locked(name)
         self.hive.notify(Rebuilt(agent=name, ok=ok, note=note))
         return ok, note
+
+    def is_stale(self, name: str) -> bool:
+        """Built from a platform other than the installed one (and in a rebuildable state)."""
+        row = Agent.get_or_none(Agent.name == name)
+        marker = read_marker(self.paths.rev_marker(name))
+        return row is not None and row.state in REBUILDABLE and marker != current_rev()
+
+    async def rebuild_if_stale(self, name: str) -> tuple[bool, str | None] | None:
+        """`rebuild`, unless the container is already built from the installed platform;
+        None then. Checked under the agent's lock, so the coordinator's own scan at start
+        and hive-autoupdate.service never rebuild one container twice."""
+        async with self._locks[name]:
+            if not self.is_stale(name):
+                return None
+            async with self.transient(name, "rebuilding"):
+                ok, note = await self._rebuild_locked(name)
+        self.hive.notify(Rebuilt(agent=name, ok=ok, note=note))
+        return ok, note
+
+    async def update_stale(self) -> None:
+        """Rebuild every stale container, the manager first (at start, as the seed asks)."""
+        markers = {n: read_marker(self.paths.rev_marker(n)) for n in agents.names()}
+        for name in stale_agents(markers, agents.rows(), current_rev()):
+            hlog.log(
+                f"{name} was built from another platform: rebuilding", kind="rebuild", agent=name
+            )
+            try:
+                await self.rebuild_if_stale(name)
+            except Refusal as e:
+                hlog.log(
+                    f"rebuild of {name} at start: {e}",
+                    kind="rebuild",
+                    agent=name,
+                    priority=hlog.ERR,
+                )
 
     async def _rebuild_locked(self, name: str) -> tuple[bool, str | None]:
         was_running = agents.get(name).state in ("running", "failed")

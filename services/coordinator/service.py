@@ -306,6 +306,7 @@ class Coordinator:
         finishing = self.approvals.recover()
         await self.lifecycle.resume(skip=finishing)
         await self.bootstrap_manager()
+        self.spawn_task(self.lifecycle.update_stale())  # the seed's auto-update at start
 
     async def bootstrap_manager(self) -> None:
         """hm1nd is required infrastructure: created without approval when missing."""

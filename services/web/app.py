@@ -463,7 +463,7 @@ def build(ctx: Context) -> bottle.Bottle:
         stale = views.stale(act("list")["agents"])
         failed = []
         for name in stale:
-            got = act("rebuild", name=name, timeout=SLOW)
+            got = act("rebuild", name=name, if_stale=True, timeout=SLOW)
             if not got.get("ok_build", True):
                 failed.append(name)
         _audit(f"updated {len(stale)} containers", None)

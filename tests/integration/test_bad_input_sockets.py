@@ -113,7 +113,7 @@ BASE: dict[str, dict[str, Any]] = {
     "restart": {"name": "alice"},
     "kill": {"name": "alice"},
     "destroy": {"name": "frank", "purge": True},  # frank exists to be destroyed
-    "rebuild": {"name": "alice"},
+    "rebuild": {"name": "alice", "if_stale": False},
     "set_model": {"name": "alice", "model": "claude-sonnet-4-5"},
     "cancel_turn": {"name": "alice"},
     "watch": {"after": 0, "wait_seconds": 0},
