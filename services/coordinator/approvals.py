@@ -106,7 +106,7 @@ class Approvals:
         check_bind_sources(parse(got.blob), self.paths.hive_roots())
         # the diff's "before", recorded with it: read after the await, in the same step
         base = stale.base_of(self.paths.applied_repo(name))
-        diff = repos.diff(base.config, got.blob, name, got.sha)
+        diff = repos.diff(base.config, got.blob, name, got.sha, got.author)
         a = _record(name, "apply_commit", got.sha, got.blob, diff, base)
         self.hive.changed("approvals", "notifications")
         return a

@@ -4,6 +4,7 @@ that restart a container with new settings, socket activation, the watchdog, aut
 from __future__ import annotations
 
 import json
+import shlex
 import time
 
 from tests.system.hivehost import PLATFORM_ROOT, VENV_BIN, HiveHost
@@ -88,6 +89,24 @@ def test_an_agents_state_dir_is_bound_from_out_of_the_managers_reach(host: HiveH
     manager = host.payload_pid("hm1nd")
     assert host.sh(f"ls -A /proc/{manager}/root/agents/alice").split() == ["config"]
     assert host.sh(f"ls -A /proc/{manager}/root/ | grep -c agent-state", check=False).strip() == "0"
+
+
+def test_git_in_a_container_commits_as_its_own_agent(host: HiveHost) -> None:
+    ensure_running(host, "alice")
+    manager = host.payload_pid("hm1nd")
+    env = host.environ(manager)  # what every process in hm1nd's container gets
+    keep = " ".join(
+        shlex.quote(f"{k}={v}") for k, v in env.items() if k.startswith(("GIT_", "HOME", "PATH"))
+    )
+    script = (
+        "cd /agents/alice/config && echo '# touched by hm1nd' >> agent.toml && "
+        "git add agent.toml && git commit -qm 'from inside hm1nd' && "
+        "git log -1 --format='%an <%ae> / %cn <%ce>'"
+    )
+    out = host.sh(
+        f"nsenter -t {manager} -m -u -i -p -r -w env -i {keep} /bin/sh -c {shlex.quote(script)}"
+    )
+    assert out.strip().splitlines()[-1] == "hm1nd <hm1nd@hyperhive> / hm1nd <hm1nd@hyperhive>"
 
 
 def test_an_approved_change_restarts_the_container_with_new_settings(host: HiveHost) -> None:

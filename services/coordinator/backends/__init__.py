@@ -33,6 +33,18 @@ class AgentSpec:
     agents_dir: Path | None  # the manager's /agents, None for sub-agents
 
 
+def git_identity(name: str) -> dict[str, str]:
+    """Who `git commit` records inside an agent's container: the agent itself, author and
+    committer, in whatever repo it writes (hm1nd's commits to alice's repo are hm1nd's)."""
+    email = f"{name}@hyperhive"
+    return {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+    }
+
+
 class BackendError(Refusal):
     """A container operation that failed; the message says what and why."""
 
