@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"hivectl: {e}", file=sys.stderr)
             return 1
         argv_j = ["journalctl", f"HIVE_AGENT={ns.name}", "--no-pager", "-o", "short-iso"]
+        journal_dir = os.environ.get("HIVE_JOURNAL_DIR")
+        if journal_dir:  # a journal kept elsewhere, e.g. the demo's .demo/journal
+            argv_j[1:1] = ["-D", journal_dir]
         if ns.follow:
             argv_j.append("-f")
         try:

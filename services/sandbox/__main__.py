@@ -52,6 +52,7 @@ def _run(demo: Path) -> int:
         binds=[REPO, f"{state}:/var/lib/hyperhive", f"{run}:/run/hyperhive"],
         binds_ro=[p for p in ("/var/lib/apt/lists", "/etc/apt") if Path(p).exists()],
         log_path=demo / "sandbox.log",
+        journal=demo / "journal",  # kept across demos; `hivectl logs` reads it from outside
     )
     print("==> booting a sandbox systemd host (systemd-nspawn)", flush=True)
     try:
@@ -86,7 +87,8 @@ def _run(demo: Path) -> int:
     dashboard:  http://{listen}/
     sign in:    {_link(login)}
                 (works once, within 2 minutes; `hivectl login` prints another)
-    hivectl:    HIVE_RUNTIME_DIR={run} .venv/bin/hivectl list
+    hivectl:    export HIVE_RUNTIME_DIR={run} HIVE_JOURNAL_DIR={demo / "journal"}
+                .venv/bin/hivectl list        (and `hivectl logs NAME` reads the demo's journal)
     inside:     nsenter -t {host.init_pid} -a journalctl -f -u 'hive-*'
     state:      {state} (kept between runs; `make clean` removes it)
     stop:       Ctrl-C here (powers the sandbox off)

@@ -185,6 +185,10 @@ def build(ctx: Context) -> bottle.Bottle:
     def headers() -> None:
         for key, value in security.SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
+        if request.method == "POST":
+            # the operator's next page shows what this action did, even before the live
+            # loop has heard of the change (the cached `list` rows would be older)
+            ctx.hub.rows.invalidate()
 
     def error_page(err: HTTPError) -> str:
         for key, value in security.SECURITY_HEADERS.items():

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from services.sandbox.host import SandboxHost
-from tests.hivetest import REPO
+from tests.hivetest import REPO, free_port
 
 VENV_BIN = REPO / ".venv" / "bin"
 PY = str(VENV_BIN / "python")
@@ -111,9 +111,10 @@ def booted_hive(log_dir: Path, *, settings: dict[str, str]) -> Iterator[HiveHost
     try:
         host = HiveHost(sandbox)
         host.sh(f"mkdir -p {PLATFORM_ROOT} && echo v1 > {PLATFORM_ROOT}/platform.py")
-        args = [
-            f"--set={k}={v}" for k, v in {"HIVE_PLATFORM_ROOT": PLATFORM_ROOT, **settings}.items()
-        ]
+        # the sandbox shares the machine's network: its dashboard gets a free port, never
+        # the demo's 7800
+        base = {"HIVE_PLATFORM_ROOT": PLATFORM_ROOT, "HIVE_WEB_LISTEN": f"127.0.0.1:{free_port()}"}
+        args = [f"--set={k}={v}" for k, v in {**base, **settings}.items()]
         out = sandbox.run(str(VENV_BIN / "hivectl"), "install", *args, check=False, timeout=300)
         if out.returncode != 0:
             raise AssertionError(f"hivectl install failed: {out.stdout}\n{out.stderr}")
