@@ -40,6 +40,17 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     if ns.command == "install":
         return _install(ns)
+    if ns.command == "tour":
+        from services.cli import tour
+        from services.hive.sessions import web_url
+
+        def say(text: str) -> None:
+            print(text, flush=True)
+
+        paths = Paths.from_env()
+        if ns.socket:
+            paths = Paths(paths.state_dir, Path(ns.socket).parent, paths.db)
+        return tour.run(paths, say, ns.step_timeout, web_url(os.environ))
     sub = cli.find(ns.command)
     assert sub.request is not None
     try:

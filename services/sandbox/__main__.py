@@ -90,6 +90,8 @@ def _run(demo: Path) -> int:
     hivectl:    export HIVE_RUNTIME_DIR={run} HIVE_JOURNAL_DIR={demo / "journal"}
                 .venv/bin/hivectl list        (and `hivectl logs NAME` reads the demo's journal)
     inside:     nsenter -t {host.init_pid} -a journalctl -f -u 'hive-*'
+    tour:       nsenter -t {host.init_pid} -a {REPO / ".venv/bin/hivectl"} tour
+                (the approval and question flows, with no API key: it plays hm1nd)
     state:      {state} (kept between runs; `make clean` removes it)
     stop:       Ctrl-C here (powers the sandbox off)
 """,

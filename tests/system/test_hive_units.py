@@ -4,7 +4,9 @@ that restart a container with new settings, socket activation, the watchdog, aut
 from __future__ import annotations
 
 import json
+import re
 import shlex
+import subprocess
 import time
 
 from tests.system.hivehost import PLATFORM_ROOT, VENV_BIN, HiveHost
@@ -237,3 +239,31 @@ def test_private_network_and_cpu_limit_come_from_the_config(host: HiveHost) -> N
         host.sh(f"readlink /proc/{pid}/ns/net").strip()
         == host.sh("readlink /proc/1/ns/net").strip()
     )
+
+
+def test_the_tour_commits_as_hm1nd_inside_its_container(host: HiveHost) -> None:
+    tour = subprocess.Popen(
+        host.sandbox.command(str(VENV_BIN / "hivectl"), "tour", "--step-timeout", "300"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert tour.stdout is not None
+    said = []
+    try:
+        for line in tour.stdout:
+            said.append(line)
+            if m := re.match(r"→ approval #(\d+)", line):
+                row = next(a for a in host.hivectl("pending")["approvals"] if a["id"] == int(m[1]))
+                if row["kind"] == "apply_commit":
+                    assert "by hm1nd <hm1nd@hyperhive>" in row["diff"]
+                host.hivectl("approve", m[1], timeout=600)
+            elif m := re.match(r"→ question #(\d+)", line):
+                host.hivectl("answer", m[1], "destroy it")
+        assert tour.wait(60) == 0, "".join(said)
+    finally:
+        if tour.poll() is None:
+            tour.kill()
+            tour.wait()
+    assert "destroyed" in "".join(said)
+    assert all(not r["name"].startswith("tour") for r in host.hivectl("list")["agents"])
