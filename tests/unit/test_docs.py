@@ -75,3 +75,9 @@ def test_the_port_in_use_sentence_is_the_one_hive_web_says() -> None:
 def test_no_doc_calls_a_shipped_service_planned() -> None:
     for page in DOCS.glob("*.md"):
         assert "Planned" not in page.read_text(), page.name
+
+
+def test_bootstrap_waits_for_a_held_dpkg_lock() -> None:
+    script = (ROOT / "scripts" / "bootstrap").read_text()
+    calls = [line for line in script.splitlines() if "apt-get " in line and "#" not in line]
+    assert calls and all("DPkg::Lock::Timeout=" in line for line in calls), calls
