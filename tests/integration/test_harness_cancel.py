@@ -7,9 +7,6 @@ from __future__ import annotations
 import os
 import time
 
-import pytest
-
-from services.coordinator.commands import COMMANDS
 from tests.fakeapi import FakeAnthropic, Stall, text, tool
 from tests.fakeapi.harness import (
     HarnessProcess,
@@ -21,11 +18,6 @@ from tests.fakeapi.harness import (
     turn_state,
 )
 from tests.hivetest import RunningHive
-
-pytestmark = pytest.mark.skipif(
-    not {"cancel_turn", "await_cancel"} <= set(COMMANDS),
-    reason="the coordinator has no cancel_turn / await_cancel yet",
-)
 
 NOTE = "The operator cancelled this turn"
 
