@@ -362,12 +362,12 @@ def test_traversal_through_name_routes_is_refused(dash: Dash) -> None:
 
 
 def test_oversized_body_and_header_are_refused_and_web_lives_on(dash: Dash) -> None:
-    c = dash.client
-    big = c.post("/send/alice", {"body": "x" * (2 * 1024 * 1024)})
+    c = dash.client  # hm1nd: the POST fuzz above may have destroyed alice, never hm1nd
+    big = c.post("/send/hm1nd", {"body": "x" * (2 * 1024 * 1024)})
     assert big.status == 413, big.status
-    check(big, "/send/alice")
-    still = c.post("/send/alice", {"body": "still here"})
-    assert still.json()["ok"], still.text
+    check(big, "/send/hm1nd")
+    still = c.post("/send/hm1nd", {"body": "still here"})
+    assert still.status == 200 and still.json()["ok"], still.text
     with socket.create_connection(("127.0.0.1", dash.web.port), timeout=30) as s:
         s.sendall(
             b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Huge: " + b"h" * (1024 * 1024) + b"\r\n\r\n"
