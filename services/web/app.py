@@ -91,6 +91,8 @@ def action(fn: Callable[..., tuple[str, dict[str, Any]]]) -> Callable[..., Any]:
 
 def form_text(name: str, *, required: bool = True, max_len: int = MAX_FORM) -> str | None:
     value: str | None = request.forms.getunicode(name)
+    if value is None and name in request.forms:  # there, but its bytes are not UTF-8
+        raise BadRequest(f"field {name!r} is not UTF-8 text")
     if value is None and request.json is not None and isinstance(request.json, dict):
         raw = request.json.get(name)
         value = raw if isinstance(raw, str) or raw is None else None

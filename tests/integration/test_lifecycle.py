@@ -153,7 +153,7 @@ def test_a_payload_that_cannot_start_fails_the_spawn_clearly(env: dict[str, str]
     with running_hive(env) as hive, hive.admin() as a:
         row = a.call("spawn", name="alice")["agent"]
         assert row["state"] == "failed" and "could not start alice's harness" in row["note"]
-        assert wait_for_event(hive, "spawned", timeout=5)["agent"] == "hm1nd"
+        assert wait_for_event(hive, "spawned")["agent"] == "hm1nd"
 
 
 def test_spawn_without_waiting_shows_spawning(hive: RunningHive) -> None:

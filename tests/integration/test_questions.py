@@ -125,7 +125,11 @@ def test_answer_cancel_and_expiry_race(hive: RunningHive, round_: int) -> None:
         t.start()
     for t in threads:
         t.join(60)
-    time.sleep(1.2)  # let any remaining TTL fire
+    deadline = time.monotonic() + 60  # whatever is left expires on the coordinator's timer
+    with hive.admin() as a:
+        while {q["id"] for q in a.call("questions")["questions"]} & set(ids):
+            assert time.monotonic() < deadline, "a 1 s TTL had not fired after 60 s"
+            time.sleep(0.1)
     events = [e for e in manager_events(hive) if e["event"] == "operator_answered"]
     per_id: dict[int, int] = {}
     for e in events:

@@ -81,6 +81,24 @@ class HiveHost:
         )
         return self.sh(f"git -C {repo} rev-parse HEAD").strip()
 
+    def journal_cursor(self) -> str:
+        """The sandbox journal's cursor now: read later with `after=` for what came since."""
+        out = self.sh("journalctl -n 0 --show-cursor --no-pager")
+        return out.rsplit("-- cursor: ", 1)[1].strip()
+
+    def wait_journal(self, text: str, *matches: str, after: str, timeout: float = 60) -> str:
+        """The first journal line after cursor `after` (and `matches`) containing `text`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.sh(
+                f"journalctl --after-cursor='{after}' {' '.join(matches)} -o cat --no-pager"
+            )
+            found = [line for line in out.splitlines() if text in line]
+            if found:
+                return found[0]
+            assert time.monotonic() < deadline, f"no journal line with {text!r} in {timeout}s"
+            time.sleep(0.5)
+
     def unit_prop(self, unit: str, prop: str) -> str:
         return self.sh(f"systemctl show -P {prop} {unit}").strip()
 
