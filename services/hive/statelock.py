@@ -18,7 +18,11 @@ from pathlib import Path
 LOCK_NAME = ".lock"
 
 
-class Held(Exception):
+class LockError(Exception):
+    """The lock cannot be taken; the message says why and what to do."""
+
+
+class Held(LockError):
     """Another process holds the lock; the message names it and what to do."""
 
 
@@ -33,7 +37,13 @@ class DirLock:
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-        fd = os.open(self.path, flags, 0o644)
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as e:
+            raise LockError(
+                f"cannot take the lock {self.path} ({e.strerror}): check that the state dir "
+                "exists and is writable (not full, not read-only)"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

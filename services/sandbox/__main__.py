@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from services.hive.statelock import DirLock, Held
+from services.hive.statelock import DirLock, LockError
 from services.sandbox.host import SandboxError, SandboxHost
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     lock = DirLock(demo, "a `make demo`", "use that one, or stop it with Ctrl-C where it runs")
     try:
         lock.acquire()
-    except Held as e:
+    except LockError as e:
         print(f"demo: {e}", file=sys.stderr)
         return 1
     try:

@@ -11,7 +11,7 @@ from html import escape
 
 import pytest
 
-from tests.browser.webtest import RunningWeb
+from tests.browser.webtest import RunningWeb, WebClient
 from tests.hivetest import RunningHive, hivectl
 
 
@@ -28,6 +28,15 @@ def needs_login(hive: RunningHive, name: str) -> None:
         a.call("set_turn_state", state="needs_login", detail="no Anthropic API key")
 
 
+def settled_row(c: WebClient, name: str, status: str) -> str:
+    """The row once the dashboard has heard of the change (its live loop, a few ms)."""
+    deadline = time.monotonic() + 30
+    while f'data-status="{status}"' not in (row := row_html(c.get("/").text, name)):
+        assert time.monotonic() < deadline, row
+        time.sleep(0.05)
+    return row
+
+
 def row_html(page: str, name: str) -> str:
     start = page.index(f'id="agent-{name}"')
     return page[start : page.index("</div>\n", start)]
@@ -40,12 +49,12 @@ def test_a_stopped_agent_shows_stopped_and_offers_start(
         a.call("spawn", name="alice")
     needs_login(hive, "alice")
     c = web.client()
-    assert 'data-status="needs_login"' in row_html(c.get("/").text, "alice")  # running: refined
+    settled_row(c, "alice", "needs_login")  # a running agent: the turn state refines it
     with hive.admin() as a:
         a.call("stop", name="alice")
         assert a.call("agent_status", name="alice")["agents"][0]["needs_login"] is False
-    row = row_html(c.get("/").text, "alice")
-    assert 'data-status="stopped"' in row and "needs_login" not in row
+    row = settled_row(c, "alice", "stopped")
+    assert "needs_login" not in row
     assert 'action="/start/alice"' in row
     page = c.get("/agent/alice").text
     assert 'data-status="stopped"' in page and "the agent is stopped" in page
@@ -68,8 +77,8 @@ def test_a_crashed_agent_shows_failed_with_its_note(hive: RunningHive, web: Runn
             break
         assert time.monotonic() < deadline, row
         time.sleep(0.1)
-    html = row_html(web.client().get("/").text, "alice")
-    assert 'data-status="failed"' in html and "needs_login" not in html
+    html = settled_row(web.client(), "alice", "failed")
+    assert "needs_login" not in html
     shown = f'<div class="note">{escape(row["note"])}'  # visible, not only a tooltip
     assert row["note"] and shown in html, (row["note"], html)
     assert 'action="/start/alice"' in html

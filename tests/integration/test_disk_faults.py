@@ -138,7 +138,7 @@ def test_a_read_only_state_dir_at_start_is_one_clear_error(env: dict[str, str]) 
     )
     assert out.returncode == 1, out.stderr
     assert "Traceback" not in out.stderr
-    assert f"the hive database {state}/hive.db cannot be opened" in out.stderr
+    assert f"cannot take the lock {state}/.lock (Read-only file system)" in out.stderr
     assert "check that the state dir exists and is writable" in out.stderr
 
 

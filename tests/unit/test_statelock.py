@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.hive.statelock import DirLock, Held
+from services.hive.statelock import DirLock, Held, LockError
 from services.sandbox import __main__ as demo
 
 
@@ -28,7 +28,7 @@ def test_the_lock_file_is_never_followed(tmp_path: Path) -> None:
     victim.write_text("keep\n")
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / ".lock").symlink_to(victim)
-    with pytest.raises(OSError):
+    with pytest.raises(LockError, match="cannot take the lock"):
         DirLock(tmp_path / "d", "a coordinator", "x").acquire()
     assert victim.read_text() == "keep\n"
 
