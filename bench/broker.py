@@ -17,6 +17,12 @@ What it measures for each system:
 * latency to an idle consumer: ~40 messages at random times over ~30 s, all systems at once.
 * idle CPU: 50 receivers blocked and no traffic; utime+stime of the broker over 10 s.
 
+Durability is like for like: the headline runs every system with `PRAGMA synchronous=NORMAL`
+(the hive's default) on every SQLite connection it opens, and a second, smaller comparison
+runs them all at FULL (`HIVE_DB_SYNCHRONOUS=full` for the coordinator). The level is read
+back from SQLite on every peer connection, and from `open_db` under the coordinator's
+environment, and printed beside each system.
+
 Processes: receivers are threads (blocking calls) in 2 processes, the 4 senders threads of a
 third; with hyperhive the coordinator is a fourth, and all of them share the machine's cores.
 The coordinator's agents get `HIVE_AGENT_COMMAND="sleep infinity"`: the benchmark's
@@ -40,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,8 +63,17 @@ from bench.broker_runs import (
     run_concurrently,
     run_one,
 )
-from bench.broker_systems import Huey, Hyperhive, PersistQueue, PersistQueueXProc, PollLoop, System
+from bench.broker_systems import (
+    SYNC_NAMES,
+    Huey,
+    Hyperhive,
+    PersistQueue,
+    PersistQueueXProc,
+    PollLoop,
+    System,
+)
 from bench.stats import nearest_rank
+from services.hive.db import Synchronous
 
 DESCRIPTION = "Broker benchmark: hyperhive vs persist-queue, huey and a 5 s poll loop."
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +83,7 @@ PROFILE = ROOT / "bench" / "results" / "coordinator.prof"
 LATENCY_COUNT = 1000
 LATENCY_GAP = (0.002, 0.006)  # seconds between two latency probes (uniform)
 THROUGHPUT_COUNT = 20_000
+FULL_COUNT = 5_000  # messages per throughput run of the smaller comparison at FULL
 RECEIVER_COUNTS = (1, 10, 50)
 SENDER_THREADS = 4
 IDLE_SAMPLES = 40
@@ -108,6 +125,30 @@ class Row:
     throughput: dict[int, Outcome] = field(default_factory=dict)
     idle_latency: Outcome | None = None
     idle_cpu: float | None = None
+    hive_synchronous: int | None = None  # hyperhive: what open_db sets under its environment
+
+    def outcomes(self) -> list[Outcome]:
+        """Every run of this row, once each."""
+        found = [self.latency, *self.throughput.values(), self.idle_latency]
+        return list({id(o): o for o in found if o is not None}.values())
+
+    def synchronous(self) -> str:
+        """`PRAGMA synchronous` as read back: on every connection a peer opened in its runs,
+        or what `open_db` sets for the coordinator."""
+        if self.hive_synchronous is not None:
+            name = SYNC_NAMES.get(self.hive_synchronous, str(self.hive_synchronous))
+            return f"{name} (`open_db` in the coordinator's environment)"
+        counts = Counter(level for o in self.outcomes() for level in o.synchronous)
+        if not counts:
+            return "—"
+        total = sum(counts.values())
+        if len(counts) == 1:
+            (level,) = counts
+            return f"{SYNC_NAMES.get(level, str(level))} on all {total:,} connections"
+        return (
+            ", ".join(f"{SYNC_NAMES.get(k, str(k))} on {n:,}" for k, n in sorted(counts.items()))
+            + f" of {total:,} connections"
+        )
 
     def lat(self, q: float) -> float:
         return math.nan if self.latency is None else percentile(self.latency.latencies_ms(), q)
@@ -174,44 +215,53 @@ def exactness(row: Row) -> str:
     return "NOT exact: " + "; ".join(bad)
 
 
-def report(
-    rows: list[Row], elapsed: float, throughput_count: int, latency_count: int, meta: str
-) -> str:
-    hive = rows[0]
+@dataclass
+class Regime:
+    """One durability level: every system in `rows` runs SQLite at `level`."""
+
+    level: Synchronous
+    rows: list[Row]
+    latency_count: int
+    count: int
+    idle: bool
+
+    @property
+    def name(self) -> str:
+        return self.level.name
+
+
+def main_table(regime: Regime) -> list[str]:
+    """Latency, throughput and the durability each system was seen to run at."""
     out: list[str] = []
-    out.append(
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {elapsed:.0f} s in all. Machine: {machine()}."
-        f" {meta}"
-    )
-    out.append("")
-    out.append(
-        f"Latency: {latency_count:,} probes, one sender, one blocked receiver, 2–6 ms apart "
-        f"(¹ = the slow pollers: {IDLE_SAMPLES} probes at random times over ~30 s). "
-        f"Throughput: {throughput_count:,} messages, {SENDER_THREADS} sender threads, "
-        "round-robin over the receivers, unique messages ÷ (last receipt − first send)."
-    )
-    out.append("")
     cols = [f"msg/s, {n} rcv" for n in RECEIVER_COUNTS]
-    out.append("| system | p50 latency | p99 latency | " + " | ".join(cols) + " | notes |")
-    out.append("|---|---:|---:|" + "---:|" * len(cols) + "---|")
-    for row in rows:
+    out.append(
+        "| system | synchronous (read back) | p50 latency | p99 latency | "
+        + " | ".join(cols)
+        + " | notes |"
+    )
+    out.append("|---|---|---:|---:|" + "---:|" * len(cols) + "---|")
+    for row in regime.rows:
         mark = "¹" if row.latency_from_idle else ""
         notes = "; ".join(x for x in (row.system.note, exactness(row)) if x)
         cells = [fmt_rate(row.rate(n)) for n in RECEIVER_COUNTS]
         out.append(
-            f"| {row.system.label} | {fmt_ms(row.lat(50))}{mark} | {fmt_ms(row.lat(99))}{mark} | "
-            + " | ".join(cells)
-            + f" | {notes} |"
+            f"| {row.system.label} | {row.synchronous()} | {fmt_ms(row.lat(50))}{mark} | "
+            f"{fmt_ms(row.lat(99))}{mark} | " + " | ".join(cells) + f" | {notes} |"
         )
-    out.append("")
-    out.append(
+    return out
+
+
+def ratio_table(regime: Regime) -> list[str]:
+    hive = regime.rows[0]
+    cols = [f"msg/s, {n} rcv" for n in RECEIVER_COUNTS]
+    out = [
         "Ratios, hyperhive vs each peer (latency: peer ÷ hyperhive; throughput: hyperhive ÷ "
-        "peer; above 1× = hyperhive better):"
-    )
-    out.append("")
-    out.append("| vs | p50 latency | p99 latency | " + " | ".join(cols) + " |")
-    out.append("|---|---:|---:|" + "---:|" * len(cols))
-    for row in rows[1:]:
+        "peer; above 1× = hyperhive better):",
+        "",
+        "| vs | p50 latency | p99 latency | " + " | ".join(cols) + " |",
+        "|---|---:|---:|" + "---:|" * len(cols),
+    ]
+    for row in regime.rows[1:]:
         cells = []
         for n in RECEIVER_COUNTS:
             a, b = hive.rate(n), row.rate(n)
@@ -220,25 +270,32 @@ def report(
             f"| {row.system.label} | {fmt_ratio(row.lat(50) / hive.lat(50))} | "
             f"{fmt_ratio(row.lat(99) / hive.lat(99))} | " + " | ".join(cells) + " |"
         )
-    out.append("")
-    out.append(
+    return out
+
+
+def idle_table(regime: Regime) -> list[str]:
+    out = [
         f"Idle: latency of {IDLE_SAMPLES} probes sent at random times over ~30 s to an idle "
         f"consumer (all systems at once); CPU of the broker with {IDLE_RECEIVERS} receivers "
         f"blocked and no traffic, over {IDLE_CPU_SECONDS:.0f} s (% of one core; hyperhive: the "
-        "coordinator; the others: the consumer process(es), which are their broker)."
-    )
-    out.append("")
-    out.append("| system | idle p50 | idle p99 | idle max | idle CPU |")
-    out.append("|---|---:|---:|---:|---:|")
-    for row in rows:
+        "coordinator; the others: the consumer process(es), which are their broker).",
+        "",
+        "| system | idle p50 | idle p99 | idle max | idle CPU |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in regime.rows:
         lat = [] if row.idle_latency is None else row.idle_latency.latencies_ms()
         cpu = "—" if row.idle_cpu is None else f"{row.idle_cpu:.2f} %"
         out.append(
             f"| {row.system.label} | {fmt_ms(percentile(lat, 50))} | {fmt_ms(percentile(lat, 99))} "
             f"| {fmt_ms(lat[-1] if lat else math.nan)} | {cpu} |"
         )
-    out.append("")
-    aims = [
+    return out
+
+
+def aims(regime: Regime) -> str:
+    hive = regime.rows[0]
+    checks = [
         ("p50 < 2 ms", hive.lat(50) < 2),
         ("p99 < 10 ms", hive.lat(99) < 10),
         (
@@ -247,46 +304,153 @@ def report(
         ),
         ("idle CPU ≈ 0 (< 0.5 %)", hive.idle_cpu is not None and hive.idle_cpu < 0.5),
     ]
-    out.append(
-        "Aims for hyperhive: " + ", ".join(f"{a} {'✓' if ok else '✗'}" for a, ok in aims) + "."
-    )
-    out.append("")
-    out.append("Details per run:")
-    out.append("")
-    out.append(
-        "| system | run | receivers | sent | received once | lost | dup | wall | msg/s "
-        "| p50 | p99 | broker CPU |"
-    )
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for row in rows:
-        outcomes = [row.latency, *row.throughput.values(), row.idle_latency]
-        seen: set[int] = set()
-        for o in outcomes:
-            if o is None or id(o) in seen:
-                continue
-            seen.add(id(o))
-            lat = o.latencies_ms()
-            cpu = "—" if o.broker_cpu is None else f"{o.broker_cpu:.0f} %"
-            out.append(
-                f"| {row.system.key} | {o.spec.kind} | {o.spec.receivers} | {o.sent:,} | "
-                f"{o.unique:,} | {o.missing} | {o.duplicates} | {o.wall:.1f} s | "
-                f"{fmt_rate(o.throughput)} | {fmt_ms(percentile(lat, 50))} | "
-                f"{fmt_ms(percentile(lat, 99))} | {cpu} |"
-            )
-    errors = [
-        e
-        for row in rows
-        for o in (row.latency, *row.throughput.values(), row.idle_latency)
-        if o
-        for e in o.errors
+    return "Aims for hyperhive: " + ", ".join(f"{a} {'✓' if ok else '✗'}" for a, ok in checks) + "."
+
+
+def regime_section(regime: Regime, headline: bool) -> list[str]:
+    what = "headline" if headline else "the second comparison"
+    out = [
+        f"### At synchronous={regime.name} ({what})",
+        "",
+        f"Every system runs SQLite at `PRAGMA synchronous={regime.name}` on every connection it "
+        "opens (WAL everywhere); the column says what SQLite reported back. "
+        f"Latency: {regime.latency_count:,} probes, one sender, one blocked receiver, 2–6 ms "
+        f"apart (¹ = the slow pollers: {IDLE_SAMPLES} probes at random times over ~30 s). "
+        f"Throughput: {regime.count:,} messages per run, {SENDER_THREADS} sender threads, "
+        "round-robin over the receivers, unique messages ÷ (last receipt − first send).",
+        "",
+        *main_table(regime),
+        "",
+        *ratio_table(regime),
     ]
+    if regime.idle:
+        out += ["", *idle_table(regime), "", aims(regime)]
+    return out
+
+
+def details(regimes: list[Regime]) -> list[str]:
+    out = [
+        "Details per run:",
+        "",
+        "| regime | system | run | receivers | sent | received once | lost | dup | wall | msg/s "
+        "| p50 | p99 | broker CPU |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for regime in regimes:
+        for row in regime.rows:
+            for o in row.outcomes():
+                lat = o.latencies_ms()
+                cpu = "—" if o.broker_cpu is None else f"{o.broker_cpu:.0f} %"
+                out.append(
+                    f"| {regime.name} | {row.system.key} | {o.spec.kind} | {o.spec.receivers} | "
+                    f"{o.sent:,} | {o.unique:,} | {o.missing} | {o.duplicates} | {o.wall:.1f} s | "
+                    f"{fmt_rate(o.throughput)} | {fmt_ms(percentile(lat, 50))} | "
+                    f"{fmt_ms(percentile(lat, 99))} | {cpu} |"
+                )
+    errors = [e for r in regimes for row in r.rows for o in row.outcomes() for e in o.errors]
     if errors:
-        out.append("")
-        out.append(f"{len(errors)} errors; the first: ```{errors[0].strip()}```")
+        out += ["", f"{len(errors)} errors; the first: ```{errors[0].strip()}```"]
+    return out
+
+
+def report(regimes: list[Regime], elapsed: float, meta: str) -> str:
+    out = [
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {elapsed:.0f} s in all. Machine: {machine()}."
+        f" {meta}",
+    ]
+    for i, regime in enumerate(regimes):
+        out += ["", *regime_section(regime, headline=i == 0)]
+    out += ["", *details(regimes)]
     return "\n".join(out) + "\n"
 
 
 # main ------------------------------------------------------------------------------------------
+
+
+def build_rows(work: Path, hive: Hyperhive, args: argparse.Namespace, idle: bool) -> list[Row]:
+    """hyperhive first, then the peers, all at hive.level, each in its own directory."""
+    rows = [Row(hive)]
+    if args.only_hyperhive:
+        return rows
+    level = hive.level
+    rows += [Row(PersistQueue(work / "pq", level))]
+    if idle:  # its latency is its 10 s tick, measured only in the idle run
+        rows += [Row(PersistQueueXProc(work / "pqx", level), latency_from_idle=True)]
+    rows += [
+        Row(Huey(work / "huey", level)),
+        Row(PollLoop(work / "poll" / "poll.db", level), latency_from_idle=True),
+    ]
+    return rows
+
+
+def measure_warm(regime: Regime) -> None:
+    spaced = Spec("latency", 1, regime.latency_count, 1, LATENCY_GAP)
+    for row in regime.rows:
+        if row.latency_from_idle:
+            continue
+        row.latency = run_one(row.system, spaced, "lat")
+        log(
+            f"{regime.name} {row.system.key} latency: p50 {fmt_ms(row.lat(50))} "
+            f"p99 {fmt_ms(row.lat(99))}"
+        )
+
+
+def measure_throughput(regime: Regime) -> None:
+    hive = regime.rows[0].system
+    for n, tag in zip(RECEIVER_COUNTS, ("tpa", "tpb", "tpc"), strict=True):
+        spec = Spec("throughput", n, regime.count, SENDER_THREADS)
+        for row in regime.rows:
+            if not row.system.throughput_runs:
+                continue
+            o = run_one(row.system, spec, tag, measure_cpu=row.system is hive)
+            row.throughput[n] = o
+            log(
+                f"{regime.name} {row.system.key} throughput, {n} receivers: "
+                f"{fmt_rate(o.throughput)} ({o.unique:,} once, {o.missing} lost, "
+                f"{o.duplicates} dup, {len(o.errors)} errors, {o.wall:.1f} s)"
+            )
+            if o.errors:
+                log(f"first error: {o.errors[0].strip()[-600:]}")
+
+
+def measure_idle(regime: Regime) -> None:
+    rows = regime.rows
+    probes = Spec("idle-latency", 1, IDLE_SAMPLES, 1, IDLE_GAP)
+    outcomes = run_concurrently([Run(row.system, probes, "slow") for row in rows])
+    for row, o in zip(rows, outcomes, strict=True):
+        row.idle_latency = o
+        if row.latency_from_idle:
+            row.latency = o
+        lat = o.latencies_ms()
+        log(
+            f"{row.system.key} idle latency: p50 {fmt_ms(percentile(lat, 50))} "
+            f"max {fmt_ms(lat[-1] if lat else math.nan)}"
+        )
+    idle = Spec("idle-cpu", IDLE_RECEIVERS, 10**9, 0, deadline=IDLE_CPU_SECONDS + 30)
+    cpu_rows = [row for row in rows if not isinstance(row.system, PersistQueueXProc)]
+    cpus = idle_cpu([Run(row.system, idle, "idle") for row in cpu_rows])
+    for row, cpu in zip(cpu_rows, cpus, strict=True):
+        row.idle_cpu = cpu
+        log(f"{row.system.key} idle CPU: {cpu:.2f} %")
+
+
+def measure(regime: Regime, work: Path) -> None:
+    """Every run of one regime, with its own coordinator."""
+    hive = regime.rows[0]
+    assert isinstance(hive.system, Hyperhive)
+    try:
+        hive.system.start()
+        hive.hive_synchronous = hive.system.read_synchronous()
+        log(
+            f"{regime.name}: coordinator pid {hive.system.proc.pid if hive.system.proc else '?'} "
+            f"serving in {work}, open_db reads back synchronous={hive.hive_synchronous}"
+        )
+        measure_warm(regime)
+        measure_throughput(regime)
+        if regime.idle:
+            measure_idle(regime)
+    finally:
+        hive.system.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,6 +459,18 @@ def main(argv: list[str] | None = None) -> int:
         "--count", type=int, default=THROUGHPUT_COUNT, help="messages per throughput run"
     )
     ap.add_argument("--latency-count", type=int, default=LATENCY_COUNT, help="latency probes")
+    ap.add_argument(
+        "--full-count",
+        type=int,
+        default=FULL_COUNT,
+        help="messages per throughput run at synchronous=FULL (0: skip that comparison)",
+    )
+    ap.add_argument(
+        "--full-latency-count",
+        type=int,
+        default=LATENCY_COUNT,
+        help="latency probes at synchronous=FULL",
+    )
     ap.add_argument("--only-hyperhive", action="store_true", help="skip the peers (for profiling)")
     ap.add_argument(
         "--profile",
@@ -315,65 +491,27 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="hb-", dir="/tmp"))  # short: socket paths < 108 bytes
     if args.profile:
         PROFILE.parent.mkdir(parents=True, exist_ok=True)
-    hive = Hyperhive(work, PROFILE if args.profile else None, args.source.resolve())
-    rows = [Row(hive)]
-    if not args.only_hyperhive:
-        rows += [
-            Row(PersistQueue(work / "pq")),
-            Row(PersistQueueXProc(work / "pqx"), latency_from_idle=True),
-            Row(Huey(work / "huey")),
-            Row(PollLoop(work / "poll" / "poll.db"), latency_from_idle=True),
-        ]
+    source = args.source.resolve()
+    plans = [(Synchronous.NORMAL, args.latency_count, args.count, not args.no_idle)]
+    if args.full_count > 0:
+        plans.append((Synchronous.FULL, args.full_latency_count, args.full_count, False))
+    regimes: list[Regime] = []
     try:
-        hive.start()
-        log(f"coordinator pid {hive.proc.pid if hive.proc else '?'} serving in {work}")
-        spaced = Spec("latency", 1, args.latency_count, 1, LATENCY_GAP)
-        for row in rows:
-            if row.latency_from_idle:
-                continue
-            row.latency = run_one(row.system, spaced, "lat")
-            log(f"{row.system.key} latency: p50 {fmt_ms(row.lat(50))} p99 {fmt_ms(row.lat(99))}")
-        for n, tag in zip(RECEIVER_COUNTS, ("tpa", "tpb", "tpc"), strict=True):
-            spec = Spec("throughput", n, args.count, SENDER_THREADS)
-            for row in rows:
-                if not row.system.throughput_runs:
-                    continue
-                o = run_one(row.system, spec, tag, measure_cpu=row.system is hive)
-                row.throughput[n] = o
-                log(
-                    f"{row.system.key} throughput, {n} receivers: {fmt_rate(o.throughput)} "
-                    f"({o.unique:,} once, {o.missing} lost, {o.duplicates} dup, "
-                    f"{len(o.errors)} errors, {o.wall:.1f} s)"
-                )
-                if o.errors:
-                    log(f"first error: {o.errors[0].strip()[-600:]}")
-        if not args.no_idle:
-            probes = Spec("idle-latency", 1, IDLE_SAMPLES, 1, IDLE_GAP)
-            outcomes = run_concurrently([Run(row.system, probes, "slow") for row in rows])
-            for row, o in zip(rows, outcomes, strict=True):
-                row.idle_latency = o
-                if row.latency_from_idle:
-                    row.latency = o
-                lat = o.latencies_ms()
-                log(
-                    f"{row.system.key} idle latency: p50 {fmt_ms(percentile(lat, 50))} "
-                    f"max {fmt_ms(lat[-1] if lat else math.nan)}"
-                )
-            idle = Spec("idle-cpu", IDLE_RECEIVERS, 10**9, 0, deadline=IDLE_CPU_SECONDS + 30)
-            cpu_rows = [row for row in rows if not isinstance(row.system, PersistQueueXProc)]
-            cpus = idle_cpu([Run(row.system, idle, "idle") for row in cpu_rows])
-            for row, cpu in zip(cpu_rows, cpus, strict=True):
-                row.idle_cpu = cpu
-                log(f"{row.system.key} idle CPU: {cpu:.2f} %")
+        for level, latency_count, count, idle in plans:
+            where = work / level.value
+            profile = PROFILE if args.profile and level is Synchronous.NORMAL else None
+            hive = Hyperhive(where, level, profile, source)
+            rows = build_rows(where, hive, args, idle)
+            regimes.append(Regime(level, rows, latency_count, count, idle))
+            measure(regimes[-1], where)
     finally:
-        hive.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     meta = (
-        f"Coordinator: {source_rev(args.source.resolve())}. Load average before/after: "
+        f"Coordinator: {source_rev(source)}. Load average before/after: "
         f"{load_before} / {loadavg()} (anything else running shares the same cores)."
     )
-    text = report(rows, time.monotonic() - began, args.count, args.latency_count, meta)
+    text = report(regimes, time.monotonic() - began, meta)
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)

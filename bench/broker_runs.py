@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue as MpQueue
 from multiprocessing.synchronize import Event as MpEvent
@@ -27,7 +27,7 @@ from multiprocessing.synchronize import Semaphore as MpSemaphore
 from pathlib import Path
 from typing import Any
 
-from bench.broker_systems import Huey, Record, System, make_body, parse_body
+from bench.broker_systems import SYNC_SEEN, Huey, Record, System, make_body, parse_body
 
 RECEIVER_PROCESSES = 2  # receivers are threads, spread over this many processes
 IDLE_CPU_SECONDS = 10.0
@@ -144,28 +144,26 @@ def _child_receive(
     indexes: list[int],
     deadline: float,
     ready: MpSemaphore,
-) -> tuple[str, Any]:
+) -> Haul:
     system.open_process(tag, spec.receivers)
     out: list[Record] = []
     errors: list[str] = []
     expected = expected_counts(spec.count, spec.receivers)
     _join(_receiver_threads(system, tag, indexes, expected, deadline, ready, out, errors), deadline)
-    return "recv", (out, errors)
+    return Haul(records=out, errors=errors)
 
 
-def _child_send(
-    system: System, tag: str, spec: Spec, go: MpEvent, deadline: float
-) -> tuple[str, Any]:
+def _child_send(system: System, tag: str, spec: Spec, go: MpEvent, deadline: float) -> Haul:
     system.open_process(tag, spec.receivers)
     errors: list[str] = []
     sent, threads = _sender_threads(system, tag, spec, go, deadline, errors)
     _join(threads, deadline)
-    return "sent", (sum(sent), errors)
+    return Haul(sent=sum(sent), errors=errors)
 
 
 def _child_inproc(
     system: System, tag: str, spec: Spec, deadline: float, ready: MpSemaphore, go: MpEvent
-) -> tuple[str, Any]:
+) -> Haul:
     system.open_process(tag, spec.receivers)
     out: list[Record] = []
     errors: list[str] = []
@@ -175,18 +173,11 @@ def _child_inproc(
     )
     sent, senders = _sender_threads(system, tag, spec, go, deadline, errors)
     _join(senders + receivers, deadline)
-    return "both", (out, sum(sent), errors)
+    return Haul(records=out, sent=sum(sent), errors=errors)
 
 
-def _child_huey(
-    system: Huey,
-    tag: str,
-    spec: Spec,
-    deadline: float,
-    ready: MpSemaphore,
-    results: MpQueue[tuple[str, Any]],
-) -> None:
-    """Run huey's own consumer; a watcher posts the records and stops it (SIGINT, graceful)."""
+def _child_huey(system: Huey, tag: str, spec: Spec, deadline: float, ready: MpSemaphore) -> Haul:
+    """Run huey's own consumer until every message ran; a watcher stops it (SIGINT, graceful)."""
     got: list[Record] = []
     finished = threading.Event()
 
@@ -204,20 +195,31 @@ def _child_huey(
 
     def watch() -> None:
         finished.wait(timeout=max(deadline - time.monotonic(), 0.0))
-        results.put(("recv", (list(got), [])))
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=watch, daemon=True).start()
     consumer.run()
+    return Haul(records=list(got))
 
 
-def _child(results: MpQueue[tuple[str, Any]], fn: Callable[..., Any], *args: Any) -> None:
+@dataclass
+class Haul:
+    """What one child process of a run reports back."""
+
+    records: list[Record] = field(default_factory=list)
+    sent: int = 0
+    errors: list[str] = field(default_factory=list)
+    synchronous: list[int] = field(default_factory=list)  # read back per connection opened
+
+
+def _child(results: MpQueue[Haul], fn: Callable[..., Haul], *args: Any) -> None:
+    SYNC_SEEN.clear()  # what the parent opened before the fork is not this process's
     try:
-        outcome = fn(*args)
-        if outcome is not None:
-            results.put(outcome)
+        haul = fn(*args)
     except BaseException:
-        results.put(("error", ([], [traceback.format_exc()])))
+        haul = Haul(errors=[traceback.format_exc()])
+    haul.synchronous = list(SYNC_SEEN)
+    results.put(haul)
 
 
 @dataclass
@@ -228,6 +230,7 @@ class Outcome:
     sent: int
     errors: list[str]
     wall: float
+    synchronous: list[int]  # PRAGMA synchronous read back on each connection a peer opened
     broker_cpu: float | None = None  # % of one core, over the run
 
     @property
@@ -266,7 +269,7 @@ class Run:
         self.spec = spec
         self.tag = tag
         self.ctx = mp.get_context("fork")
-        self.results: MpQueue[tuple[str, Any]] = self.ctx.Queue()
+        self.results: MpQueue[Haul] = self.ctx.Queue()
         self.ready = self.ctx.Semaphore(0)
         self.go = self.ctx.Event()
         self.procs: list[BaseProcess] = []
@@ -299,9 +302,7 @@ class Run:
                 _child_inproc, s, tag, sp, self.deadline, self.ready, self.go, receiver=True
             )
         elif s.topology == "huey":
-            self._spawn(
-                _child_huey, s, tag, sp, self.deadline, self.ready, self.results, receiver=True
-            )
+            self._spawn(_child_huey, s, tag, sp, self.deadline, self.ready, receiver=True)
             if sp.senders:
                 self._spawn(_child_send, s, tag, sp, self.go, self.deadline)
         else:
@@ -333,42 +334,37 @@ class Run:
         errors = [why]
         with contextlib.suppress(queue.Empty, OSError, EOFError, ValueError):
             while True:
-                kind, payload = self.results.get(timeout=0.5)
-                if kind == "error":
-                    errors.extend(payload[1])
+                errors.extend(self.results.get(timeout=0.5).errors)
         self.stop()
-        return Outcome(self.system.key, self.spec, [], 0, errors, time.monotonic() - self.started)
+        wall = time.monotonic() - self.started
+        return Outcome(self.system.key, self.spec, [], 0, errors, wall, [])
 
     def fire(self) -> None:
         self.go.set()
 
     def collect(self) -> Outcome:
-        records: list[Record] = []
-        errors: list[str] = []
-        sent = 0
+        total = Haul()
         for _ in range(len(self.procs)):
             try:
-                kind, payload = self.results.get(
-                    timeout=max(self.deadline - time.monotonic(), 0.0) + 20
-                )
+                haul = self.results.get(timeout=max(self.deadline - time.monotonic(), 0.0) + 20)
             except queue.Empty:
-                errors.append("timed out waiting for a process's results")
+                total.errors.append("timed out waiting for a process's results")
                 break
-            if kind == "recv":
-                records.extend(payload[0])
-                errors.extend(payload[1])
-            elif kind == "sent":
-                sent += payload[0]
-                errors.extend(payload[1])
-            elif kind == "both":
-                records.extend(payload[0])
-                sent += payload[1]
-                errors.extend(payload[2])
-            else:
-                errors.extend(payload[1])
+            total.records.extend(haul.records)
+            total.sent += haul.sent
+            total.errors.extend(haul.errors)
+            total.synchronous.extend(haul.synchronous)
         wall = time.monotonic() - self.started
         self.stop()
-        return Outcome(self.system.key, self.spec, records, sent, errors, wall)
+        return Outcome(
+            self.system.key,
+            self.spec,
+            total.records,
+            total.sent,
+            total.errors,
+            wall,
+            total.synchronous,
+        )
 
     def stop(self) -> None:
         for p in self.procs:

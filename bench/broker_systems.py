@@ -1,7 +1,8 @@
 """The systems the broker benchmark drives: hyperhive's coordinator and the peers a user would pick.
 
 Each system gives the harness (`bench.broker_runs`) a sender and an inbox per receiver,
-and says where its receivers live; it measures nothing itself.
+and says where its receivers live; it measures nothing itself. Every system runs SQLite at
+one durability level (`PRAGMA synchronous`), set on every connection it opens and read back.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from huey import SqliteHuey
+from huey.storage import SqliteStorage
 from persistqueue import SQLiteAckQueue
 from persistqueue.exceptions import Empty
 
 from services.hive.client import HiveClient
+from services.hive.db import SYNCHRONOUS_SETTING, Synchronous
 
 if TYPE_CHECKING:
     from bench.broker_runs import Run
@@ -30,6 +33,20 @@ POLL_SECONDS = 5.0  # the naive poll loop's interval
 PAD = "x" * 200  # bodies are ~230 bytes: "<seq> <sent_ns> xxx…"
 
 Record = tuple[int, int, int]  # (sequence number, sent at ns, received at ns)
+
+
+SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+"""`PRAGMA synchronous` as SQLite reads it back, by name."""
+
+SYNC_SEEN: list[int] = []
+"""`PRAGMA synchronous` read back on each connection a peer opened in this process."""
+
+
+def set_synchronous(conn: sqlite3.Connection, level: Synchronous) -> sqlite3.Connection:
+    """Run `conn` at `level`, and note what SQLite reports back in SYNC_SEEN."""
+    conn.execute(f"PRAGMA synchronous={level.value}")
+    SYNC_SEEN.append(int(conn.execute("PRAGMA synchronous").fetchone()[0]))
+    return conn
 
 
 def make_body(seq: int) -> str:
@@ -68,6 +85,7 @@ class System:
     topology = "split"
     note = ""
     throughput_runs = True
+    level = Synchronous.NORMAL  # PRAGMA synchronous of every connection it opens
 
     def prepare(self, tag: str, receivers: int, senders: int) -> None:
         """Parent side, before the run's processes start."""
@@ -119,7 +137,14 @@ class Hyperhive(System):
     label = "hyperhive coordinator"
     note = "real coordinator process; send/recv on agent unix sockets; SQLite WAL"
 
-    def __init__(self, work: Path, profile: Path | None = None, source: Path = ROOT) -> None:
+    def __init__(
+        self,
+        work: Path,
+        level: Synchronous,
+        profile: Path | None = None,
+        source: Path = ROOT,
+    ) -> None:
+        self.level = level
         self.source = source
         self.state = work / "state"
         self.runtime = work / "run"
@@ -134,7 +159,8 @@ class Hyperhive(System):
     def agent_socket(self, name: str) -> Path:
         return self.runtime / "agents" / name / "hive.sock"
 
-    def start(self) -> None:
+    def env(self) -> dict[str, str]:
+        """The coordinator's environment."""
         env = dict(os.environ)
         env.update(
             HIVE_STATE_DIR=str(self.state),
@@ -145,10 +171,35 @@ class Hyperhive(System):
             # process backend would start must not compete for their inboxes.
             HIVE_AGENT_COMMAND="sleep infinity",
         )
+        env[SYNCHRONOUS_SETTING] = self.level.value
         env.pop("HIVE_DB", None)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(self.source), env.get("PYTHONPATH", "")) if p
         )
+        return env
+
+    def read_synchronous(self) -> int:
+        """`PRAGMA synchronous` of a connection `open_db` makes under the coordinator's
+        environment and code, read in a separate process (the coordinator's own connections
+        cannot be asked from outside)."""
+        code = (
+            "import sys\n"
+            "from services.hive.db import open_db\n"
+            "print(open_db(sys.argv[1], create=False).pragma('synchronous'))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(self.state / "hive.db")],
+            env=self.env(),
+            cwd=self.source,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return int(done.stdout.strip())
+
+    def start(self) -> None:
+        env = self.env()
         cmd = [sys.executable]
         if self.profile is not None:
             cmd += ["-m", "cProfile", "-o", str(self.profile)]
@@ -209,6 +260,18 @@ class Hyperhive(System):
 # persist-queue ---------------------------------------------------------------------------------
 
 
+class _SyncedAckQueue(SQLiteAckQueue):  # type: ignore[misc]
+    """SQLiteAckQueue whose every connection runs at the benchmark's synchronous level."""
+
+    def __init__(self, *args: Any, level: Synchronous, **kwargs: Any) -> None:
+        self.level = level  # before super().__init__(), which opens the connections
+        super().__init__(*args, **kwargs)
+
+    def _new_db_connection(self, path: str, multithreading: bool, timeout: float) -> Any:
+        conn = super()._new_db_connection(path, multithreading, timeout)
+        return set_synchronous(conn, self.level)
+
+
 class _PQSender:
     def __init__(self, queues: dict[int, SQLiteAckQueue]) -> None:
         self.queues = queues
@@ -248,8 +311,9 @@ class PersistQueue(System):
     topology = "inproc"
     note = "threads of ONE process (its supported mode): put() sets the getter's Event"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, level: Synchronous) -> None:
         self.root = root
+        self.level = level
         self.queues: dict[int, SQLiteAckQueue] = {}
 
     def prepare(self, tag: str, receivers: int, senders: int) -> None:
@@ -265,8 +329,12 @@ class PersistQueue(System):
 
     def open_process(self, tag: str, receivers: int) -> None:
         self.queues = {
-            i: SQLiteAckQueue(
-                str(self.root / tag), name=f"r{i}", multithreading=True, auto_commit=True
+            i: _SyncedAckQueue(
+                str(self.root / tag),
+                name=f"r{i}",
+                multithreading=True,
+                auto_commit=True,
+                level=self.level,
             )
             for i in range(receivers)
         }
@@ -304,6 +372,18 @@ class _HueySender:
         self.huey.storage.close()
 
 
+class _SyncedSqliteStorage(SqliteStorage):  # type: ignore[misc]
+    """huey's SQLite storage with every connection at the benchmark's synchronous level
+    (huey's own `fsync` option knows only FULL and OFF)."""
+
+    def __init__(self, *args: Any, level: Synchronous, **kwargs: Any) -> None:
+        self.level = level  # before super().__init__(), which opens a connection
+        super().__init__(*args, **kwargs)
+
+    def _create_connection(self) -> sqlite3.Connection:
+        return set_synchronous(super()._create_connection(), self.level)
+
+
 class Huey(System):
     """huey's SqliteHuey: one queue; the receivers are the real consumer's worker threads."""
 
@@ -315,12 +395,19 @@ class Huey(System):
         "default polling (0.1 s, ×1.15 per empty poll, ≤ 10 s)"
     )
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, level: Synchronous) -> None:
         self.root = root
+        self.level = level
 
     def app(self, tag: str, sink: list[Record] | None, done: Callable[[], None] | None) -> Any:
         """(huey, task) for the run `tag`; the task appends a record to `sink`."""
-        huey = SqliteHuey(name=tag, filename=str(self.root / "huey.db"), results=False)
+        huey = SqliteHuey(
+            name=tag,
+            filename=str(self.root / "huey.db"),
+            results=False,
+            storage_class=_SyncedSqliteStorage,
+            level=self.level,
+        )
 
         def deliver(body: str) -> None:
             now = time.perf_counter_ns()
@@ -342,16 +429,15 @@ class Huey(System):
 # naive 5 s poll loop ---------------------------------------------------------------------------
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, level: Synchronous) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), timeout=5, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=wal")
-    conn.execute("PRAGMA synchronous=normal")
-    return conn
+    return set_synchronous(conn, level)
 
 
 class _PollSender:
-    def __init__(self, db: Path, tag: str) -> None:
-        self.conn = _connect(db)
+    def __init__(self, db: Path, tag: str, level: Synchronous) -> None:
+        self.conn = _connect(db, level)
         self.tag = tag
 
     def send(self, receiver: int, body: str) -> None:
@@ -367,8 +453,8 @@ class _PollSender:
 class _PollInbox:
     """SELECT my undelivered rows, mark them delivered, sleep 5 s, again."""
 
-    def __init__(self, db: Path, recipient: str) -> None:
-        self.conn = _connect(db)
+    def __init__(self, db: Path, recipient: str, level: Synchronous) -> None:
+        self.conn = _connect(db, level)
         self.recipient = recipient
         self.next_poll = 0.0
 
@@ -407,12 +493,13 @@ class PollLoop(System):
     label = "naive 5 s poll loop over a SQLite table"
     note = "consumer SELECTs its new rows every 5 s (the original broker's design)"
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Path, level: Synchronous) -> None:
         self.db = db
+        self.level = level
 
     def prepare(self, tag: str, receivers: int, senders: int) -> None:
         self.db.parent.mkdir(parents=True, exist_ok=True)
-        conn = _connect(self.db)
+        conn = _connect(self.db, self.level)
         conn.execute(
             "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, recipient TEXT NOT "
             "NULL, body TEXT NOT NULL, created_at REAL NOT NULL, delivered_at REAL)"
@@ -423,7 +510,7 @@ class PollLoop(System):
         conn.close()
 
     def sender(self, tag: str, index: int, receivers: int) -> Sender:
-        return _PollSender(self.db, tag)
+        return _PollSender(self.db, tag, self.level)
 
     def inbox(self, tag: str, index: int) -> Inbox:
-        return _PollInbox(self.db, f"{tag}-{index}")
+        return _PollInbox(self.db, f"{tag}-{index}", self.level)
