@@ -12,8 +12,10 @@ What it measures for each system:
   sender's `time.perf_counter_ns()` (CLOCK_MONOTONIC, one clock for every process on Linux);
   the receiver subtracts it from its own reading the moment the message is in its hands.
 * throughput with 1, 10 and 50 receivers: 20,000 messages sent round-robin by 4 sender
-  threads; unique messages delivered ÷ (last receipt − first send). Every message is
-  counted: lost or duplicated ones are reported.
+  threads; unique messages delivered ÷ (last receipt − first send).
+* exactly once, after every run: each receiver drains its inbox with a last non-blocking
+  receive once all senders are done; message `seq` must have reached receiver
+  `seq % receivers`, once. Lost, duplicated and misdelivered messages are counted per run.
 * latency to an idle consumer: ~40 messages at random times over ~30 s, all systems at once.
 * idle CPU: 50 receivers blocked and no traffic; utime+stime of the broker over 10 s.
 
@@ -200,19 +202,41 @@ def source_rev(source: Path) -> str:
     return f"commit {rev}" + (" + uncommitted changes in services/" if dirty else "")
 
 
+def problems(o: Outcome) -> str:
+    """What went wrong in a run that was not exactly once."""
+    d = o.delivery
+    parts = [f"{d.lost} lost", f"{d.duplicated} duplicated"]
+    if d.misdelivered is not None:
+        parts.append(f"{d.misdelivered} misdelivered")
+    if d.sent != o.spec.count:
+        parts.append(f"{o.spec.count - d.sent} never sent")
+    if d.unexpected:
+        parts.append(f"{d.unexpected} receipts of messages not sent in this run")
+    if o.inboxes_drained != o.inboxes:
+        parts.append(f"{o.inboxes_drained} of {o.inboxes} inboxes drained")
+    if o.errors:
+        parts.append(f"{len(o.errors)} errors")
+    return ", ".join(parts)
+
+
 def exactness(row: Row) -> str:
-    runs = list(row.throughput.values())
+    """The exactly-once verdict over every run of a row."""
+    runs = row.outcomes()
     if not runs:
         return ""
     if all(o.exact for o in runs):
-        return f"each of {len(runs)}×{runs[0].spec.count:,} delivered exactly once"
-    bad = [
-        f"{o.spec.receivers} rcv: {o.missing} lost, {o.duplicates} dup"
-        + (f", {len(o.errors)} errors" if o.errors else "")
-        for o in runs
-        if not o.exact
-    ]
-    return "NOT exact: " + "; ".join(bad)
+        total = sum(o.delivery.sent for o in runs)
+        whom = (
+            "reached its own receiver once"
+            if row.system.addressed
+            else "ran once (one queue: no addressee)"
+        )
+        return (
+            f"exactly once: in all {len(runs)} runs each of the {total:,} messages {whom}; "
+            "every inbox drained after each run"
+        )
+    bad = [f"{o.spec.kind}, {o.spec.receivers} rcv: {problems(o)}" for o in runs if not o.exact]
+    return "NOT exactly once: " + "; ".join(bad)
 
 
 @dataclass
@@ -328,25 +352,35 @@ def regime_section(regime: Regime, headline: bool) -> list[str]:
     return out
 
 
+def detail_row(regime: Regime, row: Row, o: Outcome) -> str:
+    d = o.delivery
+    lat = o.latencies_ms()
+    cpu = "—" if o.broker_cpu is None else f"{o.broker_cpu:.0f} %"
+    mis = "n/a" if d.misdelivered is None else str(d.misdelivered)
+    return (
+        f"| {regime.name} | {row.system.key} | {o.spec.kind} | {o.spec.receivers} | "
+        f"{d.sent:,} | {d.once:,} | {d.lost} | {d.duplicated} | {mis} | "
+        f"{d.drained} ({o.inboxes_drained}/{o.inboxes}) | {o.wall:.1f} s | "
+        f"{fmt_rate(o.throughput)} | {fmt_ms(percentile(lat, 50))} | "
+        f"{fmt_ms(percentile(lat, 99))} | {cpu} |"
+    )
+
+
 def details(regimes: list[Regime]) -> list[str]:
     out = [
-        "Details per run:",
+        "Details per run. *once*: messages that reached their own receiver (sequence `seq` is "
+        "for receiver `seq % receivers`) exactly once; *misdelivered*: receipts by another "
+        "receiver (n/a for huey: one queue, any worker runs any task); *drained*: messages "
+        "found by the last non-blocking receive on every inbox after the senders finished "
+        "(inboxes drained / inboxes).",
         "",
-        "| regime | system | run | receivers | sent | received once | lost | dup | wall | msg/s "
-        "| p50 | p99 | broker CPU |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| regime | system | run | receivers | sent | once | lost | dup | misdelivered "
+        "| drained | wall | msg/s | p50 | p99 | broker CPU |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for regime in regimes:
         for row in regime.rows:
-            for o in row.outcomes():
-                lat = o.latencies_ms()
-                cpu = "—" if o.broker_cpu is None else f"{o.broker_cpu:.0f} %"
-                out.append(
-                    f"| {regime.name} | {row.system.key} | {o.spec.kind} | {o.spec.receivers} | "
-                    f"{o.sent:,} | {o.unique:,} | {o.missing} | {o.duplicates} | {o.wall:.1f} s | "
-                    f"{fmt_rate(o.throughput)} | {fmt_ms(percentile(lat, 50))} | "
-                    f"{fmt_ms(percentile(lat, 99))} | {cpu} |"
-                )
+            out += [detail_row(regime, row, o) for o in row.outcomes()]
     errors = [e for r in regimes for row in r.rows for o in row.outcomes() for e in o.errors]
     if errors:
         out += ["", f"{len(errors)} errors; the first: ```{errors[0].strip()}```"]
@@ -406,8 +440,9 @@ def measure_throughput(regime: Regime) -> None:
             row.throughput[n] = o
             log(
                 f"{regime.name} {row.system.key} throughput, {n} receivers: "
-                f"{fmt_rate(o.throughput)} ({o.unique:,} once, {o.missing} lost, "
-                f"{o.duplicates} dup, {len(o.errors)} errors, {o.wall:.1f} s)"
+                f"{fmt_rate(o.throughput)} ({o.delivery.once:,} once, {o.wall:.1f} s"
+                + ("" if o.exact else f"; NOT exactly once: {problems(o)}")
+                + ")"
             )
             if o.errors:
                 log(f"first error: {o.errors[0].strip()[-600:]}")

@@ -20,6 +20,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue as MpQueue
 from multiprocessing.synchronize import Event as MpEvent
@@ -27,7 +28,15 @@ from multiprocessing.synchronize import Semaphore as MpSemaphore
 from pathlib import Path
 from typing import Any
 
-from bench.broker_systems import SYNC_SEEN, Huey, Record, System, make_body, parse_body
+from bench.broker_systems import (
+    DRAIN_MAX,
+    SYNC_SEEN,
+    Huey,
+    Record,
+    System,
+    make_body,
+    parse_body,
+)
 
 RECEIVER_PROCESSES = 2  # receivers are threads, spread over this many processes
 IDLE_CPU_SECONDS = 10.0
@@ -59,20 +68,24 @@ def _receiver_threads(
     system: System,
     tag: str,
     indexes: Iterable[int],
-    expected: Sequence[int],
+    spec: Spec,
     deadline: float,
     ready: MpSemaphore,
-    out: list[Record],
-    errors: list[str],
+    senders_done: MpEvent,
+    haul: Haul,
 ) -> list[threading.Thread]:
+    """One thread per receiver: receive its share, then, once every sender is done, drain
+    its inbox with a last non-blocking receive (what a duplicate or a misdelivery left)."""
+    expected = expected_counts(spec.count, spec.receivers)
     lock = threading.Lock()
 
     def loop(i: int) -> None:
         mine: list[Record] = []
+        drained = 0
         try:
             inbox = system.inbox(tag, i)
         except Exception:
-            errors.append(traceback.format_exc())
+            haul.errors.append(traceback.format_exc())
             ready.release()
             return
         ready.release()
@@ -83,14 +96,20 @@ def _receiver_threads(
                     break
                 bodies = inbox.recv(min(left, RECV_WAIT))
                 now = time.perf_counter_ns()
-                mine.extend(parse_body(b, now) for b in bodies)
+                mine.extend(parse_body(b, now, i) for b in bodies)
+            senders_done.wait(timeout=max(deadline - time.monotonic(), 0.0))
+            bodies = inbox.drain()
+            now = time.perf_counter_ns()
+            mine.extend(parse_body(b, now, i, drained=True) for b in bodies)
+            drained = 1
         except Exception:
-            errors.append(traceback.format_exc())
+            haul.errors.append(traceback.format_exc())
         finally:
             with contextlib.suppress(Exception):
                 inbox.close()
             with lock:
-                out.extend(mine)
+                haul.records.extend(mine)
+                haul.inboxes_drained += drained
 
     threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in indexes]
     for t in threads:
@@ -99,15 +118,15 @@ def _receiver_threads(
 
 
 def _sender_threads(
-    system: System, tag: str, spec: Spec, go: MpEvent, deadline: float, errors: list[str]
-) -> tuple[list[int], list[threading.Thread]]:
-    sent = [0] * spec.senders
+    system: System, tag: str, spec: Spec, go: MpEvent, deadline: float, haul: Haul
+) -> list[threading.Thread]:
+    """Senders split the sequence numbers; each one sent is noted in `haul.sent`."""
 
     def loop(j: int) -> None:
         try:
             snd = system.sender(tag, j, spec.receivers)
         except Exception:
-            errors.append(traceback.format_exc())
+            haul.errors.append(traceback.format_exc())
             return
         rng = random.Random(j)
         try:
@@ -119,9 +138,9 @@ def _sender_threads(
                 if spec.gap is not None:
                     time.sleep(rng.uniform(*spec.gap))
                 snd.send(seq % spec.receivers, make_body(seq))
-                sent[j] += 1
+                haul.sent.append(seq)
         except Exception:
-            errors.append(traceback.format_exc())
+            haul.errors.append(traceback.format_exc())
         finally:
             with contextlib.suppress(Exception):
                 snd.close()
@@ -129,7 +148,7 @@ def _sender_threads(
     threads = [threading.Thread(target=loop, args=(j,), daemon=True) for j in range(spec.senders)]
     for t in threads:
         t.start()
-    return sent, threads
+    return threads
 
 
 def _join(threads: list[threading.Thread], deadline: float) -> None:
@@ -144,40 +163,50 @@ def _child_receive(
     indexes: list[int],
     deadline: float,
     ready: MpSemaphore,
+    senders_done: MpEvent,
 ) -> Haul:
     system.open_process(tag, spec.receivers)
-    out: list[Record] = []
-    errors: list[str] = []
-    expected = expected_counts(spec.count, spec.receivers)
-    _join(_receiver_threads(system, tag, indexes, expected, deadline, ready, out, errors), deadline)
-    return Haul(records=out, errors=errors)
-
-
-def _child_send(system: System, tag: str, spec: Spec, go: MpEvent, deadline: float) -> Haul:
-    system.open_process(tag, spec.receivers)
-    errors: list[str] = []
-    sent, threads = _sender_threads(system, tag, spec, go, deadline, errors)
+    haul = Haul()
+    threads = _receiver_threads(system, tag, indexes, spec, deadline, ready, senders_done, haul)
     _join(threads, deadline)
-    return Haul(sent=sum(sent), errors=errors)
+    return haul
+
+
+def _child_send(
+    system: System, tag: str, spec: Spec, go: MpEvent, deadline: float, senders_done: MpEvent
+) -> Haul:
+    system.open_process(tag, spec.receivers)
+    haul = Haul()
+    _join(_sender_threads(system, tag, spec, go, deadline, haul), deadline)
+    senders_done.set()
+    return haul
 
 
 def _child_inproc(
-    system: System, tag: str, spec: Spec, deadline: float, ready: MpSemaphore, go: MpEvent
+    system: System,
+    tag: str,
+    spec: Spec,
+    deadline: float,
+    ready: MpSemaphore,
+    go: MpEvent,
+    senders_done: MpEvent,
 ) -> Haul:
     system.open_process(tag, spec.receivers)
-    out: list[Record] = []
-    errors: list[str] = []
-    expected = expected_counts(spec.count, spec.receivers)
+    haul = Haul()
     receivers = _receiver_threads(
-        system, tag, range(spec.receivers), expected, deadline, ready, out, errors
+        system, tag, range(spec.receivers), spec, deadline, ready, senders_done, haul
     )
-    sent, senders = _sender_threads(system, tag, spec, go, deadline, errors)
-    _join(senders + receivers, deadline)
-    return Haul(records=out, sent=sum(sent), errors=errors)
+    _join(_sender_threads(system, tag, spec, go, deadline, haul), deadline)
+    senders_done.set()
+    _join(receivers, deadline)
+    return haul
 
 
-def _child_huey(system: Huey, tag: str, spec: Spec, deadline: float, ready: MpSemaphore) -> Haul:
-    """Run huey's own consumer until every message ran; a watcher stops it (SIGINT, graceful)."""
+def _child_huey(
+    system: Huey, tag: str, spec: Spec, deadline: float, ready: MpSemaphore, senders_done: MpEvent
+) -> Haul:
+    """Run huey's own consumer until every message ran and every sender is done; a watcher
+    stops it (SIGINT, graceful). Then the queue is drained: what is left was never run."""
     got: list[Record] = []
     finished = threading.Event()
 
@@ -195,11 +224,18 @@ def _child_huey(system: Huey, tag: str, spec: Spec, deadline: float, ready: MpSe
 
     def watch() -> None:
         finished.wait(timeout=max(deadline - time.monotonic(), 0.0))
+        senders_done.wait(timeout=max(deadline - time.monotonic(), 0.0))
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=watch, daemon=True).start()
     consumer.run()
-    return Haul(records=list(got))
+    haul = Haul(records=list(got), inboxes_drained=1)
+    for _ in range(DRAIN_MAX):
+        task = huey.dequeue()
+        if task is None:
+            break
+        haul.records.append(parse_body(str(task.args[0]), time.perf_counter_ns(), -1, True))
+    return haul
 
 
 @dataclass
@@ -207,9 +243,10 @@ class Haul:
     """What one child process of a run reports back."""
 
     records: list[Record] = field(default_factory=list)
-    sent: int = 0
+    sent: list[int] = field(default_factory=list)  # the sequence numbers sent
     errors: list[str] = field(default_factory=list)
     synchronous: list[int] = field(default_factory=list)  # read back per connection opened
+    inboxes_drained: int = 0
 
 
 def _child(results: MpQueue[Haul], fn: Callable[..., Haul], *args: Any) -> None:
@@ -222,43 +259,101 @@ def _child(results: MpQueue[Haul], fn: Callable[..., Haul], *args: Any) -> None:
     results.put(haul)
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """The exactly-once check of one run: every message sent reached its own receiver, once."""
+
+    sent: int
+    once: int  # received exactly once, by its own receiver (by anyone, with no addressee)
+    lost: int  # sent and never received, not even by the drain
+    duplicated: int  # receipts beyond the first of a message
+    misdelivered: int | None  # receipts by a receiver other than its own; None: no addressee
+    unexpected: int  # receipts of a sequence number no sender sent in this run
+    drained: int  # receipts found by the last non-blocking receive after the run
+
+
+def check_delivery(
+    records: Sequence[Record], sent: Sequence[int], receivers: int, addressed: bool
+) -> Delivery:
+    """Who got what: message `seq` is for receiver `seq % receivers`."""
+    got: dict[int, list[int]] = {}
+    for r in records:
+        got.setdefault(r.seq, []).append(r.receiver)
+    was_sent = set(sent)
+    own = [
+        seq
+        for seq, who in got.items()
+        if seq in was_sent and len(who) == 1 and (not addressed or who[0] == seq % receivers)
+    ]
+    return Delivery(
+        sent=len(was_sent),
+        once=len(own),
+        lost=len(was_sent - got.keys()),
+        duplicated=sum(len(who) - 1 for who in got.values()),
+        misdelivered=(
+            sum(1 for seq, who in got.items() for r in who if r != seq % receivers)
+            if addressed
+            else None
+        ),
+        unexpected=sum(len(who) for seq, who in got.items() if seq not in was_sent),
+        drained=sum(1 for r in records if r.drained),
+    )
+
+
 @dataclass
 class Outcome:
     system: str
     spec: Spec
     records: list[Record]
-    sent: int
+    sent: list[int]  # sequence numbers sent
     errors: list[str]
     wall: float
     synchronous: list[int]  # PRAGMA synchronous read back on each connection a peer opened
+    inboxes_drained: int = 0
+    addressed: bool = True
     broker_cpu: float | None = None  # % of one core, over the run
+
+    @cached_property
+    def delivery(self) -> Delivery:
+        return check_delivery(self.records, self.sent, self.spec.receivers, self.addressed)
+
+    @property
+    def inboxes(self) -> int:
+        """Inboxes there were to drain: one per receiver, or huey's one queue."""
+        return self.spec.receivers if self.addressed else 1
+
+    @property
+    def in_time(self) -> list[Record]:
+        """Receipts of the run itself, without what the drain found afterwards."""
+        return [r for r in self.records if not r.drained]
 
     @property
     def unique(self) -> int:
-        return len({r[0] for r in self.records})
-
-    @property
-    def duplicates(self) -> int:
-        return len(self.records) - self.unique
-
-    @property
-    def missing(self) -> int:
-        return self.spec.count - self.unique
+        return len({r.seq for r in self.in_time})
 
     @property
     def throughput(self) -> float:
-        if not self.records:
+        records = self.in_time
+        if not records:
             return 0.0
-        first = min(r[1] for r in self.records)
-        last = max(r[2] for r in self.records)
+        first = min(r.sent_ns for r in records)
+        last = max(r.received_ns for r in records)
         return self.unique / max((last - first) / 1e9, 1e-9)
 
     def latencies_ms(self) -> list[float]:
-        return sorted((r[2] - r[1]) / 1e6 for r in self.records)
+        return sorted((r.received_ns - r.sent_ns) / 1e6 for r in self.in_time)
 
     @property
     def exact(self) -> bool:
-        return self.missing == 0 and self.duplicates == 0 and not self.errors
+        d = self.delivery
+        return (
+            d.sent == self.spec.count
+            and d.once == d.sent
+            and d.lost == d.duplicated == d.unexpected == 0
+            and not d.misdelivered
+            and self.inboxes_drained == self.inboxes
+            and not self.errors
+        )
 
 
 class Run:
@@ -272,6 +367,7 @@ class Run:
         self.results: MpQueue[Haul] = self.ctx.Queue()
         self.ready = self.ctx.Semaphore(0)
         self.go = self.ctx.Event()
+        self.senders_done = self.ctx.Event()
         self.procs: list[BaseProcess] = []
         self.receiver_procs: list[BaseProcess] = []
         self.deadline = 0.0
@@ -288,23 +384,22 @@ class Run:
         s, sp, tag = self.system, self.spec, self.tag
         s.prepare(tag, sp.receivers, sp.senders)
         self.started = time.monotonic()
-        self.deadline = self.started + sp.deadline
+        self.deadline = end = self.started + sp.deadline
+        done = self.senders_done
+        if not sp.senders:
+            done.set()  # nothing will be sent: receivers may drain whenever they stop
         if s.topology == "split":
             for g in range(min(RECEIVER_PROCESSES, sp.receivers)):
                 group = list(range(g, sp.receivers, RECEIVER_PROCESSES))
-                self._spawn(
-                    _child_receive, s, tag, sp, group, self.deadline, self.ready, receiver=True
-                )
+                self._spawn(_child_receive, s, tag, sp, group, end, self.ready, done, receiver=True)
             if sp.senders:
-                self._spawn(_child_send, s, tag, sp, self.go, self.deadline)
+                self._spawn(_child_send, s, tag, sp, self.go, end, done)
         elif s.topology == "inproc":
-            self._spawn(
-                _child_inproc, s, tag, sp, self.deadline, self.ready, self.go, receiver=True
-            )
+            self._spawn(_child_inproc, s, tag, sp, end, self.ready, self.go, done, receiver=True)
         elif s.topology == "huey":
-            self._spawn(_child_huey, s, tag, sp, self.deadline, self.ready, receiver=True)
+            self._spawn(_child_huey, s, tag, sp, end, self.ready, done, receiver=True)
             if sp.senders:
-                self._spawn(_child_send, s, tag, sp, self.go, self.deadline)
+                self._spawn(_child_send, s, tag, sp, self.go, end, done)
         else:
             raise ValueError(f"unknown topology {s.topology!r}")
         return self
@@ -337,7 +432,7 @@ class Run:
                 errors.extend(self.results.get(timeout=0.5).errors)
         self.stop()
         wall = time.monotonic() - self.started
-        return Outcome(self.system.key, self.spec, [], 0, errors, wall, [])
+        return Outcome(self.system.key, self.spec, [], [], errors, wall, [])
 
     def fire(self) -> None:
         self.go.set()
@@ -351,9 +446,10 @@ class Run:
                 total.errors.append("timed out waiting for a process's results")
                 break
             total.records.extend(haul.records)
-            total.sent += haul.sent
+            total.sent.extend(haul.sent)
             total.errors.extend(haul.errors)
             total.synchronous.extend(haul.synchronous)
+            total.inboxes_drained += haul.inboxes_drained
         wall = time.monotonic() - self.started
         self.stop()
         return Outcome(
@@ -364,6 +460,8 @@ class Run:
             total.errors,
             wall,
             total.synchronous,
+            total.inboxes_drained,
+            self.system.addressed,
         )
 
     def stop(self) -> None:

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from huey import SqliteHuey
 from huey.storage import SqliteStorage
@@ -32,7 +32,17 @@ ROOT = Path(__file__).resolve().parent.parent
 POLL_SECONDS = 5.0  # the naive poll loop's interval
 PAD = "x" * 200  # bodies are ~230 bytes: "<seq> <sent_ns> xxx…"
 
-Record = tuple[int, int, int]  # (sequence number, sent at ns, received at ns)
+DRAIN_MAX = 100_000  # a drain stops after this many messages, whatever is left
+
+
+class Record(NamedTuple):
+    """One message in a receiver's hands."""
+
+    seq: int  # its sequence number; it is addressed to receiver `seq % receivers`
+    sent_ns: int
+    received_ns: int
+    receiver: int  # the receiver that got it; -1 for huey (one queue, any worker)
+    drained: bool = False  # found by the last non-blocking receive after the run
 
 
 SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
@@ -53,9 +63,20 @@ def make_body(seq: int) -> str:
     return f"{seq} {time.perf_counter_ns()} {PAD}"
 
 
-def parse_body(body: str, received_ns: int) -> Record:
+def parse_body(body: str, received_ns: int, receiver: int, drained: bool = False) -> Record:
     seq, sent, _ = body.split(" ", 2)
-    return int(seq), int(sent), received_ns
+    return Record(int(seq), int(sent), received_ns, receiver, drained)
+
+
+def drain_by_recv(recv: Callable[[float], list[str]]) -> list[str]:
+    """Receive without waiting until nothing comes: what was left in an inbox."""
+    out: list[str] = []
+    while len(out) < DRAIN_MAX:
+        got = recv(0.0)
+        if not got:
+            break
+        out.extend(got)
+    return out
 
 
 class Sender(Protocol):
@@ -67,6 +88,10 @@ class Sender(Protocol):
 class Inbox(Protocol):
     def recv(self, timeout: float) -> list[str]:
         """Block up to `timeout` seconds; the bodies that arrived (maybe none)."""
+        ...
+
+    def drain(self) -> list[str]:
+        """Receive without waiting, until the inbox is empty; everything that was left."""
         ...
 
     def close(self) -> None: ...
@@ -86,6 +111,7 @@ class System:
     note = ""
     throughput_runs = True
     level = Synchronous.NORMAL  # PRAGMA synchronous of every connection it opens
+    addressed = True  # each message is for one receiver (huey: one queue, any worker)
 
     def prepare(self, tag: str, receivers: int, senders: int) -> None:
         """Parent side, before the run's processes start."""
@@ -127,6 +153,9 @@ class _HiveInbox:
         reply = self.client.call("recv", wait_seconds=round(min(max(timeout, 0.0), 180.0), 3))
         msg = reply.get("message")
         return [] if msg is None else [str(msg["body"])]
+
+    def drain(self) -> list[str]:
+        return drain_by_recv(self.recv)
 
     def close(self) -> None:
         self.client.close()
@@ -295,6 +324,9 @@ class _PQInbox:
         self.q.ack(id=item["pqid"])
         return [str(item["data"])]
 
+    def drain(self) -> list[str]:
+        return drain_by_recv(self.recv)
+
     def close(self) -> None:
         pass
 
@@ -390,6 +422,7 @@ class Huey(System):
     key = "huey"
     label = "huey SqliteHuey + huey consumer"
     topology = "huey"
+    addressed = False
     note = (
         "one queue; N receivers = N worker threads of one consumer process; "
         "default polling (0.1 s, ×1.15 per empty poll, ≤ 10 s)"
@@ -412,7 +445,7 @@ class Huey(System):
         def deliver(body: str) -> None:
             now = time.perf_counter_ns()
             if sink is not None:
-                sink.append(parse_body(body, now))
+                sink.append(parse_body(body, now, -1))
             if done is not None:
                 done()
 
@@ -464,6 +497,13 @@ class _PollInbox:
             time.sleep(min(wait, max(timeout, 0.0)))
             if time.monotonic() < self.next_poll:
                 return []
+        return self.poll()
+
+    def drain(self) -> list[str]:
+        return self.poll()  # now, whenever the next poll was due
+
+    def poll(self) -> list[str]:
+        """Claim every undelivered row of this recipient, in one transaction."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             rows = self.conn.execute(
