@@ -119,11 +119,22 @@ def fmt_ratio(v: float) -> str:
     return f"{v:,.0f}×" if v >= 100 else f"{v:.1f}×"
 
 
+def latency_at(o: Outcome | None, q: float) -> float:
+    return math.nan if o is None else percentile(o.latencies_ms(), q)
+
+
+def latency_ratio(peer: Outcome | None, hive: Outcome | None, q: float) -> str:
+    """Peer ÷ hyperhive at the q-th percentile, both measured the same way."""
+    if peer is None or hive is None:
+        return "—"
+    return fmt_ratio(latency_at(peer, q) / latency_at(hive, q))
+
+
 @dataclass
 class Row:
     system: System
-    latency: Outcome | None = None  # spaced probes, or idle probes for the slow pollers
-    latency_from_idle: bool = False
+    warm: Outcome | None = None  # closely spaced probes (none for the slow pollers)
+    latency_from_idle: bool = False  # a slow poller: its latency is its poll interval
     throughput: dict[int, Outcome] = field(default_factory=dict)
     idle_latency: Outcome | None = None
     idle_cpu: float | None = None
@@ -131,7 +142,7 @@ class Row:
 
     def outcomes(self) -> list[Outcome]:
         """Every run of this row, once each."""
-        found = [self.latency, *self.throughput.values(), self.idle_latency]
+        found = [self.warm, *self.throughput.values(), self.idle_latency]
         return list({id(o): o for o in found if o is not None}.values())
 
     def synchronous(self) -> str:
@@ -152,8 +163,13 @@ class Row:
             + f" of {total:,} connections"
         )
 
+    @property
+    def latency(self) -> Outcome | None:
+        """The latency the main table shows: warm, or idle for a slow poller."""
+        return self.idle_latency if self.latency_from_idle else self.warm
+
     def lat(self, q: float) -> float:
-        return math.nan if self.latency is None else percentile(self.latency.latencies_ms(), q)
+        return latency_at(self.latency, q)
 
     def rate(self, receivers: int) -> float | None:
         o = self.throughput.get(receivers)
@@ -276,24 +292,35 @@ def main_table(regime: Regime) -> list[str]:
 
 
 def ratio_table(regime: Regime) -> list[str]:
+    """Ratios within one regime: warm latency against warm, idle against idle."""
     hive = regime.rows[0]
-    cols = [f"msg/s, {n} rcv" for n in RECEIVER_COUNTS]
+    cols = ["warm p50", "warm p99"]
+    if regime.idle:
+        cols += ["idle p50", f"idle max (= p99 of {IDLE_SAMPLES})"]
+    cols += [f"msg/s, {n} rcv" for n in RECEIVER_COUNTS]
     out = [
-        "Ratios, hyperhive vs each peer (latency: peer ÷ hyperhive; throughput: hyperhive ÷ "
-        "peer; above 1× = hyperhive better):",
+        "Ratios, hyperhive vs each peer, each within one regime (above 1× = hyperhive better). "
+        "*warm*: latency of probes 2–6 ms apart, the peer's ÷ hyperhive's (none for the slow "
+        "pollers: their latency is their poll interval, measured only idle)"
+        + (
+            f"; *idle*: latency of the {IDLE_SAMPLES} probes at random times over ~30 s to an "
+            "idle consumer, the peer's ÷ hyperhive's from the same run"
+            if regime.idle
+            else ""
+        )
+        + "; throughput: hyperhive's ÷ the peer's.",
         "",
-        "| vs | p50 latency | p99 latency | " + " | ".join(cols) + " |",
-        "|---|---:|---:|" + "---:|" * len(cols),
+        "| vs | " + " | ".join(cols) + " |",
+        "|---|" + "---:|" * len(cols),
     ]
     for row in regime.rows[1:]:
-        cells = []
+        cells = [latency_ratio(row.warm, hive.warm, q) for q in (50, 99)]
+        if regime.idle:
+            cells += [latency_ratio(row.idle_latency, hive.idle_latency, q) for q in (50, 100)]
         for n in RECEIVER_COUNTS:
             a, b = hive.rate(n), row.rate(n)
             cells.append(fmt_ratio(a / b) if a and b else "—")
-        out.append(
-            f"| {row.system.label} | {fmt_ratio(row.lat(50) / hive.lat(50))} | "
-            f"{fmt_ratio(row.lat(99) / hive.lat(99))} | " + " | ".join(cells) + " |"
-        )
+        out.append(f"| {row.system.label} | " + " | ".join(cells) + " |")
     return out
 
 
@@ -304,15 +331,14 @@ def idle_table(regime: Regime) -> list[str]:
         f"blocked and no traffic, over {IDLE_CPU_SECONDS:.0f} s (% of one core; hyperhive: the "
         "coordinator; the others: the consumer process(es), which are their broker).",
         "",
-        "| system | idle p50 | idle p99 | idle max | idle CPU |",
-        "|---|---:|---:|---:|---:|",
+        f"| system | idle p50 | idle max (= p99 of {IDLE_SAMPLES}) | idle CPU |",
+        "|---|---:|---:|---:|",
     ]
     for row in regime.rows:
-        lat = [] if row.idle_latency is None else row.idle_latency.latencies_ms()
         cpu = "—" if row.idle_cpu is None else f"{row.idle_cpu:.2f} %"
         out.append(
-            f"| {row.system.label} | {fmt_ms(percentile(lat, 50))} | {fmt_ms(percentile(lat, 99))} "
-            f"| {fmt_ms(lat[-1] if lat else math.nan)} | {cpu} |"
+            f"| {row.system.label} | {fmt_ms(latency_at(row.idle_latency, 50))} | "
+            f"{fmt_ms(latency_at(row.idle_latency, 100))} | {cpu} |"
         )
     return out
 
@@ -331,17 +357,30 @@ def aims(regime: Regime) -> str:
     return "Aims for hyperhive: " + ", ".join(f"{a} {'✓' if ok else '✗'}" for a, ok in checks) + "."
 
 
+def method_note(regime: Regime) -> str:
+    """How this regime's tables were measured, in one paragraph."""
+    slow = (
+        f"¹ = the slow pollers: their idle latency, {IDLE_SAMPLES} probes at random times over "
+        "~30 s, where p99 is the maximum"
+        if regime.idle
+        else "¹ = the slow pollers: not measured at this level; their latency is their poll "
+        "interval"
+    )
+    return (
+        f"Every system runs SQLite at `PRAGMA synchronous={regime.name}` on every connection it "
+        "opens (WAL everywhere); the column says what SQLite reported back. "
+        f"Latency: {regime.latency_count:,} probes, one sender, one blocked receiver, 2–6 ms "
+        f"apart ({slow}). Throughput: {regime.count:,} messages per run, {SENDER_THREADS} sender "
+        "threads, round-robin over the receivers, unique messages ÷ (last receipt − first send)."
+    )
+
+
 def regime_section(regime: Regime, headline: bool) -> list[str]:
     what = "headline" if headline else "the second comparison"
     out = [
         f"### At synchronous={regime.name} ({what})",
         "",
-        f"Every system runs SQLite at `PRAGMA synchronous={regime.name}` on every connection it "
-        "opens (WAL everywhere); the column says what SQLite reported back. "
-        f"Latency: {regime.latency_count:,} probes, one sender, one blocked receiver, 2–6 ms "
-        f"apart (¹ = the slow pollers: {IDLE_SAMPLES} probes at random times over ~30 s). "
-        f"Throughput: {regime.count:,} messages per run, {SENDER_THREADS} sender threads, "
-        "round-robin over the receivers, unique messages ÷ (last receipt − first send).",
+        method_note(regime),
         "",
         *main_table(regime),
         "",
@@ -372,7 +411,7 @@ def details(regimes: list[Regime]) -> list[str]:
         "for receiver `seq % receivers`) exactly once; *misdelivered*: receipts by another "
         "receiver (n/a for huey: one queue, any worker runs any task); *drained*: messages "
         "found by the last non-blocking receive on every inbox after the senders finished "
-        "(inboxes drained / inboxes).",
+        "(inboxes drained / inboxes). p99 of fewer than 100 samples is their maximum.",
         "",
         "| regime | system | run | receivers | sent | once | lost | dup | misdelivered "
         "| drained | wall | msg/s | p50 | p99 | broker CPU |",
@@ -422,7 +461,7 @@ def measure_warm(regime: Regime) -> None:
     for row in regime.rows:
         if row.latency_from_idle:
             continue
-        row.latency = run_one(row.system, spaced, "lat")
+        row.warm = run_one(row.system, spaced, "lat")
         log(
             f"{regime.name} {row.system.key} latency: p50 {fmt_ms(row.lat(50))} "
             f"p99 {fmt_ms(row.lat(99))}"
@@ -449,20 +488,17 @@ def measure_throughput(regime: Regime) -> None:
 
 
 def measure_idle(regime: Regime) -> None:
-    rows = regime.rows
+    """Idle latency of every row, then the idle CPU of every broker."""
     probes = Spec("idle-latency", 1, IDLE_SAMPLES, 1, IDLE_GAP)
-    outcomes = run_concurrently([Run(row.system, probes, "slow") for row in rows])
-    for row, o in zip(rows, outcomes, strict=True):
+    outcomes = run_concurrently([Run(row.system, probes, "slow") for row in regime.rows])
+    for row, o in zip(regime.rows, outcomes, strict=True):
         row.idle_latency = o
-        if row.latency_from_idle:
-            row.latency = o
-        lat = o.latencies_ms()
         log(
-            f"{row.system.key} idle latency: p50 {fmt_ms(percentile(lat, 50))} "
-            f"max {fmt_ms(lat[-1] if lat else math.nan)}"
+            f"{row.system.key} idle latency: p50 {fmt_ms(latency_at(o, 50))} "
+            f"max {fmt_ms(latency_at(o, 100))}"
         )
     idle = Spec("idle-cpu", IDLE_RECEIVERS, 10**9, 0, deadline=IDLE_CPU_SECONDS + 30)
-    cpu_rows = [row for row in rows if not isinstance(row.system, PersistQueueXProc)]
+    cpu_rows = [row for row in regime.rows if not isinstance(row.system, PersistQueueXProc)]
     cpus = idle_cpu([Run(row.system, idle, "idle") for row in cpu_rows])
     for row, cpu in zip(cpu_rows, cpus, strict=True):
         row.idle_cpu = cpu
