@@ -68,6 +68,7 @@ from bench.broker_runs import (
 from bench.broker_systems import (
     SYNC_NAMES,
     Huey,
+    HueyFastPoll,
     Hyperhive,
     PersistQueue,
     PersistQueueXProc,
@@ -327,7 +328,8 @@ def ratio_table(regime: Regime) -> list[str]:
 def idle_table(regime: Regime) -> list[str]:
     out = [
         f"Idle: latency of {IDLE_SAMPLES} probes sent at random times over ~30 s to an idle "
-        f"consumer (all systems at once); CPU of the broker with {IDLE_RECEIVERS} receivers "
+        "consumer (all systems at once, except those marked as measured alone, whose polling "
+        f"would load the others); CPU of the broker with {IDLE_RECEIVERS} receivers "
         f"blocked and no traffic, over {IDLE_CPU_SECONDS:.0f} s (% of one core; hyperhive: the "
         "coordinator; the others: the consumer process(es), which are their broker).",
         "",
@@ -336,8 +338,9 @@ def idle_table(regime: Regime) -> list[str]:
     ]
     for row in regime.rows:
         cpu = "—" if row.idle_cpu is None else f"{row.idle_cpu:.2f} %"
+        alone = " (measured alone)" if row.system.idle_alone else ""
         out.append(
-            f"| {row.system.label} | {fmt_ms(latency_at(row.idle_latency, 50))} | "
+            f"| {row.system.label}{alone} | {fmt_ms(latency_at(row.idle_latency, 50))} | "
             f"{fmt_ms(latency_at(row.idle_latency, 100))} | {cpu} |"
         )
     return out
@@ -449,10 +452,10 @@ def build_rows(work: Path, hive: Hyperhive, args: argparse.Namespace, idle: bool
     rows += [Row(PersistQueue(work / "pq", level))]
     if idle:  # its latency is its 10 s tick, measured only in the idle run
         rows += [Row(PersistQueueXProc(work / "pqx", level), latency_from_idle=True)]
-    rows += [
-        Row(Huey(work / "huey", level)),
-        Row(PollLoop(work / "poll" / "poll.db", level), latency_from_idle=True),
-    ]
+    rows += [Row(Huey(work / "huey", level))]
+    if idle:  # the headline also shows huey with its consumer's poll lowered
+        rows += [Row(HueyFastPoll(work / "huey-1ms", level))]
+    rows += [Row(PollLoop(work / "poll" / "poll.db", level), latency_from_idle=True)]
     return rows
 
 
@@ -487,22 +490,30 @@ def measure_throughput(regime: Regime) -> None:
                 log(f"first error: {o.errors[0].strip()[-600:]}")
 
 
+def idle_groups(rows: list[Row]) -> list[list[Row]]:
+    """Rows measured idle together, then each one that must be measured alone."""
+    together = [row for row in rows if not row.system.idle_alone]
+    return [together] + [[row] for row in rows if row.system.idle_alone]
+
+
 def measure_idle(regime: Regime) -> None:
     """Idle latency of every row, then the idle CPU of every broker."""
     probes = Spec("idle-latency", 1, IDLE_SAMPLES, 1, IDLE_GAP)
-    outcomes = run_concurrently([Run(row.system, probes, "slow") for row in regime.rows])
-    for row, o in zip(regime.rows, outcomes, strict=True):
-        row.idle_latency = o
-        log(
-            f"{row.system.key} idle latency: p50 {fmt_ms(latency_at(o, 50))} "
-            f"max {fmt_ms(latency_at(o, 100))}"
-        )
+    for group in idle_groups(regime.rows):
+        outcomes = run_concurrently([Run(row.system, probes, "slow") for row in group])
+        for row, o in zip(group, outcomes, strict=True):
+            row.idle_latency = o
+            log(
+                f"{row.system.key} idle latency: p50 {fmt_ms(latency_at(o, 50))} "
+                f"max {fmt_ms(latency_at(o, 100))}"
+            )
     idle = Spec("idle-cpu", IDLE_RECEIVERS, 10**9, 0, deadline=IDLE_CPU_SECONDS + 30)
     cpu_rows = [row for row in regime.rows if not isinstance(row.system, PersistQueueXProc)]
-    cpus = idle_cpu([Run(row.system, idle, "idle") for row in cpu_rows])
-    for row, cpu in zip(cpu_rows, cpus, strict=True):
-        row.idle_cpu = cpu
-        log(f"{row.system.key} idle CPU: {cpu:.2f} %")
+    for group in idle_groups(cpu_rows):
+        cpus = idle_cpu([Run(row.system, idle, "idle") for row in group])
+        for row, cpu in zip(group, cpus, strict=True):
+            row.idle_cpu = cpu
+            log(f"{row.system.key} idle CPU: {cpu:.2f} %")
 
 
 def measure(regime: Regime, work: Path) -> None:

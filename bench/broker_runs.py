@@ -220,7 +220,9 @@ def _child_huey(
     def _started() -> None:  # once per worker thread
         ready.release()
 
-    consumer = huey.create_consumer(workers=spec.receivers, worker_type="thread")
+    consumer = huey.create_consumer(
+        workers=spec.receivers, worker_type="thread", **system.consumer_options()
+    )
 
     def watch() -> None:
         finished.wait(timeout=max(deadline - time.monotonic(), 0.0))

@@ -112,6 +112,7 @@ class System:
     throughput_runs = True
     level = Synchronous.NORMAL  # PRAGMA synchronous of every connection it opens
     addressed = True  # each message is for one receiver (huey: one queue, any worker)
+    idle_alone = False  # its idle runs go alone: it would disturb the others' idle figures
 
     def prepare(self, tag: str, receivers: int, senders: int) -> None:
         """Parent side, before the run's processes start."""
@@ -424,13 +425,19 @@ class Huey(System):
     topology = "huey"
     addressed = False
     note = (
-        "one queue; N receivers = N worker threads of one consumer process; "
-        "default polling (0.1 s, ×1.15 per empty poll, ≤ 10 s)"
+        "one queue; N receivers = N worker threads of one consumer process; its latency is "
+        "its consumer's default poll (0.1 s after work, ×1.15 per empty poll, ≤ 10 s), which "
+        "a user can lower (the consumer's `initial_delay` and `max_delay`)"
     )
+    poll: float | None = None  # the consumer's initial_delay = max_delay; None: huey's defaults
 
     def __init__(self, root: Path, level: Synchronous) -> None:
         self.root = root
         self.level = level
+
+    def consumer_options(self) -> dict[str, float]:
+        """Keyword arguments of huey's consumer: how often an idle worker polls the queue."""
+        return {} if self.poll is None else {"initial_delay": self.poll, "max_delay": self.poll}
 
     def app(self, tag: str, sink: list[Record] | None, done: Callable[[], None] | None) -> Any:
         """(huey, task) for the run `tag`; the task appends a record to `sink`."""
@@ -457,6 +464,19 @@ class Huey(System):
     def sender(self, tag: str, index: int, receivers: int) -> Sender:
         huey, task = self.app(tag, None, None)
         return _HueySender(task, huey)
+
+
+class HueyFastPoll(Huey):
+    """huey with its consumer's poll lowered to 1 ms: a user's way to cut its latency."""
+
+    key = "huey-1ms"
+    label = "huey SqliteHuey + huey consumer, poll lowered to 1 ms"
+    note = (
+        "as above with `initial_delay` = `max_delay` = 1 ms: every idle worker thread "
+        "queries SQLite about 1,000 times a second"
+    )
+    poll = 0.001
+    idle_alone = True
 
 
 # naive 5 s poll loop ---------------------------------------------------------------------------
