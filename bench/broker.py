@@ -44,7 +44,6 @@ import os
 import platform
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -75,6 +74,7 @@ from bench.broker_systems import (
     PollLoop,
     System,
 )
+from bench.host import loadavg, source_rev
 from bench.stats import nearest_rank
 from services.hive.db import Synchronous
 
@@ -189,34 +189,6 @@ def machine() -> str:
         f"{os.cpu_count()} CPUs ({model}), Linux {platform.release()}, "
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, {versions}"
     )
-
-
-def loadavg() -> str:
-    with contextlib.suppress(OSError):
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    return "?"
-
-
-def source_rev(source: Path) -> str:
-    """Which coordinator code ran: the commit, and whether services/ had uncommitted changes."""
-    try:
-        rev = subprocess.run(
-            ["git", "-C", str(source), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(source), "status", "--porcelain", "--", "services"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return f"{source} (not a git checkout)"
-    return f"commit {rev}" + (" + uncommitted changes in services/" if dirty else "")
 
 
 def problems(o: Outcome) -> str:
