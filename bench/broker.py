@@ -220,8 +220,9 @@ def exactness(row: Row) -> str:
             if row.system.addressed
             else "ran once (one queue: no addressee)"
         )
+        where = "its one run" if len(runs) == 1 else f"all {len(runs)} runs"
         return (
-            f"exactly once: in all {len(runs)} runs each of the {total:,} messages {whom}; "
+            f"exactly once: in {where} each of the {total:,} messages {whom}; "
             "every inbox drained after each run"
         )
     bad = [f"{o.spec.kind}, {o.spec.receivers} rcv: {problems(o)}" for o in runs if not o.exact]
