@@ -20,19 +20,20 @@ from services.hive import protocol as p
 from services.hive.agentconfig import valid_model
 from services.hive.db import TurnState, now
 from services.hive.names import MANAGER, OPERATOR, InvalidName, validate_agent_name
+from services.hive.vocab import AgentState, Role, TurnPhase
 
 if TYPE_CHECKING:
     from services.coordinator.service import Coordinator
 
-ADMIN = "admin"
-MANAGER_ROLE = "manager"
-AGENT = "agent"
+ADMIN = Role.ADMIN
+MANAGER_ROLE = Role.MANAGER
+AGENT = Role.AGENT
 AGENT_ROLES = frozenset({MANAGER_ROLE, AGENT})
 ALL_ROLES = frozenset({ADMIN, MANAGER_ROLE, AGENT})
 
 MAX_TOKENS = 2**62
 """Token counts above this would not fit SQLite's 64-bit INTEGER."""
-TURN_STATES = ("idle", "thinking", "tool", "waiting", "error", "needs_login")
+TURN_STATES = tuple(TurnPhase)
 
 Result = dict[str, Any] | Reply
 HandlerFn = Callable[["Coordinator", Connection, dict[str, Any]], Result | Awaitable[Result]]
@@ -347,7 +348,7 @@ async def spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Res
     name = validate_agent_name(p.get_str(req, "name", max_bytes=64), allow_manager=False)
     wait = p.get_bool(req, "wait", True)
     blob, sha = await hive.lifecycle.source_config(name)
-    agents.create(name, state="spawning")
+    agents.create(name, state=AgentState.SPAWNING)
     hive.changed("agents")
     task = hive.spawn_task(hive.lifecycle.create(name, blob, sha, "operator spawn"))
     if wait:

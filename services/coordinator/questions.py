@@ -17,6 +17,7 @@ from services.hive.db import Notification, OperatorQuestion, now, write_tx
 from services.hive.events import CANCELLED, EXPIRED, OperatorAnswered
 from services.hive.names import MANAGER
 from services.hive.protocol import Refusal
+from services.hive.vocab import QuestionStatus
 
 if TYPE_CHECKING:
     from services.coordinator.service import Coordinator
@@ -47,7 +48,7 @@ def question_dict(q: OperatorQuestion) -> dict[str, Any]:
 def listing(include_resolved: bool = False, limit: int = 200) -> list[dict[str, Any]]:
     query = OperatorQuestion.select().order_by(OperatorQuestion.id.desc()).limit(limit)
     if not include_resolved:
-        query = query.where(OperatorQuestion.status == "pending")
+        query = query.where(OperatorQuestion.status == QuestionStatus.PENDING)
     return [question_dict(q) for q in query]
 
 
@@ -97,7 +98,7 @@ class Questions:
     def _expire(self, qid: int) -> None:
         self._timers.pop(qid, None)
         with contextlib.suppress(QuestionError):  # answered or cancelled first: nothing to do
-            self.resolve(qid, "expired", EXPIRED, None)
+            self.resolve(qid, QuestionStatus.EXPIRED, EXPIRED, None)
 
     def answer(self, qid: int, answer: str | list[str], by: str) -> dict[str, Any]:
         q = self._get(qid)
@@ -113,10 +114,10 @@ class Questions:
             if options and not q.multi and answer not in options:
                 raise QuestionError(f"answer must be one of the options of question #{qid}")
             text = answer
-        return self.resolve(qid, "answered", text, by)
+        return self.resolve(qid, QuestionStatus.ANSWERED, text, by)
 
     def cancel(self, qid: int, by: str) -> dict[str, Any]:
-        return self.resolve(qid, "cancelled", CANCELLED, by)
+        return self.resolve(qid, QuestionStatus.CANCELLED, CANCELLED, by)
 
     def resolve(self, qid: int, status: str, answer: str, by: str | None) -> dict[str, Any]:
         """Resolve a pending question exactly once (by operator `by`, None for the TTL);
@@ -126,7 +127,10 @@ class Questions:
                 OperatorQuestion.update(
                     status=status, answer=answer, resolved_at=now(), decided_by=by
                 )
-                .where((OperatorQuestion.id == qid) & (OperatorQuestion.status == "pending"))
+                .where(
+                    (OperatorQuestion.id == qid)
+                    & (OperatorQuestion.status == QuestionStatus.PENDING)
+                )
                 .execute()
             )
             q = self._get(qid)
@@ -158,7 +162,8 @@ class Questions:
     def recover(self) -> None:
         """Arm the deadlines of pending questions; those already past expire now."""
         for q in OperatorQuestion.select().where(
-            (OperatorQuestion.status == "pending") & OperatorQuestion.deadline.is_null(False)
+            (OperatorQuestion.status == QuestionStatus.PENDING)
+            & OperatorQuestion.deadline.is_null(False)
         ):
             if q.deadline is not None:
                 self._schedule(q.id, q.deadline)

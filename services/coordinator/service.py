@@ -49,6 +49,7 @@ from services.hive.paths import Paths
 from services.hive.platform import current_rev, read_marker
 from services.hive.protocol import Oversize, Refusal, decode_request, refusal
 from services.hive.statelock import DirLock
+from services.hive.vocab import AgentState, TurnPhase
 
 T = TypeVar("T")
 
@@ -189,12 +190,13 @@ class Coordinator:
             row["transient"] = transient.get(name)
             row["listening"] = self.broker.waiting(name)  # receivers blocked in recv now
             row["needs_update"] = (
-                row["state"] in ("running", "stopped", "failed")
+                AgentState.of(row["state"]).rebuildable
                 and read_marker(self.paths.rev_marker(name)) != rev
             )
             # the agent's state comes first: a stopped agent's last turn state is history
             row["needs_login"] = (
-                row["state"] == "running" and (row["turn"] or {}).get("state") == "needs_login"
+                row["state"] == AgentState.RUNNING
+                and (row["turn"] or {}).get("state") == TurnPhase.NEEDS_LOGIN
             )
         return rows
 
@@ -312,13 +314,13 @@ class Coordinator:
         """hm1nd is required infrastructure: created without approval when missing."""
         if agents.exists(MANAGER):
             return
-        agents.create(MANAGER, kind="manager", state="spawning")
+        agents.create(MANAGER, kind="manager", state=AgentState.SPAWNING)
         hlog.log("creating the manager hm1nd", kind="agent_created", agent=MANAGER)
         try:
             blob, sha = await self.lifecycle.source_config(MANAGER)
         except Refusal as e:
             note = f"could not create {MANAGER}: {e}"
-            agents.set_state(MANAGER, "failed", note)
+            agents.set_state(MANAGER, AgentState.FAILED, note)
             hlog.log(note, kind="lifecycle", agent=MANAGER, priority=hlog.ERR)
             return
         await self.lifecycle.create(MANAGER, blob, sha, "manager bootstrap")

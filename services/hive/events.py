@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from services.hive.vocab import QuestionStatus
+
 
 class EventError(ValueError):
     """A body that is not a well-formed helper event."""
@@ -95,7 +97,8 @@ class OperatorAnswered(HelperEvent):
     @property
     def resolution(self) -> str:
         """answered, cancelled or expired: what became of the question."""
-        return {CANCELLED: "cancelled", EXPIRED: "expired"}.get(self.answer, "answered")
+        done = {CANCELLED: QuestionStatus.CANCELLED, EXPIRED: QuestionStatus.EXPIRED}
+        return str(done.get(self.answer, QuestionStatus.ANSWERED))
 
 
 VARIANTS: dict[str, type[HelperEvent]] = {

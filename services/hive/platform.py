@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import services
+from services.hive.vocab import AgentState
 
 _SUFFIXES = (".py", ".md", ".tpl", ".css", ".js", ".toml", ".service", ".socket", ".target")
 
@@ -72,7 +73,7 @@ def write_marker(path: Path, rev: str) -> None:
     os.replace(tmp, path)
 
 
-REBUILDABLE = ("running", "stopped", "failed")
+REBUILDABLE = tuple(s for s in AgentState if s.rebuildable)
 """Agent states a rebuild applies to (not spawning, not gone)."""
 
 
