@@ -15,6 +15,7 @@ from services.hive.client import HiveClient, Refused, Unreachable
 from services.hive.names import InvalidName, validate_agent_name
 from services.hive.paths import Paths
 from services.hive.protocol import ProtocolError
+from services.hive.vocab import Code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,10 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         with HiveClient(path) as client:
             body = client.call(request.pop("cmd"), **request)
     except (Refused, Unreachable, ProtocolError, OSError) as e:
+        code = e.code if isinstance(e, Refused) else Code.UNAVAILABLE
         if ns.json:
-            print(json.dumps({"ok": False, "error": str(e)}))
+            print(json.dumps({"ok": False, "error": str(e), "code": str(code)}))
         print(f"hivectl: {e}", file=sys.stderr)
-        return 1
+        return code.exit_status
     if ns.json:
         print(json.dumps(body, indent=2, sort_keys=True))
     else:

@@ -9,15 +9,15 @@ from peewee import fn
 from services.coordinator.inboxes import set_aside_count
 from services.hive.db import Agent, Message, TurnState, now, write_tx
 from services.hive.protocol import Refusal
-from services.hive.vocab import AgentState
+from services.hive.vocab import AgentState, Code
 
 
 class AgentExists(Refusal):
-    pass
+    code = Code.CONFLICT
 
 
 class NoSuchAgent(Refusal):
-    pass
+    code = Code.NOT_FOUND
 
 
 _names: set[str] | None = None

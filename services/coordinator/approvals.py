@@ -20,7 +20,7 @@ from services.hive.db import Agent, Approval, Notification, now, write_tx
 from services.hive.events import ApprovalResolved
 from services.hive.names import validate_agent_name
 from services.hive.protocol import Refusal
-from services.hive.vocab import AgentState, ApprovalKind, ApprovalStatus
+from services.hive.vocab import AgentState, ApprovalKind, ApprovalStatus, Code
 
 if TYPE_CHECKING:
     from services.coordinator.service import Coordinator
@@ -65,7 +65,9 @@ def listing(include_resolved: bool = False, limit: int = 200) -> list[dict[str, 
 def _get(approval_id: int) -> Approval:
     a: Approval | None = Approval.get_or_none(Approval.id == approval_id)
     if a is None:
-        raise ApprovalError(f"no approval #{approval_id}: see `hivectl pending`")
+        raise ApprovalError(
+            f"no approval #{approval_id}: see `hivectl pending`", code=Code.NOT_FOUND
+        )
     return a
 
 
@@ -212,7 +214,8 @@ class Approvals:
         raise ApprovalError(
             f"approval #{a.id} is stale: the applied config of {a.agent} changed since it was "
             "requested, so its diff no longer shows what it would do; hm1nd was told to "
-            "request it again"
+            "request it again",
+            code=Code.STALE,
         )
 
     async def approve(self, approval_id: int, by: str, *, wait: bool = True) -> Approval:
@@ -230,7 +233,7 @@ class Approvals:
             await asyncio.shield(task)
         done = _get(approval_id)
         if done.status == ApprovalStatus.STALE:
-            raise ApprovalError(f"approval #{approval_id} is stale: {done.note}")
+            raise ApprovalError(f"approval #{approval_id} is stale: {done.note}", code=Code.STALE)
         return done
 
     async def finish(self, a: Approval) -> None:
@@ -251,7 +254,7 @@ class Approvals:
             parse(blob)
             agents.get(a.agent)
             if a.commit_ref is None:
-                raise ApprovalError(f"approval #{a.id} has no commit to apply")
+                raise ApprovalError(f"approval #{a.id} has no commit to apply", code=Code.INVALID)
         except Refusal as e:
             self._resolve(a, ApprovalStatus.FAILED, str(e))
             return

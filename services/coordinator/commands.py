@@ -20,7 +20,7 @@ from services.hive import protocol as p
 from services.hive.agentconfig import valid_model
 from services.hive.db import TurnState, now
 from services.hive.names import MANAGER, OPERATOR, InvalidName, validate_agent_name
-from services.hive.vocab import AgentState, Role, TurnPhase
+from services.hive.vocab import AgentState, Code, Role, TurnPhase
 
 if TYPE_CHECKING:
     from services.coordinator.service import Coordinator
@@ -66,7 +66,9 @@ def lookup(name: str, role: str) -> Command:
             f"unknown command {shown!r}: see docs/sockets.md for this socket's commands"
         )
     if role not in cmd.roles:
-        raise p.Refusal(f"command {name!r} is only available on {sockets_of(cmd.roles)}")
+        raise p.Refusal(
+            f"command {name!r} is only available on {sockets_of(cmd.roles)}", code=Code.FORBIDDEN
+        )
     return cmd
 
 
@@ -160,7 +162,8 @@ def send(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
         if config is not None and not config.may_send_to(recipient):
             allowed = ", ".join(config.allowed_recipients or ()) or "nobody"
             raise p.Refusal(
-                f"{conn.caller.name} may not message {recipient}: its config allows {allowed}"
+                f"{conn.caller.name} may not message {recipient}: its config allows {allowed}",
+                code=Code.FORBIDDEN,
             )
     msg = hive.broker.send(conn.caller.name, recipient, body)
     hive.changed("messages")
@@ -267,7 +270,9 @@ async def await_cancel(hive: Coordinator, conn: Connection, req: dict[str, Any])
 def _sub_agent(req: dict[str, Any], field: str = "agent") -> str:
     name = _existing_agent(req, field)
     if name == MANAGER:
-        raise p.Refusal("the manager cannot do this to itself: ask the operator")
+        raise p.Refusal(
+            "the manager cannot do this to itself: ask the operator", code=Code.FORBIDDEN
+        )
     return name
 
 

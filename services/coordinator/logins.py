@@ -21,6 +21,7 @@ from services.hive import log as hlog
 from services.hive import sessions
 from services.hive.db import LoginLink, WebSession, now, write_tx
 from services.hive.protocol import Refusal
+from services.hive.vocab import Code
 
 TOUCH_EVERY = 60.0
 """`session_seen` writes `last_seen` at most this often per session."""
@@ -28,6 +29,8 @@ TOUCH_EVERY = 60.0
 
 class LoginRefused(Refusal):
     """A sign-in that does not open a session; the message says why and what to do."""
+
+    code = Code.FORBIDDEN
 
 
 @dataclass

@@ -35,6 +35,7 @@ from services.hive import safefs
 from services.hive.agentconfig import CONFIG_FILE, MAX_CONFIG_BYTES
 from services.hive.paths import Paths
 from services.hive.protocol import Refusal
+from services.hive.vocab import Code
 
 T = TypeVar("T")
 MiB = 1024 * 1024
@@ -102,6 +103,8 @@ class ConfigAtCommit:
 
 class NoRepo(RepoError):
     """The agent has no proposed repo (as opposed to one that is refused)."""
+
+    code = Code.NOT_FOUND
 
 
 class _Abandoned(Exception):
@@ -427,7 +430,10 @@ def _read(
                     return None  # a repo without a commit yet
                 if sha is None or not r.exists(sha):
                     shown = ref or "HEAD"
-                    raise RepoError(f"commit {shown!r} does not exist in {agent}'s proposed repo")
+                    raise RepoError(
+                        f"commit {shown!r} does not exist in {agent}'s proposed repo",
+                        code=Code.NOT_FOUND,
+                    )
                 return r.config(sha)
         except NoRepo:
             if ref is None:

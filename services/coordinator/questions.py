@@ -17,7 +17,7 @@ from services.hive.db import Notification, OperatorQuestion, now, write_tx
 from services.hive.events import CANCELLED, EXPIRED, OperatorAnswered
 from services.hive.names import MANAGER
 from services.hive.protocol import Refusal
-from services.hive.vocab import QuestionStatus
+from services.hive.vocab import Code, QuestionStatus
 
 if TYPE_CHECKING:
     from services.coordinator.service import Coordinator
@@ -66,9 +66,9 @@ class Questions:
         ttl_seconds: float | None,
     ) -> int:
         if multi and not options:
-            raise QuestionError("a multi-choice question needs options")
+            raise QuestionError("a multi-choice question needs options", code=Code.INVALID)
         if len(set(options)) != len(options):
-            raise QuestionError("options must be distinct")
+            raise QuestionError("options must be distinct", code=Code.INVALID)
         deadline = now() + ttl_seconds if ttl_seconds is not None else None
         with write_tx():
             q = OperatorQuestion.create(
@@ -105,14 +105,20 @@ class Questions:
         options = json.loads(q.options)
         if isinstance(answer, list):
             if not q.multi:
-                raise QuestionError(f"question #{qid} takes one answer, not a list")
+                raise QuestionError(
+                    f"question #{qid} takes one answer, not a list", code=Code.INVALID
+                )
             unknown = [a for a in answer if a not in options]
             if unknown or not answer:
-                raise QuestionError(f"answer must be among the options of question #{qid}")
+                raise QuestionError(
+                    f"answer must be among the options of question #{qid}", code=Code.INVALID
+                )
             text = ", ".join(answer)
         else:
             if options and not q.multi and answer not in options:
-                raise QuestionError(f"answer must be one of the options of question #{qid}")
+                raise QuestionError(
+                    f"answer must be one of the options of question #{qid}", code=Code.INVALID
+                )
             text = answer
         return self.resolve(qid, QuestionStatus.ANSWERED, text, by)
 
@@ -156,7 +162,7 @@ class Questions:
     def _get(self, qid: int) -> OperatorQuestion:
         q: OperatorQuestion | None = OperatorQuestion.get_or_none(OperatorQuestion.id == qid)
         if q is None:
-            raise QuestionError(f"no question #{qid}: see `hivectl questions`")
+            raise QuestionError(f"no question #{qid}: see `hivectl questions`", code=Code.NOT_FOUND)
         return q
 
     def recover(self) -> None:

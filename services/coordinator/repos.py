@@ -15,12 +15,15 @@ import git
 
 from services.hive.agentconfig import CONFIG_FILE
 from services.hive.protocol import Refusal
+from services.hive.vocab import Code
 
 AUTHOR = git.Actor("hive-c0re", "hive-c0re@localhost")
 
 
 class RepoError(Refusal):
     """A repo, commit or file the coordinator cannot use; the message says which and why."""
+
+    code = Code.INVALID
 
 
 def _commit(repo: git.Repo, files: dict[str, bytes], message: str) -> str:

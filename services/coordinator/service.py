@@ -49,7 +49,7 @@ from services.hive.paths import Paths
 from services.hive.platform import current_rev, read_marker
 from services.hive.protocol import Oversize, Refusal, decode_request, refusal
 from services.hive.statelock import DirLock
-from services.hive.vocab import AgentState, TurnPhase
+from services.hive.vocab import AgentState, Code, TurnPhase
 
 T = TypeVar("T")
 
@@ -132,11 +132,15 @@ class Coordinator:
                 agent=None if conn.caller.name == OPERATOR else conn.caller.name,
                 priority=hlog.DEBUG,
             )
-            return Reply(refusal(str(e)))
+            return Reply(refusal(str(e), e.code))
         except (pw.DatabaseError, sqlite3.DatabaseError) as e:
             why = db_problem(e)
             hlog.log(f"database error in {cmd!r}: {why}", kind="internal_error", priority=hlog.ERR)
-            return Reply(refusal(f"the hive database is unavailable ({why}): {db_advice(why)}"))
+            return Reply(
+                refusal(
+                    f"the hive database is unavailable ({why}): {db_advice(why)}", Code.UNAVAILABLE
+                )
+            )
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -145,7 +149,11 @@ class Coordinator:
                 kind="internal_error",
                 priority=hlog.ERR,
             )
-            return Reply(refusal(f"internal error in {cmd!r}: see journalctl -u hive-coordinator"))
+            return Reply(
+                refusal(
+                    f"internal error in {cmd!r}: see journalctl -u hive-coordinator", Code.INTERNAL
+                )
+            )
 
     def changed(self, *kinds: str) -> None:
         """Something the dashboard shows changed: wake `watch` (all kinds if none named)."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from services.hive.names import InvalidName, validate_agent_name
 from services.hive.protocol import Refusal
+from services.hive.vocab import Code
 
 CONFIG_FILE = "agent.toml"
 MAX_CONFIG_BYTES = 64 * 1024
@@ -46,6 +47,8 @@ def valid_model(name: str) -> bool:
 
 class ConfigError(Refusal):
     """An agent config that does not validate; the message names the bad key."""
+
+    code = Code.INVALID
 
 
 @dataclass(frozen=True)

@@ -130,3 +130,49 @@ class Role(StrEnum):
     ADMIN = "admin"
     MANAGER = "manager"
     AGENT = "agent"
+
+
+class Code(StrEnum):
+    """Why the hive refused, beside the sentence: what clients branch on (`code` in every
+    refusal). The dashboard's HTTP status and hivectl's exit status derive from it."""
+
+    INVALID = "invalid"
+    """The request is malformed or names something impossible: fix the request."""
+    FORBIDDEN = "forbidden"
+    """Not on this socket, or not for this caller."""
+    NOT_FOUND = "not_found"
+    """No such agent, approval, question, message or commit."""
+    CONFLICT = "conflict"
+    """The thing exists but is in another state (already resolved, already exists)."""
+    STALE = "stale"
+    """An approval whose diff no longer holds: ask for a new one."""
+    UNAVAILABLE = "unavailable"
+    """The database, systemd or the disk failed for now: retry later."""
+    INTERNAL = "internal"
+    """A bug: see the coordinator's journal."""
+
+    @property
+    def http_status(self) -> int:
+        return {
+            Code.INVALID: 400,
+            Code.FORBIDDEN: 403,
+            Code.NOT_FOUND: 404,
+            Code.CONFLICT: 409,
+            Code.STALE: 409,
+            Code.UNAVAILABLE: 503,
+            Code.INTERNAL: 500,
+        }[self]
+
+    @property
+    def exit_status(self) -> int:
+        """hivectl's exit status for this refusal: 1 for every code (2 is kept for usage
+        errors, which never reach the hive); scripts tell refusals apart by `code`."""
+        return 1
+
+    @classmethod
+    def of(cls, value: object) -> Code:
+        """The code a reply names; one this client does not know reads as a conflict."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.CONFLICT

@@ -200,7 +200,12 @@ def test_one_agent_cannot_read_or_ack_anothers_inbox(hive: RunningHive) -> None:
             leased = alice.call("recv", wait_seconds=5, ack=True)["message"]
             assert leased["id"] == mid
             stolen = bob.request({"cmd": "ack", "id": mid})
-            assert stolen == {"ok": False, "version": 1, "error": f"no message #{mid} for bob"}
+            assert stolen == {
+                "ok": False,
+                "version": 1,
+                "error": f"no message #{mid} for bob",
+                "code": "not_found",
+            }
         # alice went away without acking: the message is hers again, untouched by bob's ack
         assert bob.call("recv", wait_seconds=0)["message"] is None
     with hive.agent("alice") as alice:

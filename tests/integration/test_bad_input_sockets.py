@@ -16,6 +16,7 @@ import pytest
 
 from services.coordinator.commands import ADMIN, AGENT, COMMANDS, MANAGER_ROLE
 from services.hive.protocol import MAX_LINE, decode_reply, encode
+from services.hive.vocab import Code
 from tests.hivetest import RunningHive, hive_env
 
 ABS_TARGET = "abs-target"
@@ -232,6 +233,7 @@ def assert_clear(reply: dict[str, Any], what: str) -> None:
         return
     error = reply.get("error")
     assert isinstance(error, str) and error.strip(), (what, reply)
+    assert reply.get("code") in {str(c) for c in Code}, (what, "a refusal carries its code", reply)
     assert "internal error" not in error and "Traceback" not in error, (what, error)
     assert len(error) < 600, (what, "a refusal is one sentence, not an echo", error[:200])
 

@@ -411,7 +411,10 @@ def test_a_form_body_that_is_not_utf8_is_a_400_naming_the_field(dash: Dash) -> N
     for path, message in expected.items():
         reply = fetch(c, "POST", path, b"answer=\x80&body=\xff&name=\xfe&note=\x81", h)
         check(reply, path)
-        assert (reply.status, json.loads(reply.text)) == (400, {"ok": False, "message": message})
+        assert (reply.status, json.loads(reply.text)) == (
+            400,
+            {"ok": False, "message": message, "code": "invalid"},
+        )
     with dash.hive.admin() as a:  # nothing was done with what could not be read
         assert qid in [q["id"] for q in a.call("questions")["questions"]]
         assert aid in [p["id"] for p in a.call("pending")["approvals"]]

@@ -52,6 +52,7 @@ def test_refusal_exits_1_with_the_error_on_stderr(hive: RunningHive) -> None:
     assert json.loads(out.stdout) == {
         "ok": False,
         "error": "no agent named 'ghost': see `hivectl list`",
+        "code": "not_found",
     }
 
 

@@ -174,11 +174,18 @@ def test_a_locked_database_refuses_the_write_then_recovers(
     try:
         with hive.admin() as a:  # refused while the lock is still held: the busy timeout
             reply = a.request({"cmd": "send", "to": "alice", "body": "while locked"})
-            assert reply == {"ok": False, "version": 1, "error": LOCKED}, reply
+            assert reply == {
+                "ok": False,
+                "version": 1,
+                "error": LOCKED,
+                "code": "unavailable",
+            }, reply
             assert a.call("whoami")["ok"]
         assert dashboard.get("/").status == 200  # reads go on (WAL)
         got = dashboard.post("/send/alice", {"body": "from the dashboard"})
-        assert got.status == 409 and "database is locked" in got.json()["message"], got.text
+        assert got.status == 503 and "database is locked" in got.json()["message"], (
+            got.text
+        )  # unavailable: retry
     finally:
         holder.execute("ROLLBACK")
         holder.close()
@@ -201,7 +208,12 @@ def test_deleted_git_repos_are_refused_clearly_and_the_rest_carries_on(
     shutil.rmtree(hive.paths.state_dir / "agents" / "bob" / "config")
     with hive.admin() as a:
         reply = a.request({"cmd": "restart", "name": "alice"})
-        assert reply == {"ok": False, "version": 1, "error": "alice has no applied config yet"}
+        assert reply == {
+            "ok": False,
+            "version": 1,
+            "error": "alice has no applied config yet",
+            "code": "conflict",
+        }
         a.call("send", to="bob", body="hello")
     with hive.manager() as m:
         reply = m.request({"cmd": "request_apply_commit", "agent": "bob", "commit_ref": "HEAD"})

@@ -104,7 +104,7 @@ def test_approve_and_deny(hive: RunningHive, web: RunningWeb) -> None:
     assert rows[second]["status"] == "denied" and rows[second]["note"] == "not <yet>"
     again = c.post(f"/approve/{second}")
     assert again.status == 409 and "already denied" in again.json()["message"]
-    assert c.post("/approve/999").status == 409
+    assert c.post("/approve/999").status == 404  # no such approval: not_found
 
 
 def test_questions_answer_and_cancel(hive: RunningHive, web: RunningWeb) -> None:
@@ -140,7 +140,7 @@ def test_model_api_and_lifecycle_verbs(hive: RunningHive, web: RunningWeb) -> No
     state = hive.paths.agent_state("alice") / "hyperhive-model"
     assert state.read_text().strip() == "claude-opus-4-1"
     bad = c.post("/api/model", {"name": "alice", "model": "not a model!"})
-    assert bad.status == 409 and "model" in bad.json()["message"]
+    assert bad.status == 400 and "model" in bad.json()["message"]  # invalid
     assert c.post("/api/model", {"name": "alice", "model": "default"}).json()["model"] is None
     assert c.get("/api/model?name=nobody").status == 404
     for verb, state_after in (("stop", "stopped"), ("start", "running"), ("restart", "running")):

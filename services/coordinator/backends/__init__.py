@@ -15,6 +15,7 @@ from typing import Protocol
 from services.hive.agentconfig import AgentConfig
 from services.hive.paths import Paths
 from services.hive.protocol import Refusal
+from services.hive.vocab import Code
 
 ExitHandler = Callable[[str, str], None]
 """(agent, note): the payload exited without being asked to; may be called from any thread."""
@@ -47,6 +48,8 @@ def git_identity(name: str) -> dict[str, str]:
 
 class BackendError(Refusal):
     """A container operation that failed; the message says what and why."""
+
+    code = Code.UNAVAILABLE
 
 
 class Backend(Protocol):
