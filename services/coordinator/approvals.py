@@ -10,20 +10,20 @@ changed since is stale: marked as such while pending, and never applied.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from services.coordinator import agents, proposed, repos, stale
-from services.coordinator.lifecycle import ConfigMoved
+from services.coordinator.effects import Effects
+from services.coordinator.lifecycle import ConfigMoved, Lifecycle
+from services.coordinator.proposed import ReadLimits
 from services.hive import log as hlog
 from services.hive.agentconfig import check_bind_sources, parse
 from services.hive.db import Agent, Approval, Notification, now, write_tx
 from services.hive.events import ApprovalResolved
 from services.hive.names import validate_agent_name
+from services.hive.paths import Paths
 from services.hive.protocol import Refusal
 from services.hive.vocab import AgentState, ApprovalKind, ApprovalStatus, Code
-
-if TYPE_CHECKING:
-    from services.coordinator.service import Coordinator
 
 
 class ApprovalError(Refusal):
@@ -100,15 +100,20 @@ def _record(
 
 
 class Approvals:
-    def __init__(self, hive: Coordinator) -> None:
-        self.hive = hive
-        self.paths = hive.paths
+    def __init__(
+        self, paths: Paths, effects: Effects, lifecycle: Lifecycle, repo_limits: ReadLimits
+    ) -> None:
+        self.effects = effects
+        self.paths = paths
+        self.lifecycle = lifecycle
+        self.repo_limits = repo_limits
+        lifecycle.on_applied = self.recheck
 
     # requests (manager) --------------------------------------------------------------------
     async def request_apply_commit(self, agent: str, commit_ref: str) -> Approval:
         name = validate_agent_name(agent)
         agents.get(name)
-        got = await proposed.config_at(self.paths, name, commit_ref, self.hive.repo_limits)
+        got = await proposed.config_at(self.paths, name, commit_ref, self.repo_limits)
         agents.get(name)  # still there after the read
         # a config that does not validate is refused now, not at apply
         check_bind_sources(parse(got.blob), self.paths.hive_roots())
@@ -116,7 +121,7 @@ class Approvals:
         base = stale.base_of(self.paths.applied_repo(name))
         diff = repos.diff(base.config, got.blob, name, got.sha, got.author)
         a = _record(name, ApprovalKind.APPLY_COMMIT, got.sha, got.blob, diff, base)
-        self.hive.changed("approvals", "notifications")
+        self.effects.changed("approvals", "notifications")
         return a
 
     def _check_spawnable(self, name: str) -> None:
@@ -133,16 +138,16 @@ class Approvals:
     async def request_spawn(self, name: str) -> Approval:
         name = validate_agent_name(name, allow_manager=False)
         self._check_spawnable(name)
-        blob, sha = await self.hive.lifecycle.source_config(name)
+        blob, sha = await self.lifecycle.source_config(name)
         self._check_spawnable(name)  # again: another request may have landed during the read
         check_bind_sources(parse(blob), self.paths.hive_roots())
         a = _record(name, ApprovalKind.SPAWN, sha, blob, repos.diff(None, blob, name, sha))
-        self.hive.changed("approvals", "notifications")
+        self.effects.changed("approvals", "notifications")
         return a
 
     async def request_init_config(self, name: str) -> dict[str, Any]:
         name = validate_agent_name(name)
-        sha = await self.hive.lifecycle.install_proposed(name, if_missing=False)
+        sha = await self.lifecycle.install_proposed(name, if_missing=False)
         return {"path": f"/agents/{name}/config", "commit": sha}
 
     # resolution (operator) -----------------------------------------------------------------
@@ -156,7 +161,7 @@ class Approvals:
             Approval.update(status=to, decided_by=by).where(Approval.id == approval_id).execute()
             a.status = to
             a.decided_by = by
-        self.hive.changed("approvals", "notifications")
+        self.effects.changed("approvals", "notifications")
         return a
 
     def _resolve(self, a: Approval, status: str, note: str | None) -> None:
@@ -173,8 +178,8 @@ class Approvals:
             approval=a.id,
             operator=a.decided_by,
         )
-        self.hive.changed("approvals", "notifications")
-        self.hive.notify(
+        self.effects.changed("approvals", "notifications")
+        self.effects.notify(
             ApprovalResolved(
                 id=a.id, agent=a.agent, commit_ref=a.commit_ref, status=status, note=note
             )
@@ -204,7 +209,7 @@ class Approvals:
                 kind="approval_resolved",
                 agent=agent,
             )
-        self.hive.changed("approvals")
+        self.effects.changed("approvals")
 
     def _refuse_stale(self, a: Approval, by: str) -> None:
         """Resolve a pending approval as stale (the manager is told to ask again), and refuse."""
@@ -228,7 +233,7 @@ class Approvals:
         ):
             self._refuse_stale(a, by)
         a = self._claim(approval_id, ApprovalStatus.APPLYING, by)
-        task = self.hive.spawn_task(self.finish(a))
+        task = self.effects.spawn_task(self.finish(a))
         if wait:
             await asyncio.shield(task)
         done = _get(approval_id)
@@ -246,7 +251,7 @@ class Approvals:
             elif existing.state != AgentState.SPAWNING:
                 self._resolve(a, ApprovalStatus.FAILED, f"agent {a.agent!r} already exists")
                 return
-            ok = await self.hive.lifecycle.create(a.agent, blob, a.commit_ref, f"approval #{a.id}")
+            ok = await self.lifecycle.create(a.agent, blob, a.commit_ref, f"approval #{a.id}")
             note = None if ok else agents.get(a.agent).note
             self._resolve(a, ApprovalStatus.APPROVED if ok else ApprovalStatus.FAILED, note)
             return
@@ -259,7 +264,7 @@ class Approvals:
             self._resolve(a, ApprovalStatus.FAILED, str(e))
             return
         try:
-            ok, note = await self.hive.lifecycle.apply_config(
+            ok, note = await self.lifecycle.apply_config(
                 a.agent, blob, a.commit_ref, a.id, a.base_hash
             )
         except ConfigMoved:  # another approval was applied while this one waited its turn
@@ -302,6 +307,6 @@ class Approvals:
                 agent=a.agent,
                 approval=a.id,
             )
-            self.hive.spawn_task(self.finish(a))
+            self.effects.spawn_task(self.finish(a))
             resumed.append(a.agent)
         return resumed

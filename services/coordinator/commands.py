@@ -7,134 +7,32 @@ identity comes from the socket (`Caller`), never from the request.
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from services.coordinator import agents, approvals, inboxes, questions
 from services.coordinator.broker import MAX_WAIT_SECONDS
 from services.coordinator.connection import Connection, Reply
-from services.hive import log as hlog
+from services.coordinator.context import Hive
+from services.coordinator.registry import (
+    ADMIN,
+    AGENT_ROLES,
+    ALL_ROLES,
+    MANAGER_ROLE,
+    OPERATOR_AND_MANAGER,
+    OPERATOR_ONLY,
+    Result,
+    command,
+    operator_identity,
+)
 from services.hive import protocol as p
 from services.hive.agentconfig import valid_model
 from services.hive.db import TurnState, now
-from services.hive.names import MANAGER, OPERATOR, InvalidName, validate_agent_name
-from services.hive.vocab import AgentState, Code, Role, TurnPhase
-
-if TYPE_CHECKING:
-    from services.coordinator.service import Coordinator
-
-ADMIN = Role.ADMIN
-MANAGER_ROLE = Role.MANAGER
-AGENT = Role.AGENT
-AGENT_ROLES = frozenset({MANAGER_ROLE, AGENT})
-ALL_ROLES = frozenset({ADMIN, MANAGER_ROLE, AGENT})
+from services.hive.names import MANAGER, OPERATOR, validate_agent_name
+from services.hive.vocab import AgentState, Code, TurnPhase
 
 MAX_TOKENS = 2**62
 """Token counts above this would not fit SQLite's 64-bit INTEGER."""
 TURN_STATES = tuple(TurnPhase)
-
-Result = dict[str, Any] | Reply
-HandlerFn = Callable[["Coordinator", Connection, dict[str, Any]], Result | Awaitable[Result]]
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    roles: frozenset[str]
-    summary: str
-    handler: HandlerFn
-
-
-COMMANDS: dict[str, Command] = {}
-
-
-def command(name: str, roles: frozenset[str], summary: str) -> Callable[[HandlerFn], HandlerFn]:
-    def register(fn: HandlerFn) -> HandlerFn:
-        COMMANDS[name] = Command(name, roles, summary, fn)
-        return fn
-
-    return register
-
-
-def lookup(name: str, role: str) -> Command:
-    cmd = COMMANDS.get(name)
-    if cmd is None:
-        shown = name if len(name) <= 40 else name[:40] + "…"
-        raise p.ProtocolError(
-            f"unknown command {shown!r}: see docs/sockets.md for this socket's commands"
-        )
-    if role not in cmd.roles:
-        raise p.Refusal(
-            f"command {name!r} is only available on {sockets_of(cmd.roles)}", code=Code.FORBIDDEN
-        )
-    return cmd
-
-
-def sockets_of(roles: frozenset[str]) -> str:
-    """The sockets a command is for, as a refusal names them."""
-    if AGENT in roles:
-        return "agent sockets (the manager's included)"
-    names = [
-        where
-        for role, where in ((ADMIN, "the admin socket"), (MANAGER_ROLE, "the manager's socket"))
-        if role in roles
-    ]
-    return " and ".join(names)
-
-
-READ_ONLY = frozenset(
-    {
-        "whoami",
-        "list",
-        "agent_status",
-        "pending",
-        "questions",
-        "inbox",
-        "watch",
-        "sessions",
-        "session_seen",
-    }
-)
-"""Admin commands that change nothing; every other one is recorded with who asked."""
-
-
-def operator_identity(conn: Connection, req: dict[str, Any]) -> str:
-    """Who is deciding on the admin socket: the `actor` the client names, and its uid."""
-    actor = p.get_str(req, "actor", "admin socket", max_bytes=200)
-    return f"{actor}, {conn.peer_user()}"
-
-
-async def run(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Reply:
-    """Look up and run one decoded request; refusals become `ok: false` replies."""
-    cmd = lookup(req["cmd"], conn.caller.role)
-    if conn.caller.role == ADMIN and cmd.name not in READ_ONLY:
-        who = operator_identity(conn, req)
-        hlog.log(
-            f"operator {cmd.name} by {who}",
-            kind="operator_action",
-            agent=_named_agent(req),
-            operator=who,
-        )
-    result = cmd.handler(hive, conn, req)
-    if inspect.isawaitable(result):
-        result = await result
-    if isinstance(result, Reply):
-        return result
-    return Reply(p.ok(**result))
-
-
-def _named_agent(req: dict[str, Any]) -> str | None:
-    """The agent a request names, for the journal's HIVE_AGENT= (None when it names none)."""
-    for key in ("name", "to", "agent"):
-        value = req.get(key)
-        if isinstance(value, str):
-            try:
-                return validate_agent_name(value)
-            except InvalidName:
-                return None
-    return None
 
 
 def _existing_agent(req: dict[str, Any], field: str = "name") -> str:
@@ -145,12 +43,12 @@ def _existing_agent(req: dict[str, Any], field: str = "name") -> str:
 
 
 @command("whoami", ALL_ROLES, "who this socket says you are")
-def whoami(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def whoami(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     return {"name": conn.caller.name, "role": conn.caller.role}
 
 
 @command("send", ALL_ROLES, "send {to, body}: a message to an agent (operator on the admin socket)")
-def send(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def send(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     to = p.get_str(req, "to", max_bytes=64)
     body = p.get_body(req)
     if to == OPERATOR and conn.caller.role != ADMIN:
@@ -178,7 +76,7 @@ def send(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
     AGENT_ROLES,
     "recv {wait_seconds ≤ 180, ack?}: the next inbox message, waiting for one",
 )
-async def recv(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+async def recv(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     wait = p.get_number(req, "wait_seconds", 0, minimum=0, maximum=MAX_WAIT_SECONDS)
     lease = p.get_bool(req, "ack", False)
     got = await hive.broker.recv(conn, conn.caller.name, float(wait), lease=lease)
@@ -194,7 +92,7 @@ async def recv(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Resu
     AGENT_ROLES,
     "set_aside {id?, reason}: a message of this agent's inbox it cannot read is set aside",
 )
-def set_aside(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def set_aside(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     wanted = None if req.get("id") is None else _id(req)
     reason = p.get_str(req, "reason", max_bytes=1000)
     chosen = inboxes.set_aside_for(conn.caller.name, wanted, f"the harness: {reason}")
@@ -204,19 +102,19 @@ def set_aside(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Resul
 
 
 @command("ack", AGENT_ROLES, "ack {id}: the message from `recv {ack: true}` is safely kept")
-def ack(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def ack(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     fresh = hive.broker.ack(conn, conn.caller.name, _id(req))
     hive.changed("messages")
     return {"acked": fresh}
 
 
 @command("get_model", AGENT_ROLES, "the model this agent's next turn uses (null = its default)")
-def get_model(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def get_model(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     return {"model": hive.lifecycle.model_of(conn.caller.name)}
 
 
 @command("set_turn_state", AGENT_ROLES, "set_turn_state {state, ...}: what the harness is doing")
-def set_turn_state(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def set_turn_state(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     state = p.get_str(req, "state", max_bytes=32)
     if state not in TURN_STATES:
         raise p.ProtocolError(f"field 'state' must be one of {', '.join(TURN_STATES)}")
@@ -242,7 +140,7 @@ def set_turn_state(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> 
     AGENT_ROLES,
     "ask_operator {question, options?, multi?, ttl_seconds?}: queue a question, get its id",
 )
-def ask_operator(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def ask_operator(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     qid = hive.questions.ask(
         conn.caller.name,
         p.get_str(req, "question", max_bytes=8000),
@@ -258,7 +156,7 @@ def ask_operator(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Re
     AGENT_ROLES,
     "await_cancel {wait_seconds ≤ 180, since}: true when the operator cancels the turn",
 )
-async def await_cancel(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+async def await_cancel(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     wait = p.get_number(req, "wait_seconds", 0, minimum=0, maximum=MAX_WAIT_SECONDS)
     since = p.get_number(req, "since", minimum=0)
     return {"cancel": await hive.cancels.wait(conn, conn.caller.name, float(since), float(wait))}
@@ -281,7 +179,7 @@ def _sub_agent(req: dict[str, Any], field: str = "agent") -> str:
     frozenset({MANAGER_ROLE}),
     "request_apply_commit {agent, commit_ref}: ask the operator to apply a config commit",
 )
-async def request_apply_commit(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+async def request_apply_commit(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     agent = validate_agent_name(p.get_str(req, "agent", max_bytes=64))
     ref = p.get_str(req, "commit_ref", max_bytes=100)
     a = await hive.approvals.request_apply_commit(agent, ref)
@@ -293,7 +191,7 @@ async def request_apply_commit(hive: Coordinator, conn: Connection, req: dict[st
     frozenset({MANAGER_ROLE}),
     "request_spawn {name}: ask the operator to create an agent",
 )
-async def request_spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+async def request_spawn(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     a = await hive.approvals.request_spawn(p.get_str(req, "name", max_bytes=64))
     return {"id": a.id}
 
@@ -303,30 +201,27 @@ async def request_spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]
     frozenset({MANAGER_ROLE}),
     "request_init_config {name}: seed a new agent's proposed config repo from the template",
 )
-async def request_init_config(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+async def request_init_config(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     return await hive.approvals.request_init_config(p.get_str(req, "name", max_bytes=64))
 
 
 # admin socket --------------------------------------------------------------------------
 
-OPERATOR_ONLY = frozenset({ADMIN})
-OPERATOR_AND_MANAGER = frozenset({ADMIN, MANAGER_ROLE})
-
 
 @command("list", OPERATOR_ONLY, "every agent with its state, model, turn and inbox")
-def list_agents(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def list_agents(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     return p.fit_listing("agents", hive.agent_rows(), age="created_at")
 
 
 @command("agent_status", OPERATOR_ONLY, "agent_status {name?}: one agent's row (or all)")
-def agent_status(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def agent_status(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     if req.get("name") is None:
         return p.fit_listing("agents", hive.agent_rows(), age="created_at")
     return {"agents": hive.agent_rows(_existing_agent(req))}
 
 
 @command("inbox", OPERATOR_ONLY, "inbox {name, all?}: an agent's undelivered messages")
-def inbox(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def inbox(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     name = _existing_agent(req)
     rows, older = inboxes.listing(name, p.get_bool(req, "all", False))
     fitted = p.fit_listing("messages", rows, age="id", agent=name)
@@ -336,20 +231,20 @@ def inbox(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
 
 
 @command("drop", OPERATOR_ONLY, "drop {id, note?}: remove an undelivered message from an inbox")
-def drop(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def drop(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     message = inboxes.drop(_id(req), p.get_str(req, "note", None, max_bytes=4000))
     hive.changed("messages", "agents")
     return {"message": message}
 
 
 @command("kick", OPERATOR_ONLY, "kick {name}: wake the agent's harness to read its inbox")
-def kick(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def kick(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     name = _existing_agent(req)
     return {"woken": hive.broker.kick(name), "inbox": hive.broker.backlog(name)}
 
 
 @command("spawn", OPERATOR_ONLY, "spawn {name, wait?}: create an agent now (no approval)")
-async def spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+async def spawn(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     name = validate_agent_name(p.get_str(req, "name", max_bytes=64), allow_manager=False)
     wait = p.get_bool(req, "wait", True)
     blob, sha = await hive.lifecycle.source_config(name)
@@ -362,7 +257,7 @@ async def spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Res
 
 
 @command("pending", OPERATOR_ONLY, "pending {all?}: approvals waiting for the operator")
-def pending(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def pending(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     return p.fit_listing("approvals", approvals.listing(p.get_bool(req, "all", False)), age="id")
 
 
@@ -372,7 +267,7 @@ def _id(req: dict[str, Any]) -> int:
 
 
 @command("approve", OPERATOR_ONLY, "approve {id, wait?}: apply exactly what the approval shows")
-async def approve(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+async def approve(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     a = await hive.approvals.approve(
         _id(req), operator_identity(conn, req), wait=p.get_bool(req, "wait", True)
     )
@@ -380,7 +275,7 @@ async def approve(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> R
 
 
 @command("deny", OPERATOR_ONLY, "deny {id, note?}: refuse an approval")
-def deny(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def deny(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     a = hive.approvals.deny(
         _id(req), p.get_str(req, "note", None, max_bytes=4000), operator_identity(conn, req)
     )
@@ -388,12 +283,12 @@ def deny(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
 
 
 @command("questions", OPERATOR_ONLY, "questions {all?}: operator questions waiting for an answer")
-def list_questions(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def list_questions(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     return p.fit_listing("questions", questions.listing(p.get_bool(req, "all", False)), age="id")
 
 
 @command("answer_question", OPERATOR_ONLY, "answer_question {id, answer}: answer a question")
-def answer_question(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def answer_question(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     raw = req.get("answer")
     answer: str | list[str]
     if isinstance(raw, list):
@@ -406,7 +301,7 @@ def answer_question(hive: Coordinator, conn: Connection, req: dict[str, Any]) ->
 @command(
     "cancel_question", OPERATOR_ONLY, "cancel_question {id}: resolve a question as [cancelled]"
 )
-def cancel_question(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def cancel_question(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     return {"question": hive.questions.cancel(_id(req), operator_identity(conn, req))}
 
 
@@ -420,7 +315,7 @@ def _target(conn: Connection, req: dict[str, Any]) -> str:
 def _lifecycle_verb(verb: str, roles: frozenset[str], summary: str) -> None:
     """start / stop / restart / kill: the same shape, one lifecycle call each."""
 
-    async def handler(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+    async def handler(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
         name = _target(conn, req)
         await getattr(hive.lifecycle, verb)(name)
         return {"agent": hive.agent_rows(name)[0]}
@@ -435,7 +330,7 @@ _lifecycle_verb("kill", OPERATOR_AND_MANAGER, "kill {name} (manager: {agent}): k
 
 
 @command("destroy", OPERATOR_ONLY, "destroy {name, purge?}: remove an agent's container")
-async def destroy(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+async def destroy(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     name = _existing_agent(req)
     await hive.lifecycle.destroy(name, p.get_bool(req, "purge", False))
     return {"destroyed": name}
@@ -446,7 +341,7 @@ async def destroy(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> R
     OPERATOR_ONLY,
     "rebuild {name, if_stale?}: regenerate an agent from its applied config",
 )
-async def rebuild(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+async def rebuild(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     name = _existing_agent(req)
     if p.get_bool(req, "if_stale", False):
         done = await hive.lifecycle.rebuild_if_stale(name)
@@ -471,7 +366,7 @@ async def rebuild(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> R
 
 
 @command("set_model", OPERATOR_ONLY, "set_model {name, model}: override the model (null clears)")
-def set_model(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def set_model(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     name = _existing_agent(req)
     model = p.get_str(req, "model", None, max_bytes=100)
     if model is not None and not valid_model(model):
@@ -481,17 +376,14 @@ def set_model(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Resul
 
 
 @command("cancel_turn", OPERATOR_ONLY, "cancel_turn {name}: stop the agent's running turn")
-def cancel_turn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+def cancel_turn(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     name = _existing_agent(req)
     return {"woken": hive.cancels.request(name)}
 
 
 @command("watch", OPERATOR_ONLY, "watch {after, wait_seconds ≤ 180}: wait for the next change")
-async def watch(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
+async def watch(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     after = p.get_int(req, "after", minimum=-1)
     wait = p.get_number(req, "wait_seconds", 0, minimum=0, maximum=MAX_WAIT_SECONDS)
     version, kinds = await hive.feed.wait(conn, after, float(wait))
     return {"changes": version, "kinds": kinds}
-
-
-from services.coordinator import signin_commands  # noqa: E402, F401  (registers its commands)

@@ -15,15 +15,17 @@ import shutil
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from services.coordinator import agentfiles, agents, proposed, repos, stale
-from services.coordinator.backends import AgentSpec
+from services.coordinator.backends import AgentSpec, Backend
+from services.coordinator.effects import AgentSockets, Effects
+from services.coordinator.proposed import ReadLimits
 from services.hive import log as hlog
 from services.hive.agentconfig import CONFIG_FILE, AgentConfig, check_bind_sources, parse, template
 from services.hive.db import Agent, Event, TransientState, now, write_tx
 from services.hive.events import ContainerCrash, Destroyed, Killed, Rebuilt, Spawned
 from services.hive.names import MANAGER
+from services.hive.paths import Paths
 from services.hive.platform import (
     REBUILDABLE,
     current_rev,
@@ -34,9 +36,6 @@ from services.hive.platform import (
 )
 from services.hive.protocol import Refusal
 from services.hive.vocab import AgentState, Transient
-
-if TYPE_CHECKING:
-    from services.coordinator.service import Coordinator
 
 TRANSIENT_STATES = tuple(Transient)
 
@@ -50,10 +49,25 @@ class ConfigMoved(LifecycleError):
 
 
 class Lifecycle:
-    def __init__(self, hive: Coordinator) -> None:
-        self.hive = hive
-        self.paths = hive.paths
-        self.backend = hive.backend
+    def __init__(
+        self,
+        paths: Paths,
+        backend: Backend,
+        effects: Effects,
+        sockets: AgentSockets,
+        *,
+        kick: Callable[[str], object],
+        repo_limits: ReadLimits,
+    ) -> None:
+        """`kick` wakes an agent's waiting receivers (the broker's)."""
+        self.effects = effects
+        self.sockets = sockets
+        self.kick = kick
+        self.repo_limits = repo_limits
+        self.on_applied: Callable[[str], None] = lambda name: None
+        """Told each time an agent's applied config is written (approvals re-check staleness)."""
+        self.paths = paths
+        self.backend = backend
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._configs: dict[str, tuple[int, AgentConfig]] = {}
@@ -109,14 +123,14 @@ class Lifecycle:
         agentfiles.write_model(self.paths, name, model)
         Agent.update(model=model, updated_at=now()).where(Agent.name == name).execute()
         hlog.log(f"{name} model set to {model or 'its default'}", kind="lifecycle", agent=name)
-        self.hive.changed("agents")
+        self.effects.changed("agents")
 
     def write_applied(self, name: str, blob: bytes, message: str) -> str:
         """Commit the config and what derives from it into the applied repo."""
         spec = self.spec(name, blob)
         files = {CONFIG_FILE: blob, **self.backend.render(spec)}
         sha = repos.apply(self.paths.applied_repo(name), files, message)
-        self.hive.approvals.recheck(name)  # pending approvals of `name` may be stale now
+        self.on_applied(name)  # pending approvals of `name` may be stale now
         return sha
 
     def mark_built(self, name: str) -> None:
@@ -130,27 +144,27 @@ class Lifecycle:
             TransientState.insert(
                 agent=name, state=state, since=now()
             ).on_conflict_replace().execute()
-        self.hive.changed("agents")
+        self.effects.changed("agents")
         try:
             yield
         finally:
             TransientState.delete().where(TransientState.agent == name).execute()
-            self.hive.changed("agents")
+            self.effects.changed("agents")
 
     async def _run(self, fn: Callable[..., None], *args: object) -> None:
         await asyncio.to_thread(fn, *args)
 
     def _set(self, name: str, state: str, note: str | None = None) -> None:
         agents.set_state(name, state, note)
-        self.hive.changed("agents")
+        self.effects.changed("agents")
         if state == AgentState.RUNNING:
             # (re)started: kick its harness so a recv already waiting reads the inbox now
-            self.hive.broker.kick(name)
+            self.kick(name)
 
     # create --------------------------------------------------------------------------------
     async def source_config(self, name: str) -> tuple[bytes, str | None]:
         """What a new agent starts from: the proposed repo's HEAD, or the template."""
-        got = await proposed.head_config(self.paths, name, self.hive.repo_limits)
+        got = await proposed.head_config(self.paths, name, self.repo_limits)
         if got is None:
             return template(name, manager=name == MANAGER).encode(), None
         return got.blob, got.sha
@@ -174,7 +188,7 @@ class Lifecycle:
                 await self.install_proposed(name, if_missing=True)
                 self.write_applied(name, blob, f"apply {sha or 'template'} ({label})")
                 Agent.update(applied_sha=sha, updated_at=now()).where(Agent.name == name).execute()
-                await self.hive.serve_agent(name)
+                await self.sockets.serve_agent(name)
                 spec = self.spec(name)
                 await self._run(self.backend.create, spec)
                 await self._run(self.backend.start, spec)
@@ -183,11 +197,11 @@ class Lifecycle:
                 note = f"could not create {name}: {e}"
                 self._set(name, AgentState.FAILED, note)
                 hlog.log(note, kind="lifecycle", agent=name, priority=hlog.ERR)
-                self.hive.notify(Spawned(agent=name, ok=False, note=note))
+                self.effects.notify(Spawned(agent=name, ok=False, note=note))
                 return False
             self._set(name, AgentState.RUNNING)
             hlog.log(f"{name} created ({label})", kind="lifecycle", agent=name)
-            self.hive.notify(Spawned(agent=name, ok=True, note=None))
+            self.effects.notify(Spawned(agent=name, ok=True, note=None))
             return True
 
     # verbs ---------------------------------------------------------------------------------
@@ -219,13 +233,13 @@ class Lifecycle:
             await self._run(self.backend.kill, name)
             self._set(name, AgentState.STOPPED, "killed")
             hlog.log(f"{name} killed", kind="lifecycle", agent=name)
-        self.hive.notify(Killed(agent=name))
+        self.effects.notify(Killed(agent=name))
 
     async def rebuild(self, name: str) -> tuple[bool, str | None]:
         """Regenerate from the applied config and restart if it was running; emits Rebuilt."""
         async with self._locks[name], self.transient(name, Transient.REBUILDING):
             ok, note = await self._rebuild_locked(name)
-        self.hive.notify(Rebuilt(agent=name, ok=ok, note=note))
+        self.effects.notify(Rebuilt(agent=name, ok=ok, note=note))
         return ok, note
 
     def is_stale(self, name: str) -> bool:
@@ -243,7 +257,7 @@ class Lifecycle:
                 return None
             async with self.transient(name, Transient.REBUILDING):
                 ok, note = await self._rebuild_locked(name)
-        self.hive.notify(Rebuilt(agent=name, ok=ok, note=note))
+        self.effects.notify(Rebuilt(agent=name, ok=ok, note=note))
         return ok, note
 
     async def update_stale(self) -> None:
@@ -305,7 +319,7 @@ class Lifecycle:
             Agent.update(applied_sha=sha, updated_at=now()).where(Agent.name == name).execute()
             async with self.transient(name, Transient.REBUILDING):
                 ok, note = await self._rebuild_locked(name)
-        self.hive.notify(Rebuilt(agent=name, ok=ok, note=note))
+        self.effects.notify(Rebuilt(agent=name, ok=ok, note=note))
         return ok, note
 
     async def destroy(self, name: str, purge: bool) -> None:
@@ -314,7 +328,7 @@ class Lifecycle:
         async with self._locks[name]:
             async with self.transient(name, Transient.DESTROYING):
                 await self._run(self.backend.destroy, name)
-                await self.hive.unserve_agent(name)
+                await self.sockets.unserve_agent(name)
                 shutil.rmtree(self.paths.applied_repo(name), ignore_errors=True)
                 self.paths.rev_marker(name).unlink(missing_ok=True)
                 if purge:
@@ -324,8 +338,8 @@ class Lifecycle:
                 f"{name} destroyed" + (" and purged" if purge else ""), kind="lifecycle", agent=name
             )
         self._locks.pop(name, None)
-        self.hive.changed("agents")
-        self.hive.notify(Destroyed(agent=name))
+        self.effects.changed("agents")
+        self.effects.notify(Destroyed(agent=name))
 
     # crashes -------------------------------------------------------------------------------
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -352,7 +366,7 @@ class Lifecycle:
             return
         self._set(name, AgentState.FAILED, note)
         hlog.log(f"{name} crashed: {note}", kind="container_crash", agent=name, priority=hlog.ERR)
-        self.hive.notify(ContainerCrash(agent=name, note=note))
+        self.effects.notify(ContainerCrash(agent=name, note=note))
 
     async def resume(self, skip: list[str]) -> None:
         """After a coordinator start: agents that should run and do not are started again,
@@ -372,7 +386,7 @@ class Lifecycle:
                 except Refusal as e:
                     self._set(agent.name, AgentState.FAILED, f"could not resume the spawn: {e}")
                     continue
-                self.hive.spawn_task(self.create(agent.name, blob, sha, "resumed spawn"))
+                self.effects.spawn_task(self.create(agent.name, blob, sha, "resumed spawn"))
                 continue
             crash = (
                 Event.select()

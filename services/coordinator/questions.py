@@ -10,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from services.coordinator.effects import Effects
 from services.hive import log as hlog
 from services.hive.db import Notification, OperatorQuestion, now, write_tx
 from services.hive.events import CANCELLED, EXPIRED, OperatorAnswered
 from services.hive.names import MANAGER
 from services.hive.protocol import Refusal
 from services.hive.vocab import Code, QuestionStatus
-
-if TYPE_CHECKING:
-    from services.coordinator.service import Coordinator
 
 MAX_TTL = 7 * 24 * 3600
 
@@ -53,8 +51,8 @@ def listing(include_resolved: bool = False, limit: int = 200) -> list[dict[str, 
 
 
 class Questions:
-    def __init__(self, hive: Coordinator) -> None:
-        self.hive = hive
+    def __init__(self, effects: Effects) -> None:
+        self.effects = effects
         self._timers: dict[int, asyncio.TimerHandle] = {}
 
     def ask(
@@ -87,7 +85,7 @@ class Questions:
         )
         if deadline is not None:
             self._schedule(q.id, deadline)
-        self.hive.changed("questions", "notifications")
+        self.effects.changed("questions", "notifications")
         return int(q.id)
 
     def _schedule(self, qid: int, deadline: float) -> None:
@@ -153,10 +151,10 @@ class Questions:
             operator=by,
         )
         event = OperatorAnswered(id=qid, question=q.question, answer=answer)
-        self.hive.notify(event)
+        self.effects.notify(event)
         if q.asker != MANAGER:
-            self.hive.deliver_system(q.asker, event.to_json())
-        self.hive.changed("questions", "notifications")
+            self.effects.deliver_system(q.asker, event.to_json())
+        self.effects.changed("questions", "notifications")
         return question_dict(q)
 
     def _get(self, qid: int) -> OperatorQuestion:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import peewee as pw
 from peewee import fn
 
-from services.coordinator import agentfiles, agents, commands, sockets
+from services.coordinator import agentfiles, agents, registry, sockets
 from services.coordinator.approvals import Approvals
 from services.coordinator.backends import Backend
 from services.coordinator.broker import Broker
@@ -95,6 +95,7 @@ class Coordinator:
         fallback_poll: float = FALLBACK_POLL_SECONDS,
         repo_limits: ReadLimits | None = None,
     ):
+        registry.loaded()  # every handler module has registered its commands
         self.paths = paths
         self.backend = backend
         self.fallback_poll = fallback_poll
@@ -110,8 +111,10 @@ class Coordinator:
         self._background: set[asyncio.Task[Any]] = set()
         self.cancels = TurnCancels()
         self.feed = ChangeFeed()
-        self.lifecycle = Lifecycle(self)
-        self.approvals = Approvals(self)
+        self.lifecycle = Lifecycle(
+            paths, backend, self, self, kick=self.broker.kick, repo_limits=self.repo_limits
+        )
+        self.approvals = Approvals(paths, self, self.lifecycle, self.repo_limits)
         self.questions = Questions(self)
         self.logins = Logins(paths.web_password, lambda: self.changed("sessions"))
         self._last_event_id = 0
@@ -122,7 +125,7 @@ class Coordinator:
         try:
             req = decode_request(line)
             cmd = req["cmd"]
-            reply = await commands.run(self, conn, req)
+            reply = await registry.run(self, conn, req)
             reply.cmd = cmd
             return reply
         except Refusal as e:
@@ -253,7 +256,7 @@ class Coordinator:
         agentfiles.clear_agent_socket(self.paths, name)  # whatever the agent left there
         sock = sockets.bind_unix(path)
         self._bound.append(path)
-        self._servers[key] = await self._serve(key, sock, Caller(commands.AGENT, name))
+        self._servers[key] = await self._serve(key, sock, Caller(registry.AGENT, name))
 
     async def unserve_agent(self, name: str) -> None:
         """Stop serving an agent's socket and remove it."""
@@ -286,14 +289,14 @@ class Coordinator:
         await self._listen(
             ADMIN_KEY,
             self.paths.admin_socket,
-            Caller(commands.ADMIN, OPERATOR),
+            Caller(registry.ADMIN, OPERATOR),
             activated.get("admin"),
             group=sockets.ADMIN_GROUP,
         )
         await self._listen(
             "manager",
             self.paths.manager_socket,
-            Caller(commands.MANAGER_ROLE, MANAGER),
+            Caller(registry.MANAGER_ROLE, MANAGER),
             activated.get("manager"),
         )
         for name in agents.names():

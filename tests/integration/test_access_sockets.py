@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from services.coordinator import sockets
-from services.coordinator.commands import ADMIN, AGENT, COMMANDS, MANAGER_ROLE
+from services.coordinator.registry import ADMIN, AGENT, MANAGER_ROLE, loaded
 from tests.hivetest import RunningHive
 from tests.integration.test_bad_input_sockets import Sandbox, pipeline
+
+COMMANDS = loaded()
 
 ROLES = (ADMIN, MANAGER_ROLE, AGENT)
 

@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
-from services.coordinator.commands import ADMIN, AGENT, COMMANDS, MANAGER_ROLE
+from services.coordinator.registry import ADMIN, AGENT, MANAGER_ROLE, loaded
 from services.hive.protocol import MAX_LINE, decode_reply, encode
 from services.hive.vocab import Code
 from tests.hivetest import RunningHive, hive_env
+
+COMMANDS = loaded()
 
 ABS_TARGET = "abs-target"
 """A file name that hostile absolute paths point at (inside the sandbox); it must never appear."""

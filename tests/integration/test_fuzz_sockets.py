@@ -15,9 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.coordinator.commands import COMMANDS
+from services.coordinator.registry import loaded
 from services.hive.protocol import decode_reply, encode
 from tests.hivetest import RunningHive, hive_env
+
+COMMANDS = loaded()
 
 SOCKETS = ("admin", "manager", "agent")
 

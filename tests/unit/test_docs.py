@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from services.cli.parser import SUBCOMMANDS
-from services.coordinator.commands import COMMANDS
+from services.coordinator.registry import loaded
+
+COMMANDS = loaded()
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 ROOT = DOCS.parent

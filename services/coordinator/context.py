@@ -1,0 +1,37 @@
+"""What a command handler may use of the running coordinator: its parts, the change feed and
+the `list` rows. The service satisfies it; a test can hand a handler anything that does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, Protocol, TypeVar
+
+from services.coordinator.approvals import Approvals
+from services.coordinator.broker import Broker
+from services.coordinator.changes import ChangeFeed
+from services.coordinator.lifecycle import Lifecycle
+from services.coordinator.logins import Logins
+from services.coordinator.questions import Questions
+from services.coordinator.turns import TurnCancels
+from services.hive.paths import Paths
+
+T = TypeVar("T")
+
+
+class Hive(Protocol):
+    paths: Paths
+    broker: Broker
+    lifecycle: Lifecycle
+    approvals: Approvals
+    questions: Questions
+    logins: Logins
+    cancels: TurnCancels
+    feed: ChangeFeed
+
+    def changed(self, *kinds: str) -> None: ...
+
+    def spawn_task(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]: ...
+
+    def agent_rows(self, only: str | None = None) -> list[dict[str, Any]]: ...
