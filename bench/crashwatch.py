@@ -44,10 +44,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import runinfo
 from bench.stats import nearest_rank
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -429,18 +429,6 @@ def table(data: dict[str, Any], meta: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # outside: boot the sandbox, install the hive, run the driver in it
-def commit() -> str:
-    sha = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return f"{sha}{' + uncommitted changes' if dirty else ''}"
-
-
 def drive(args: argparse.Namespace, work: Path) -> dict[str, Any] | None:
     """Boot, install, spawn, run the driver; its results, or None (journal kept)."""
     from tests.system.hivehost import PY, booted_hive
@@ -472,7 +460,7 @@ def run_outside(args: argparse.Namespace) -> int:
         log("bench.crashwatch: needs root and systemd-nspawn (systemd-container)")
         return 1
     work = Path(tempfile.mkdtemp(prefix="hive-cw-bench-"))
-    load, when = os.getloadavg(), datetime.now(UTC)
+    load, when = runinfo.load(), runinfo.now()
     try:
         data = drive(args, work)
     finally:
@@ -480,12 +468,11 @@ def run_outside(args: argparse.Namespace) -> int:
     if data is None:
         return 1
     meta = (
-        f"Run {when:%Y-%m-%d %H:%M} UTC, {data['seconds']} s, commit {commit()}: "
+        f"Run {when}, {data['seconds']} s, commit {runinfo.commit()}: "
         f"`python -m bench.crashwatch --count {args.count} --count-1s {args.count_1s} "
         f"--count-5s {args.count_5s} --idle {args.idle:g}`. {os.cpu_count()} CPUs, "
         f"Linux {platform.release()}, Python {platform.python_version()}, {data['systemd']}. "
-        f"Load average (1, 5, 15 min) before: {' '.join(f'{x:.2f}' for x in load)}; after: "
-        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}."
+        f"Load average (1, 5, 15 min) before: {load}; after: {runinfo.load()}."
     )
     text = table(data, meta)
     print(text, end="")
