@@ -23,7 +23,8 @@ listener (the floor of any D-Bus watcher). Each kill must give exactly one repor
 that run's invocation id. Then RSS and idle CPU of the unit's main process (a poller's
 reaped `machinectl` children included) and of machined + dbus-daemon, with 5 containers up.
 
-The Markdown table goes to stdout and to bench/results/crashwatch.md (git-ignored).
+The Markdown table goes to stdout and to bench/results/crashwatch.md, every sample to
+bench/results/crashwatch.json (both git-ignored).
 """
 
 from __future__ import annotations
@@ -460,7 +461,7 @@ def run_outside(args: argparse.Namespace) -> int:
         log("bench.crashwatch: needs root and systemd-nspawn (systemd-container)")
         return 1
     work = Path(tempfile.mkdtemp(prefix="hive-cw-bench-"))
-    load, when = runinfo.load(), runinfo.now()
+    load, when, commit = runinfo.load(), runinfo.now(), runinfo.commit()
     try:
         data = drive(args, work)
     finally:
@@ -468,7 +469,7 @@ def run_outside(args: argparse.Namespace) -> int:
     if data is None:
         return 1
     meta = (
-        f"Run {when}, {data['seconds']} s, commit {runinfo.commit()}: "
+        f"Run {when}, {data['seconds']} s, commit {commit}: "
         f"`python -m bench.crashwatch --count {args.count} --count-1s {args.count_1s} "
         f"--count-5s {args.count_5s} --idle {args.idle:g}`. {os.cpu_count()} CPUs, "
         f"Linux {platform.release()}, Python {platform.python_version()}, {data['systemd']}. "
@@ -478,7 +479,8 @@ def run_outside(args: argparse.Namespace) -> int:
     print(text, end="")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)
-    log(f"written to {RESULTS.relative_to(ROOT)}")
+    RESULTS.with_suffix(".json").write_text(json.dumps(data))  # every sample, for a reader
+    log(f"written to {RESULTS.relative_to(ROOT)} (samples: crashwatch.json)")
     return 0
 
 

@@ -402,12 +402,11 @@ def main(argv: list[str] | None = None) -> int:
                 admin.call("spawn", name=name)
         web = RunningWeb(env)
         soak = Soak(hive, web, names, args.rate)
-        when, load = runinfo.now(), runinfo.load()
+        when, load, commit = runinfo.now(), runinfo.load(), runinfo.commit()
         soak.run(args.minutes, args.sse, args.every)
         print(
             f".venv/bin/python -m bench.soak --minutes {args.minutes:g} — run {when}, commit "
-            f"{runinfo.commit()}; load average (1, 5, 15 min) before {load}, after "
-            f"{runinfo.load()}"
+            f"{commit}; load average (1, 5, 15 min) before {load}, after {runinfo.load()}"
         )
         print(soak.report())
         if args.samples is not None:
