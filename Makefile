@@ -10,7 +10,7 @@ test:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
-	.venv/bin/pytest -q
+	HIVE_CI=1 .venv/bin/pytest -q    # a skip fails here unless docs/testing.md allows it
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy

@@ -4,9 +4,12 @@
 1,000 approvals (200 pending, each with a diff) and 10,000 messages, starts a real
 coordinator (process backend) and a real hive-web, then measures over loopback:
 
-* render: GET / and GET /agent/<name> round trips, with the agent rows cached (the
-  dashboard is open, nothing changed) and right after a change (the rows are fetched
-  again with the admin `list` command before rendering);
+* render: GET / and GET /agent/<name> round trips, with a dashboard stream open (so the
+  live hub re-renders on every change): with nothing changed (the agent rows cached),
+  and right after a change (a `send` to another agent, which alters its row), twice:
+  sent the moment `send` returns, before the change's SSE patch arrives (the hub is
+  still re-rendering, or has not yet seen the change), and sent after that patch arrived
+  (the hub's re-render has already fetched the rows again with the admin `list`);
 * push: admin `send` → the SSE patch carrying the new message (a raw SSE client), and
   → the message row in chromium's DOM (Playwright, when Debian's chromium is installed);
   each probe waits for its arrival before the next is sent.
@@ -17,17 +20,22 @@ The Markdown table goes to stdout and to bench/results/web.md (git-ignored).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import queue
 import random
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.host import loadavg, source_rev
 from bench.stats import nearest_rank
 from services.hive import db
 from services.hive.paths import Paths
@@ -104,32 +112,99 @@ def timed(fn: Callable[[], Any], n: int) -> list[float]:
     return out
 
 
-def render(web: RunningWeb, hive: RunningHive, n: int) -> list[str]:
+class PatchClock:
+    """When each patch of the dashboard's stream that re-renders the agent rows arrived.
+
+    The hub sends such a patch after its re-render for a change has fetched the rows
+    (admin `list`) and rendered them: its arrival marks that re-render as finished.
+    """
+
+    def __init__(self, sse: SSEReader) -> None:
+        self.sse = sse
+        self.arrivals: queue.Queue[float] = queue.Queue()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(OSError, EOFError, ValueError):  # the stream was closed
+            while True:
+                event, data = self.sse.event(timeout=3600)
+                if event == "patch" and "agents" in json.loads(data).get("sections", {}):
+                    self.arrivals.put(time.perf_counter())
+
+    def clear(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.arrivals.get_nowait()
+
+    def next(self) -> float:
+        """perf_counter() at the arrival of the next rows patch (waits up to 10 s)."""
+        return self.arrivals.get(timeout=10)
+
+
+def after_change(
+    get: Callable[[], Any], send: Callable[[], Any], clock: PatchClock, n: int
+) -> tuple[list[float], list[float], int]:
+    """Page times right after a change: sent the moment `send` returned and before the
+    change's patch arrived, and sent after it arrived; and how many of the first kind of
+    try saw the patch arrive first (they are left out)."""
+    before: list[float] = []
+    after: list[float] = []
+    late = 0
+    for _ in range(n):
+        clock.clear()
+        send()
+        t = time.perf_counter()
+        get()
+        ms = (time.perf_counter() - t) * 1000
+        if clock.next() > t:
+            before.append(ms)
+        else:
+            late += 1
+        time.sleep(random.uniform(0.04, 0.06))  # past MIN_PUSH_GAP: the hub is watching again
+        clock.clear()
+        send()
+        clock.next()
+        after += timed(get, 1)
+        time.sleep(random.uniform(0.04, 0.06))
+    return before, after, late
+
+
+def render(web: RunningWeb, hive: RunningHive, n: int) -> tuple[list[str], list[str]]:
+    """Table rows, and a sentence per page on the tries left out of the "before" row."""
     c = web.client()
     for path in ("/", f"/agent/{HOT}"):
         assert c.get(path).status == 200
     # a subscriber keeps the hub rendering live, as with the dashboard open
     keep = SSEReader("127.0.0.1", web.port, "/api/events?topic=index", c.cookies)
     keep.event()
+    clock = PatchClock(keep)
     out = []
+    notes = []
     try:
         for path, label in (("/", "GET / (dashboard)"), (f"/agent/{HOT}", f"GET /agent/{HOT}")):
             ok = timed(lambda p=path: c.get(p), n)  # type: ignore[misc]
             out.append(row(f"{label}, nothing changed", ok))
-            changed = []
             with hive.admin() as a:
-                for _ in range(n):
-                    a.call("send", to="agent-001", body="x")
-                    time.sleep(0.01)
-                    changed += timed(lambda p=path: c.get(p), 1)  # type: ignore[misc]
-            out.append(row(f"{label}, right after a change", changed))
+                before, after, late = after_change(
+                    lambda p=path: c.get(p),  # type: ignore[misc]
+                    lambda: a.call("send", to="agent-001", body="x"),
+                    clock,
+                    n,
+                )
+            out.append(row(f"{label}, right after a change, before its re-render arrived", before))
+            out.append(row(f"{label}, right after a change, after its re-render arrived", after))
+            notes.append(
+                f"{label}, before: {len(before)} of {n} tries; in the other {late} the "
+                "re-render's patch arrived before the GET was sent."
+            )
         with hive.admin() as a:
             out.append(
                 row("admin `list` (200 agents), for reference", timed(lambda: a.call("list"), n))
             )
     finally:
         keep.close()
-    return out
+    return out, notes
 
 
 def push_sse(web: RunningWeb, hive: RunningHive, n: int) -> list[float]:
@@ -193,6 +268,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("-n", type=int, default=200, help="samples per measurement")
     args = parser.parse_args()
+    began = datetime.now(UTC)
+    load_before = loadavg()
     root = Path(tempfile.mkdtemp(prefix="hive-bench-web-"))
     env = hive_env(root)
     fill(Paths.from_env(env))
@@ -200,7 +277,7 @@ def main() -> None:
     web = None
     try:
         web = RunningWeb(env)
-        lines = render(web, hive, args.n)
+        lines, notes = render(web, hive, args.n)
         lines.append(row("push: `send` → SSE patch with the message", push_sse(web, hive, args.n)))
         browser = push_browser(web, hive, min(args.n, 100))
         if browser is not None:
@@ -213,6 +290,9 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     table = "\n".join(
         [
+            f"Run {began:%Y-%m-%d %H:%M} UTC, {source_rev(ROOT)}; load average before/after: "
+            f"{load_before} / {loadavg()} (anything else running shares the same cores).",
+            "",
             f"{AGENTS} agents, {APPROVALS:,} approvals ({PENDING} pending), "
             f"{MESSAGES:,} messages, {NOTIFICATIONS} notifications; "
             f"{platform.python_implementation()} {platform.python_version()}, "
@@ -221,6 +301,8 @@ def main() -> None:
             "| what (ms) | n | p50 | p95 | max |",
             "|---|---:|---:|---:|---:|",
             *lines,
+            "",
+            *notes,
         ]
     )
     print(table)

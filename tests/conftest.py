@@ -10,6 +10,9 @@ import pytest
 
 from tests.hivetest import RunningHive, hive_env
 
+# pytester drives the skip guard's own tests; the guard: a skip fails under HIVE_CI=1.
+pytest_plugins = ["pytester", "tests.skipguard"]
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

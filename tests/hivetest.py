@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,13 @@ from services.hive.client import HiveClient
 from services.hive.paths import Paths
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (the demo may hold the default 7800)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def hive_env(root: Path, **extra: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from services.agent.bus import Bus, BusDown
 from services.agent.pricing import Usage
 from services.hive.client import Refused
 from services.hive.log import WARNING, log
+from services.hive.vocab import TurnPhase
 
 MAX_DETAIL = 4000
 
@@ -29,7 +30,9 @@ class TurnReporter:
         self.ended_at = None
         self.usage = Usage()
 
-    def report(self, state: str, *, tool: str | None = None, detail: str | None = None) -> None:
+    def report(
+        self, state: TurnPhase, *, tool: str | None = None, detail: str | None = None
+    ) -> None:
         fields: dict[str, Any] = {
             "state": state,
             "input_tokens": self.usage.input_tokens,
@@ -51,23 +54,23 @@ class TurnReporter:
             log(f"could not report turn state {state}: {e}", agent=self.bus.agent, priority=WARNING)
 
     def thinking(self, detail: str | None = None) -> None:
-        self.report("thinking", detail=detail)
+        self.report(TurnPhase.THINKING, detail=detail)
 
     def tool(self, name: str, detail: str | None) -> None:
-        self.report("tool", tool=name, detail=detail)
+        self.report(TurnPhase.TOOL, tool=name, detail=detail)
 
     def waiting(self, detail: str) -> None:
-        self.report("waiting", tool="recv", detail=detail)
+        self.report(TurnPhase.WAITING, tool="recv", detail=detail)
 
     def retrying(self, detail: str) -> None:
-        self.report("error", detail=detail)
+        self.report(TurnPhase.ERROR, detail=detail)
 
     def end(self, detail: str, *, error: bool = False) -> None:
         self.ended_at = time.time()
-        self.report("error" if error else "idle", detail=detail)
+        self.report(TurnPhase.ERROR if error else TurnPhase.IDLE, detail=detail)
 
     def idle(self, detail: str | None = None) -> None:
-        self.report("idle", detail=detail)
+        self.report(TurnPhase.IDLE, detail=detail)
 
     def needs_login(self, detail: str) -> None:
-        self.report("needs_login", detail=detail)
+        self.report(TurnPhase.NEEDS_LOGIN, detail=detail)

@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                     kind="rebuild",
                     agent=name,
                 )
-                try:
-                    reply = hive.call("rebuild", name=name)
+                try:  # if the coordinator's own scan at start got there first: skipped
+                    reply = hive.call("rebuild", name=name, if_stale=True)
                 except Refused as e:
                     failed.append(name)
                     hlog.log(
@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
                         agent=name,
                         priority=hlog.ERR,
                     )
+                    continue
+                if reply.get("skipped"):
+                    hlog.log(f"{name} was rebuilt already", kind="rebuild", agent=name)
                     continue
                 if not reply.get("ok_build"):
                     failed.append(name)

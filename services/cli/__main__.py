@@ -15,6 +15,7 @@ from services.hive.client import HiveClient, Refused, Unreachable
 from services.hive.names import InvalidName, validate_agent_name
 from services.hive.paths import Paths
 from services.hive.protocol import ProtocolError
+from services.hive.vocab import Code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"hivectl: {e}", file=sys.stderr)
             return 1
         argv_j = ["journalctl", f"HIVE_AGENT={ns.name}", "--no-pager", "-o", "short-iso"]
+        journal_dir = os.environ.get("HIVE_JOURNAL_DIR")
+        if journal_dir:  # a journal kept elsewhere, e.g. the demo's .demo/journal
+            argv_j[1:1] = ["-D", journal_dir]
         if ns.follow:
             argv_j.append("-f")
         try:
@@ -37,6 +41,17 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     if ns.command == "install":
         return _install(ns)
+    if ns.command == "tour":
+        from services.cli import tour
+        from services.hive.sessions import web_url
+
+        def say(text: str) -> None:
+            print(text, flush=True)
+
+        paths = Paths.from_env()
+        if ns.socket:
+            paths = Paths(paths.state_dir, Path(ns.socket).parent, paths.db)
+        return tour.run(paths, say, ns.step_timeout, web_url(os.environ))
     sub = cli.find(ns.command)
     assert sub.request is not None
     try:
@@ -50,10 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         with HiveClient(path) as client:
             body = client.call(request.pop("cmd"), **request)
     except (Refused, Unreachable, ProtocolError, OSError) as e:
+        code = e.code if isinstance(e, Refused) else Code.UNAVAILABLE
         if ns.json:
-            print(json.dumps({"ok": False, "error": str(e)}))
+            print(json.dumps({"ok": False, "error": str(e), "code": str(code)}))
         print(f"hivectl: {e}", file=sys.stderr)
-        return 1
+        return code.exit_status
     if ns.json:
         print(json.dumps(body, indent=2, sort_keys=True))
     else:

@@ -170,6 +170,17 @@ SUBCOMMANDS: list[Sub] = [
         lambda ns: {"cmd": "logout_all"},
     ),
     Sub(
+        "tour",
+        "a guided tour of approvals and questions, playing the manager's part (no API key needed)",
+        None,
+        [
+            (
+                "--step-timeout",
+                {"type": float, "default": 900.0, "help": "seconds to wait for each step"},
+            )
+        ],
+    ),
+    Sub(
         "install",
         "install units, tmpfiles, sysusers and settings on this systemd host, and start the hive",
         None,

@@ -34,6 +34,8 @@ def agents_table(rows: list[dict[str, Any]]) -> str:
         turn_text = turn.get("state", "-") if turn else "-"
         if turn and turn.get("ended_at"):
             turn_text += f" ({_ago(turn['ended_at'])})"
+        if r.get("state") != "running" and turn:  # the agent's state comes first
+            turn_text = "-" + (f" (last {_ago(turn['ended_at'])})" if turn.get("ended_at") else "")
         state = str(r.get("transient") or r.get("state", ""))
         if r.get("needs_update"):
             state += " (needs update)"
@@ -74,7 +76,7 @@ def questions_text(rows: list[dict[str, Any]]) -> str:
         line = f"#{q['id']}  from {q['asker']}  [{q['status']}]"
         if q.get("deadline") and q["status"] == "pending":
             left = max(0, int(q["deadline"] - time.time()))
-            line += f"  ⏳ {left // 60:02d}:{left % 60:02d}"
+            line += f"  ◷ {left // 60:02d}:{left % 60:02d}"
         line += f"\n  {q['question']}"
         if q.get("options"):
             kind = "choose any of" if q.get("multi") else "choose one of"
@@ -113,6 +115,11 @@ def inbox_text(body: dict[str, Any]) -> str:
 
 
 def reply(command: str, body: dict[str, Any]) -> str:
+    if command == "model":  # the model only, whether it was asked for or set
+        row = (body.get("agents") or [{}])[0]
+        model = row.get("model") if "agents" in body else body.get("model")
+        override = " (the operator's override)" if row.get("model_override") else ""
+        return f"{model or 'the default model'}{override}"
     if command == "inbox":
         return inbox_text(body)
     if command == "drop":
@@ -136,8 +143,6 @@ def reply(command: str, body: dict[str, Any]) -> str:
         return f"sent message #{body.get('id')}"
     if command == "kick":
         return f"woke {body.get('woken', 0)} receiver(s); {body.get('inbox', 0)} message(s) waiting"
-    if command == "model":
-        return f"model: {body.get('model') or 'default'}"
     if command == "cancel":
         return "cancel sent" if body.get("woken") else "cancel recorded (no turn was watching)"
     if command == "login":

@@ -12,6 +12,7 @@ from services.coordinator.service import FALLBACK_POLL_SECONDS, DatabaseUnusable
 from services.coordinator.sockets import SocketInUse
 from services.hive.paths import Paths
 from services.hive.protocol import Refusal
+from services.hive.statelock import LockError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         ValueError,
         DatabaseUnusable,
         Refusal,
+        LockError,
     ) as e:
         print(f"hive-coordinator: {e}", file=sys.stderr)
         return 1

@@ -22,6 +22,7 @@ from services.hive import safefs
 from services.hive.names import InvalidName, validate_agent_name
 from services.hive.paths import Paths
 from services.hive.protocol import Refusal
+from services.hive.vocab import Code
 
 AGENTS = "agents"
 AGENT_STATE = "agent-state"
@@ -122,7 +123,8 @@ def install_proposed(
                 if e.errno == errno.EXDEV:
                     raise Refusal(
                         f"{paths.private_tmp} and {paths.agents_dir} are on different "
-                        "filesystems: keep them on one so a new repo can be renamed into place"
+                        "filesystems: keep them on one so a new repo can be renamed into place",
+                        code=Code.UNAVAILABLE,
                     ) from None
                 raise
         return sha

@@ -9,14 +9,15 @@ from peewee import fn
 from services.coordinator.inboxes import set_aside_count
 from services.hive.db import Agent, Message, TurnState, now, write_tx
 from services.hive.protocol import Refusal
+from services.hive.vocab import AgentState, Code
 
 
 class AgentExists(Refusal):
-    pass
+    code = Code.CONFLICT
 
 
 class NoSuchAgent(Refusal):
-    pass
+    code = Code.NOT_FOUND
 
 
 _names: set[str] | None = None
@@ -50,7 +51,7 @@ def require(name: str) -> str:
 
 
 def create(
-    name: str, *, kind: str = "agent", state: str = "stopped", note: str | None = None
+    name: str, *, kind: str = "agent", state: str = AgentState.STOPPED, note: str | None = None
 ) -> Agent:
     """Insert a new agent record; refuse a name that is taken."""
     with write_tx():

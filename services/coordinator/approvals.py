@@ -20,6 +20,7 @@ from services.hive.db import Agent, Approval, Notification, now, write_tx
 from services.hive.events import ApprovalResolved
 from services.hive.names import validate_agent_name
 from services.hive.protocol import Refusal
+from services.hive.vocab import AgentState, ApprovalKind, ApprovalStatus, Code
 
 if TYPE_CHECKING:
     from services.coordinator.service import Coordinator
@@ -31,7 +32,10 @@ class ApprovalError(Refusal):
 
 def is_stale(a: Approval) -> bool:
     """Stale: refused as such, or pending while the applied config moved from its base."""
-    return bool(a.status == "stale" or (a.status == "pending" and a.stale_at is not None))
+    return bool(
+        a.status == ApprovalStatus.STALE
+        or (a.status == ApprovalStatus.PENDING and a.stale_at is not None)
+    )
 
 
 def approval_dict(a: Approval) -> dict[str, Any]:
@@ -54,14 +58,16 @@ def approval_dict(a: Approval) -> dict[str, Any]:
 def listing(include_resolved: bool = False, limit: int = 200) -> list[dict[str, Any]]:
     query = Approval.select().order_by(Approval.id.desc()).limit(limit)
     if not include_resolved:
-        query = query.where(Approval.status.in_(("pending", "applying")))
+        query = query.where(Approval.status.in_((ApprovalStatus.PENDING, ApprovalStatus.APPLYING)))
     return [approval_dict(a) for a in query]
 
 
 def _get(approval_id: int) -> Approval:
     a: Approval | None = Approval.get_or_none(Approval.id == approval_id)
     if a is None:
-        raise ApprovalError(f"no approval #{approval_id}: see `hivectl pending`")
+        raise ApprovalError(
+            f"no approval #{approval_id}: see `hivectl pending`", code=Code.NOT_FOUND
+        )
     return a
 
 
@@ -75,12 +81,14 @@ def _record(
             commit_ref=sha,
             blob=blob,
             diff=diff,
-            status="pending",
+            status=ApprovalStatus.PENDING,
             base_commit=base.commit if base is not None else None,
             base_hash=base.hash if base is not None else None,
         )
         what = (
-            f"apply {sha[:12]} to {agent}" if kind == "apply_commit" and sha else f"spawn {agent}"
+            f"apply {sha[:12]} to {agent}"
+            if kind == ApprovalKind.APPLY_COMMIT and sha
+            else f"spawn {agent}"
         )
         Notification.create(
             kind="approval_requested", agent=agent, text=f"approval #{a.id}: {what}"
@@ -106,8 +114,8 @@ class Approvals:
         check_bind_sources(parse(got.blob), self.paths.hive_roots())
         # the diff's "before", recorded with it: read after the await, in the same step
         base = stale.base_of(self.paths.applied_repo(name))
-        diff = repos.diff(base.config, got.blob, name, got.sha)
-        a = _record(name, "apply_commit", got.sha, got.blob, diff, base)
+        diff = repos.diff(base.config, got.blob, name, got.sha, got.author)
+        a = _record(name, ApprovalKind.APPLY_COMMIT, got.sha, got.blob, diff, base)
         self.hive.changed("approvals", "notifications")
         return a
 
@@ -115,7 +123,9 @@ class Approvals:
         if agents.exists(name):
             raise ApprovalError(f"agent {name!r} already exists")
         pending = Approval.select().where(
-            (Approval.agent == name) & (Approval.kind == "spawn") & (Approval.status == "pending")
+            (Approval.agent == name)
+            & (Approval.kind == ApprovalKind.SPAWN)
+            & (Approval.status == ApprovalStatus.PENDING)
         )
         if pending.exists():
             raise ApprovalError(f"a spawn of {name!r} is already waiting for the operator")
@@ -126,7 +136,7 @@ class Approvals:
         blob, sha = await self.hive.lifecycle.source_config(name)
         self._check_spawnable(name)  # again: another request may have landed during the read
         check_bind_sources(parse(blob), self.paths.hive_roots())
-        a = _record(name, "spawn", sha, blob, repos.diff(None, blob, name, sha))
+        a = _record(name, ApprovalKind.SPAWN, sha, blob, repos.diff(None, blob, name, sha))
         self.hive.changed("approvals", "notifications")
         return a
 
@@ -141,7 +151,7 @@ class Approvals:
         (exactly once)."""
         with write_tx():
             a = _get(approval_id)
-            if a.status != "pending":
+            if a.status != ApprovalStatus.PENDING:
                 raise ApprovalError(f"approval #{approval_id} is already {a.status}")
             Approval.update(status=to, decided_by=by).where(Approval.id == approval_id).execute()
             a.status = to
@@ -179,8 +189,8 @@ class Approvals:
         with write_tx():
             for a in Approval.select().where(
                 (Approval.agent == agent)
-                & (Approval.kind == "apply_commit")
-                & (Approval.status == "pending")
+                & (Approval.kind == ApprovalKind.APPLY_COMMIT)
+                & (Approval.status == ApprovalStatus.PENDING)
             ):
                 moved = a.base_hash != current
                 if moved != (a.stale_at is not None):
@@ -199,49 +209,54 @@ class Approvals:
     def _refuse_stale(self, a: Approval, by: str) -> None:
         """Resolve a pending approval as stale (the manager is told to ask again), and refuse."""
         why = stale.why_stale(a.agent, a.base_commit, self.paths.applied_repo(a.agent))
-        self._claim(a.id, "stale", by)
-        self._resolve(a, "stale", why)
+        self._claim(a.id, ApprovalStatus.STALE, by)
+        self._resolve(a, ApprovalStatus.STALE, why)
         raise ApprovalError(
             f"approval #{a.id} is stale: the applied config of {a.agent} changed since it was "
             "requested, so its diff no longer shows what it would do; hm1nd was told to "
-            "request it again"
+            "request it again",
+            code=Code.STALE,
         )
 
     async def approve(self, approval_id: int, by: str, *, wait: bool = True) -> Approval:
         a = _get(approval_id)
         applied = self.paths.applied_repo(a.agent)
-        if a.status == "pending" and a.kind == "apply_commit" and stale.moved(a.base_hash, applied):
+        if (
+            a.status == ApprovalStatus.PENDING
+            and a.kind == ApprovalKind.APPLY_COMMIT
+            and stale.moved(a.base_hash, applied)
+        ):
             self._refuse_stale(a, by)
-        a = self._claim(approval_id, "applying", by)
+        a = self._claim(approval_id, ApprovalStatus.APPLYING, by)
         task = self.hive.spawn_task(self.finish(a))
         if wait:
             await asyncio.shield(task)
         done = _get(approval_id)
-        if done.status == "stale":
-            raise ApprovalError(f"approval #{approval_id} is stale: {done.note}")
+        if done.status == ApprovalStatus.STALE:
+            raise ApprovalError(f"approval #{approval_id} is stale: {done.note}", code=Code.STALE)
         return done
 
     async def finish(self, a: Approval) -> None:
         """Carry an approval in state applying to its end (also after a coordinator restart)."""
         blob = bytes(a.blob or b"")
-        if a.kind == "spawn":
+        if a.kind == ApprovalKind.SPAWN:
             existing = Agent.get_or_none(Agent.name == a.agent)
             if existing is None:
-                agents.create(a.agent, state="spawning")
-            elif existing.state != "spawning":
-                self._resolve(a, "failed", f"agent {a.agent!r} already exists")
+                agents.create(a.agent, state=AgentState.SPAWNING)
+            elif existing.state != AgentState.SPAWNING:
+                self._resolve(a, ApprovalStatus.FAILED, f"agent {a.agent!r} already exists")
                 return
             ok = await self.hive.lifecycle.create(a.agent, blob, a.commit_ref, f"approval #{a.id}")
             note = None if ok else agents.get(a.agent).note
-            self._resolve(a, "approved" if ok else "failed", note)
+            self._resolve(a, ApprovalStatus.APPROVED if ok else ApprovalStatus.FAILED, note)
             return
         try:
             parse(blob)
             agents.get(a.agent)
             if a.commit_ref is None:
-                raise ApprovalError(f"approval #{a.id} has no commit to apply")
+                raise ApprovalError(f"approval #{a.id} has no commit to apply", code=Code.INVALID)
         except Refusal as e:
-            self._resolve(a, "failed", str(e))
+            self._resolve(a, ApprovalStatus.FAILED, str(e))
             return
         try:
             ok, note = await self.hive.lifecycle.apply_config(
@@ -249,16 +264,18 @@ class Approvals:
             )
         except ConfigMoved:  # another approval was applied while this one waited its turn
             why = stale.why_stale(a.agent, a.base_commit, self.paths.applied_repo(a.agent))
-            self._resolve(a, "stale", why)
+            self._resolve(a, ApprovalStatus.STALE, why)
             return
         except (Refusal, OSError) as e:
-            self._resolve(a, "failed", f"could not apply: {e}")
+            self._resolve(a, ApprovalStatus.FAILED, f"could not apply: {e}")
             return
-        self._resolve(a, "approved", None if ok else f"applied, but the container: {note}")
+        self._resolve(
+            a, ApprovalStatus.APPROVED, None if ok else f"applied, but the container: {note}"
+        )
 
     def deny(self, approval_id: int, note: str | None, by: str) -> Approval:
-        a = self._claim(approval_id, "denied", by)
-        self._resolve(a, "denied", note)
+        a = self._claim(approval_id, ApprovalStatus.DENIED, by)
+        self._resolve(a, ApprovalStatus.DENIED, note)
         return _get(approval_id)
 
     def recover(self) -> list[str]:
@@ -268,12 +285,17 @@ class Approvals:
         may have changed while the coordinator was down, or predate the check).
         """
         waiting = Approval.select(Approval.agent).where(
-            (Approval.kind == "apply_commit") & (Approval.status == "pending")
+            (Approval.kind == ApprovalKind.APPLY_COMMIT)
+            & (Approval.status == ApprovalStatus.PENDING)
         )
         for agent in sorted({a.agent for a in waiting}):
             self.recheck(agent)
         resumed = []
-        for a in Approval.select().where(Approval.status == "applying").order_by(Approval.id):
+        for a in (
+            Approval.select()
+            .where(Approval.status == ApprovalStatus.APPLYING)
+            .order_by(Approval.id)
+        ):
             hlog.log(
                 f"finishing approval #{a.id}, interrupted by a restart",
                 kind="approval_resolved",

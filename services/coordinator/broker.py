@@ -24,6 +24,7 @@ from services.coordinator import inboxes
 from services.coordinator.connection import Connection
 from services.hive.db import now, raw, raw_write_tx
 from services.hive.protocol import Refusal
+from services.hive.vocab import Code
 
 MAX_WAIT_SECONDS = 180
 
@@ -200,7 +201,7 @@ class Broker:
                 ).fetchone()
             )
         if not known:
-            raise Refusal(f"no message #{message_id} for {recipient}")
+            raise Refusal(f"no message #{message_id} for {recipient}", code=Code.NOT_FOUND)
         conn.leases.discard(message_id)
         return bool(changed)
 

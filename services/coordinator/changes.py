@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 
 from services.coordinator.connection import Connection
+from services.hive.vocab import Change
 
-KINDS = ("agents", "approvals", "questions", "messages", "notifications", "turns", "sessions")
+KINDS = tuple(Change)
 
 
 class ChangeFeed:

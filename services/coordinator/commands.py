@@ -20,19 +20,20 @@ from services.hive import protocol as p
 from services.hive.agentconfig import valid_model
 from services.hive.db import TurnState, now
 from services.hive.names import MANAGER, OPERATOR, InvalidName, validate_agent_name
+from services.hive.vocab import AgentState, Code, Role, TurnPhase
 
 if TYPE_CHECKING:
     from services.coordinator.service import Coordinator
 
-ADMIN = "admin"
-MANAGER_ROLE = "manager"
-AGENT = "agent"
+ADMIN = Role.ADMIN
+MANAGER_ROLE = Role.MANAGER
+AGENT = Role.AGENT
 AGENT_ROLES = frozenset({MANAGER_ROLE, AGENT})
 ALL_ROLES = frozenset({ADMIN, MANAGER_ROLE, AGENT})
 
 MAX_TOKENS = 2**62
 """Token counts above this would not fit SQLite's 64-bit INTEGER."""
-TURN_STATES = ("idle", "thinking", "tool", "waiting", "error", "needs_login")
+TURN_STATES = tuple(TurnPhase)
 
 Result = dict[str, Any] | Reply
 HandlerFn = Callable[["Coordinator", Connection, dict[str, Any]], Result | Awaitable[Result]]
@@ -62,10 +63,12 @@ def lookup(name: str, role: str) -> Command:
     if cmd is None:
         shown = name if len(name) <= 40 else name[:40] + "…"
         raise p.ProtocolError(
-            f"unknown command {shown!r}: see PROTOCOL.md for this socket's commands"
+            f"unknown command {shown!r}: see docs/sockets.md for this socket's commands"
         )
     if role not in cmd.roles:
-        raise p.Refusal(f"command {name!r} is only available on {sockets_of(cmd.roles)}")
+        raise p.Refusal(
+            f"command {name!r} is only available on {sockets_of(cmd.roles)}", code=Code.FORBIDDEN
+        )
     return cmd
 
 
@@ -159,7 +162,8 @@ def send(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
         if config is not None and not config.may_send_to(recipient):
             allowed = ", ".join(config.allowed_recipients or ()) or "nobody"
             raise p.Refusal(
-                f"{conn.caller.name} may not message {recipient}: its config allows {allowed}"
+                f"{conn.caller.name} may not message {recipient}: its config allows {allowed}",
+                code=Code.FORBIDDEN,
             )
     msg = hive.broker.send(conn.caller.name, recipient, body)
     hive.changed("messages")
@@ -266,7 +270,9 @@ async def await_cancel(hive: Coordinator, conn: Connection, req: dict[str, Any])
 def _sub_agent(req: dict[str, Any], field: str = "agent") -> str:
     name = _existing_agent(req, field)
     if name == MANAGER:
-        raise p.Refusal("the manager cannot do this to itself: ask the operator")
+        raise p.Refusal(
+            "the manager cannot do this to itself: ask the operator", code=Code.FORBIDDEN
+        )
     return name
 
 
@@ -347,7 +353,7 @@ async def spawn(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Res
     name = validate_agent_name(p.get_str(req, "name", max_bytes=64), allow_manager=False)
     wait = p.get_bool(req, "wait", True)
     blob, sha = await hive.lifecycle.source_config(name)
-    agents.create(name, state="spawning")
+    agents.create(name, state=AgentState.SPAWNING)
     hive.changed("agents")
     task = hive.spawn_task(hive.lifecycle.create(name, blob, sha, "operator spawn"))
     if wait:
@@ -435,11 +441,33 @@ async def destroy(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> R
     return {"destroyed": name}
 
 
-@command("rebuild", OPERATOR_ONLY, "rebuild {name}: regenerate an agent from its applied config")
+@command(
+    "rebuild",
+    OPERATOR_ONLY,
+    "rebuild {name, if_stale?}: regenerate an agent from its applied config",
+)
 async def rebuild(hive: Coordinator, conn: Connection, req: dict[str, Any]) -> Result:
     name = _existing_agent(req)
-    ok, note = await hive.lifecycle.rebuild(name)
-    return {"rebuilt": name, "ok_build": ok, "note": note, "agent": hive.agent_rows(name)[0]}
+    if p.get_bool(req, "if_stale", False):
+        done = await hive.lifecycle.rebuild_if_stale(name)
+        if done is None:
+            return {
+                "rebuilt": name,
+                "ok_build": True,
+                "skipped": True,
+                "note": "already built from the installed platform",
+                "agent": hive.agent_rows(name)[0],
+            }
+        ok, note = done
+    else:
+        ok, note = await hive.lifecycle.rebuild(name)
+    return {
+        "rebuilt": name,
+        "ok_build": ok,
+        "skipped": False,
+        "note": note,
+        "agent": hive.agent_rows(name)[0],
+    }
 
 
 @command("set_model", OPERATOR_ONLY, "set_model {name, model}: override the model (null clears)")

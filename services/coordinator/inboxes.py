@@ -14,6 +14,7 @@ from typing import Any
 from services.hive import log as hlog
 from services.hive.db import now, raw, raw_write_tx
 from services.hive.protocol import MAX_LINE, RECV_ENVELOPE, Refusal, encode, ok
+from services.hive.vocab import Code
 
 OPEN = "delivered_at IS NULL AND set_aside_at IS NULL AND dropped_at IS NULL"
 """A message still waiting for delivery (queued, or leased to a receiver until its ack)."""
@@ -25,7 +26,7 @@ PREVIEW_CHARS = 80
 
 
 class NoSuchMessage(Refusal):
-    pass
+    code = Code.NOT_FOUND
 
 
 def recv_reply_size(message: dict[str, Any]) -> int:
@@ -124,11 +125,12 @@ def drop(message_id: int, note: str | None) -> dict[str, Any]:
             raise NoSuchMessage(f"no message #{message_id}: see `hivectl inbox NAME`")
         recipient = str(row[0])
         if row[2] is not None:
-            raise NoSuchMessage(f"message #{message_id} is already dropped")
+            raise NoSuchMessage(f"message #{message_id} is already dropped", code=Code.CONFLICT)
         if row[1] is not None:
             raise NoSuchMessage(
                 f"message #{message_id} was already delivered to {recipient}: only "
-                "undelivered messages can be dropped"
+                "undelivered messages can be dropped",
+                code=Code.CONFLICT,
             )
         db.execute(
             "UPDATE messages SET dropped_at = ?, drop_note = ?, claimed_at = NULL WHERE id = ?",

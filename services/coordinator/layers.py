@@ -17,12 +17,13 @@ from pathlib import Path
 
 from services.hive import log as hlog
 from services.hive.protocol import Refusal
+from services.hive.vocab import Code
 
 APT_TIMEOUT = 600
 
 
 class LayerError(Refusal):
-    pass
+    code = Code.UNAVAILABLE
 
 
 def layer_key(packages: tuple[str, ...]) -> str:

@@ -24,13 +24,21 @@ from services.hive.agentconfig import CONFIG_FILE, AgentConfig, check_bind_sourc
 from services.hive.db import Agent, Event, TransientState, now, write_tx
 from services.hive.events import ContainerCrash, Destroyed, Killed, Rebuilt, Spawned
 from services.hive.names import MANAGER
-from services.hive.platform import platform_rev, write_marker
+from services.hive.platform import (
+    REBUILDABLE,
+    current_rev,
+    platform_rev,
+    read_marker,
+    stale_agents,
+    write_marker,
+)
 from services.hive.protocol import Refusal
+from services.hive.vocab import AgentState, Transient
 
 if TYPE_CHECKING:
     from services.coordinator.service import Coordinator
 
-TRANSIENT_STATES = ("stopping", "restarting", "destroying", "rebuilding")
+TRANSIENT_STATES = tuple(Transient)
 
 
 class LifecycleError(Refusal):
@@ -135,6 +143,9 @@ class Lifecycle:
     def _set(self, name: str, state: str, note: str | None = None) -> None:
         agents.set_state(name, state, note)
         self.hive.changed("agents")
+        if state == AgentState.RUNNING:
+            # (re)started: kick its harness so a recv already waiting reads the inbox now
+            self.hive.broker.kick(name)
 
     # create --------------------------------------------------------------------------------
     async def source_config(self, name: str) -> tuple[bytes, str | None]:
@@ -170,11 +181,11 @@ class Lifecycle:
                 self.mark_built(name)
             except (Refusal, OSError) as e:
                 note = f"could not create {name}: {e}"
-                self._set(name, "failed", note)
+                self._set(name, AgentState.FAILED, note)
                 hlog.log(note, kind="lifecycle", agent=name, priority=hlog.ERR)
                 self.hive.notify(Spawned(agent=name, ok=False, note=note))
                 return False
-            self._set(name, "running")
+            self._set(name, AgentState.RUNNING)
             hlog.log(f"{name} created ({label})", kind="lifecycle", agent=name)
             self.hive.notify(Spawned(agent=name, ok=True, note=None))
             return True
@@ -185,40 +196,75 @@ class Lifecycle:
             spec = self.spec(name)
             await self._run(self.backend.create, spec)
             await self._run(self.backend.start, spec)
-            self._set(name, "running")
+            self._set(name, AgentState.RUNNING)
             hlog.log(f"{name} started", kind="lifecycle", agent=name)
 
     async def stop(self, name: str) -> None:
-        async with self._locks[name], self.transient(name, "stopping"):
+        async with self._locks[name], self.transient(name, Transient.STOPPING):
             await self._run(self.backend.stop, name)
-            self._set(name, "stopped")
+            self._set(name, AgentState.STOPPED)
             hlog.log(f"{name} stopped", kind="lifecycle", agent=name)
 
     async def restart(self, name: str) -> None:
-        async with self._locks[name], self.transient(name, "restarting"):
+        async with self._locks[name], self.transient(name, Transient.RESTARTING):
             spec = self.spec(name)
             await self._run(self.backend.stop, name)
             await self._run(self.backend.create, spec)
             await self._run(self.backend.start, spec)
-            self._set(name, "running")
+            self._set(name, AgentState.RUNNING)
             hlog.log(f"{name} restarted", kind="lifecycle", agent=name)
 
     async def kill(self, name: str) -> None:
-        async with self._locks[name], self.transient(name, "stopping"):
+        async with self._locks[name], self.transient(name, Transient.STOPPING):
             await self._run(self.backend.kill, name)
-            self._set(name, "stopped", "killed")
+            self._set(name, AgentState.STOPPED, "killed")
             hlog.log(f"{name} killed", kind="lifecycle", agent=name)
         self.hive.notify(Killed(agent=name))
 
     async def rebuild(self, name: str) -> tuple[bool, str | None]:
         """Regenerate from the applied config and restart if it was running; emits Rebuilt."""
-        async with self._locks[name], self.transient(name, "rebuilding"):
+        async with self._locks[name], self.transient(name, Transient.REBUILDING):
             ok, note = await self._rebuild_locked(name)
         self.hive.notify(Rebuilt(agent=name, ok=ok, note=note))
         return ok, note
 
+    def is_stale(self, name: str) -> bool:
+        """Built from a platform other than the installed one (and in a rebuildable state)."""
+        row = Agent.get_or_none(Agent.name == name)
+        marker = read_marker(self.paths.rev_marker(name))
+        return row is not None and row.state in REBUILDABLE and marker != current_rev()
+
+    async def rebuild_if_stale(self, name: str) -> tuple[bool, str | None] | None:
+        """`rebuild`, unless the container is already built from the installed platform;
+        None then. Checked under the agent's lock, so the coordinator's own scan at start
+        and hive-autoupdate.service never rebuild one container twice."""
+        async with self._locks[name]:
+            if not self.is_stale(name):
+                return None
+            async with self.transient(name, Transient.REBUILDING):
+                ok, note = await self._rebuild_locked(name)
+        self.hive.notify(Rebuilt(agent=name, ok=ok, note=note))
+        return ok, note
+
+    async def update_stale(self) -> None:
+        """Rebuild every stale container, the manager first (at start, as the seed asks)."""
+        markers = {n: read_marker(self.paths.rev_marker(n)) for n in agents.names()}
+        for name in stale_agents(markers, agents.rows(), current_rev()):
+            hlog.log(
+                f"{name} was built from another platform: rebuilding", kind="rebuild", agent=name
+            )
+            try:
+                await self.rebuild_if_stale(name)
+            except Refusal as e:
+                hlog.log(
+                    f"rebuild of {name} at start: {e}",
+                    kind="rebuild",
+                    agent=name,
+                    priority=hlog.ERR,
+                )
+
     async def _rebuild_locked(self, name: str) -> tuple[bool, str | None]:
-        was_running = agents.get(name).state in ("running", "failed")
+        was_running = agents.get(name).state in (AgentState.RUNNING, AgentState.FAILED)
         try:
             spec = self.spec(name)
             blob = repos.applied_config(self.paths.applied_repo(name)) or b""
@@ -233,10 +279,10 @@ class Lifecycle:
             self.mark_built(name)
         except (Refusal, OSError) as e:
             note = f"rebuild of {name} failed: {e}"
-            self._set(name, "failed", note)
+            self._set(name, AgentState.FAILED, note)
             hlog.log(note, kind="rebuild", agent=name, priority=hlog.ERR)
             return False, note
-        self._set(name, "running" if was_running else "stopped")
+        self._set(name, AgentState.RUNNING if was_running else AgentState.STOPPED)
         hlog.log(f"{name} rebuilt", kind="rebuild", agent=name)
         return True, None
 
@@ -257,7 +303,7 @@ class Lifecycle:
                     raise ConfigMoved(f"the applied config of {name} changed")
                 self.write_applied(name, blob, message)
             Agent.update(applied_sha=sha, updated_at=now()).where(Agent.name == name).execute()
-            async with self.transient(name, "rebuilding"):
+            async with self.transient(name, Transient.REBUILDING):
                 ok, note = await self._rebuild_locked(name)
         self.hive.notify(Rebuilt(agent=name, ok=ok, note=note))
         return ok, note
@@ -266,7 +312,7 @@ class Lifecycle:
         if name == MANAGER:
             raise LifecycleError("hm1nd is required infrastructure: restart or rebuild it instead")
         async with self._locks[name]:
-            async with self.transient(name, "destroying"):
+            async with self.transient(name, Transient.DESTROYING):
                 await self._run(self.backend.destroy, name)
                 await self.hive.unserve_agent(name)
                 shutil.rmtree(self.paths.applied_repo(name), ignore_errors=True)
@@ -293,18 +339,18 @@ class Lifecycle:
         if TransientState.get_or_none(TransientState.agent == name) is not None:
             return False
         agent = Agent.get_or_none(Agent.name == name)
-        return agent is not None and agent.state == "running"
+        return agent is not None and agent.state == AgentState.RUNNING
 
     def crashed_elsewhere(self, name: str, note: str) -> None:
         """The crash watcher recorded a crash (and told the manager): show it as failed."""
         if self._is_crash(name):
-            self._set(name, "failed", note)
+            self._set(name, AgentState.FAILED, note)
 
     def unexpected_exit(self, name: str, note: str) -> None:
         """The payload went away on its own: a crash unless an operator action is under way."""
         if not self._is_crash(name):
             return
-        self._set(name, "failed", note)
+        self._set(name, AgentState.FAILED, note)
         hlog.log(f"{name} crashed: {note}", kind="container_crash", agent=name, priority=hlog.ERR)
         self.hive.notify(ContainerCrash(agent=name, note=note))
 
@@ -315,14 +361,16 @@ class Lifecycle:
 
         `skip` names agents an interrupted approval is already finishing.
         """
-        for agent in Agent.select().where(Agent.state.in_(("running", "spawning"))):
+        for agent in Agent.select().where(
+            Agent.state.in_((AgentState.RUNNING, AgentState.SPAWNING))
+        ):
             if agent.name in skip or self.backend.is_running(agent.name):
                 continue
-            if agent.state == "spawning":
+            if agent.state == AgentState.SPAWNING:
                 try:
                     blob, sha = await self.source_config(agent.name)
                 except Refusal as e:
-                    self._set(agent.name, "failed", f"could not resume the spawn: {e}")
+                    self._set(agent.name, AgentState.FAILED, f"could not resume the spawn: {e}")
                     continue
                 self.hive.spawn_task(self.create(agent.name, blob, sha, "resumed spawn"))
                 continue
@@ -338,12 +386,16 @@ class Lifecycle:
             )
             if crash is not None:
                 note = json.loads(crash.payload).get("note") or "crashed"
-                self._set(agent.name, "failed", note)
+                self._set(agent.name, AgentState.FAILED, note)
                 continue
             try:
                 await self.start(agent.name)
             except (Refusal, OSError) as e:
-                self._set(agent.name, "failed", f"could not start after a coordinator restart: {e}")
+                self._set(
+                    agent.name,
+                    AgentState.FAILED,
+                    f"could not start after a coordinator restart: {e}",
+                )
 
 
 def _read(path: Path) -> bytes | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from services.hive import log as hlog
 from services.hive.protocol import encode, refusal
+from services.hive.vocab import Code
 
 RESERVE_MIN = 128
 """File descriptors always left for the coordinator's own files."""
@@ -149,5 +150,5 @@ class RefusedConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        transport.write(encode(refusal(self.why)))
+        transport.write(encode(refusal(self.why, Code.UNAVAILABLE)))
         transport.close()

@@ -21,6 +21,7 @@ from services.hive import log as hlog
 from services.hive import sessions
 from services.hive.db import LoginLink, WebSession, now, write_tx
 from services.hive.protocol import Refusal
+from services.hive.vocab import Code
 
 TOUCH_EVERY = 60.0
 """`session_seen` writes `last_seen` at most this often per session."""
@@ -28,6 +29,8 @@ TOUCH_EVERY = 60.0
 
 class LoginRefused(Refusal):
     """A sign-in that does not open a session; the message says why and what to do."""
+
+    code = Code.FORBIDDEN
 
 
 @dataclass
@@ -95,20 +98,6 @@ def _seconds(env: Mapping[str, str], key: str, default: float) -> float:
     return value if value > 0 else default
 
 
-def web_url(env: Mapping[str, str]) -> str:
-    """Where operators open the dashboard: HIVE_WEB_PUBLIC_URL, else http://HIVE_WEB_LISTEN."""
-    public = (env.get("HIVE_WEB_PUBLIC_URL") or "").strip().rstrip("/")
-    if public:
-        return public
-    listen = (env.get("HIVE_WEB_LISTEN") or "127.0.0.1:7800").strip()
-    if listen.isdigit():
-        listen = f"127.0.0.1:{listen}"
-    host, _, port = listen.rpartition(":")
-    if host in ("0.0.0.0", "[::]", "::", ""):
-        host = "127.0.0.1"
-    return f"http://{host}:{port}"
-
-
 def session_dict(s: WebSession) -> dict[str, Any]:
     return {
         "id": s.id,
@@ -133,7 +122,7 @@ class Logins:
         e = os.environ if env is None else env
         self.password_file = password_file
         self.ended = ended
-        self.url = web_url(e)
+        self.url = sessions.web_url(e)
         self.idle = _seconds(e, "HIVE_WEB_SESSION_IDLE", sessions.DEFAULT_IDLE)
         self.max_age = _seconds(e, "HIVE_WEB_SESSION_MAX_AGE", sessions.DEFAULT_MAX_AGE)
         self.limiter = AttemptLimiter()

@@ -35,6 +35,7 @@ from services.hive import safefs
 from services.hive.agentconfig import CONFIG_FILE, MAX_CONFIG_BYTES
 from services.hive.paths import Paths
 from services.hive.protocol import Refusal
+from services.hive.vocab import Code
 
 T = TypeVar("T")
 MiB = 1024 * 1024
@@ -57,6 +58,7 @@ _LOOSE = re.compile(r"[0-9a-f]{38}")
 _PACK = re.compile(r"pack-[0-9a-f]{40}\.(?:pack|idx)")
 _TREE = re.compile(rb"tree ([0-9a-f]{40})\n")
 _TAG_OBJECT = re.compile(rb"object ([0-9a-f]{40})\n")
+_AUTHOR = re.compile(rb"^author (.{1,400}?) \d+ [+-]\d{4}$", re.MULTILINE)
 DWIM = ("{}", "refs/{}", "refs/tags/{}", "refs/heads/{}", "refs/remotes/{}", "refs/remotes/{}/HEAD")
 """Where a short ref name is looked for, in git's order (gitrevisions(7))."""
 
@@ -95,10 +97,14 @@ class ReadLimits:
 class ConfigAtCommit:
     sha: str
     blob: bytes
+    author: str = ""
+    """`Name <email>` of the commit's author, as committed (agent-written: shown, escaped)."""
 
 
 class NoRepo(RepoError):
     """The agent has no proposed repo (as opposed to one that is refused)."""
+
+    code = Code.NOT_FOUND
 
 
 class _Abandoned(Exception):
@@ -372,7 +378,16 @@ class _Reader:
                 f"over the {MAX_CONFIG_BYTES // 1024} KiB limit"
             )
         _, blob = self.obj(blob_sha, MAX_CONFIG_BYTES)
-        return ConfigAtCommit(sha=sha, blob=blob)
+        return ConfigAtCommit(sha=sha, blob=blob, author=author_of(commit))
+
+
+def author_of(commit: bytes) -> str:
+    """The author line of a raw commit, printable and short (the manager wrote it)."""
+    m = _AUTHOR.search(commit.split(b"\n\n", 1)[0])
+    if m is None:
+        return ""
+    text = m.group(1).decode("utf-8", errors="replace")
+    return "".join(c if c.isprintable() else "?" for c in text)[:200]
 
 
 @contextlib.contextmanager
@@ -415,7 +430,10 @@ def _read(
                     return None  # a repo without a commit yet
                 if sha is None or not r.exists(sha):
                     shown = ref or "HEAD"
-                    raise RepoError(f"commit {shown!r} does not exist in {agent}'s proposed repo")
+                    raise RepoError(
+                        f"commit {shown!r} does not exist in {agent}'s proposed repo",
+                        code=Code.NOT_FOUND,
+                    )
                 return r.config(sha)
         except NoRepo:
             if ref is None:

@@ -14,15 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from services.hive import log as hlog
 from services.hive.db import Notification, OperatorQuestion, now, write_tx
-from services.hive.events import OperatorAnswered
+from services.hive.events import CANCELLED, EXPIRED, OperatorAnswered
 from services.hive.names import MANAGER
 from services.hive.protocol import Refusal
+from services.hive.vocab import Code, QuestionStatus
 
 if TYPE_CHECKING:
     from services.coordinator.service import Coordinator
 
-CANCELLED = "[cancelled]"
-EXPIRED = "[expired]"
 MAX_TTL = 7 * 24 * 3600
 
 
@@ -49,7 +48,7 @@ def question_dict(q: OperatorQuestion) -> dict[str, Any]:
 def listing(include_resolved: bool = False, limit: int = 200) -> list[dict[str, Any]]:
     query = OperatorQuestion.select().order_by(OperatorQuestion.id.desc()).limit(limit)
     if not include_resolved:
-        query = query.where(OperatorQuestion.status == "pending")
+        query = query.where(OperatorQuestion.status == QuestionStatus.PENDING)
     return [question_dict(q) for q in query]
 
 
@@ -67,9 +66,9 @@ class Questions:
         ttl_seconds: float | None,
     ) -> int:
         if multi and not options:
-            raise QuestionError("a multi-choice question needs options")
+            raise QuestionError("a multi-choice question needs options", code=Code.INVALID)
         if len(set(options)) != len(options):
-            raise QuestionError("options must be distinct")
+            raise QuestionError("options must be distinct", code=Code.INVALID)
         deadline = now() + ttl_seconds if ttl_seconds is not None else None
         with write_tx():
             q = OperatorQuestion.create(
@@ -99,26 +98,32 @@ class Questions:
     def _expire(self, qid: int) -> None:
         self._timers.pop(qid, None)
         with contextlib.suppress(QuestionError):  # answered or cancelled first: nothing to do
-            self.resolve(qid, "expired", EXPIRED, None)
+            self.resolve(qid, QuestionStatus.EXPIRED, EXPIRED, None)
 
     def answer(self, qid: int, answer: str | list[str], by: str) -> dict[str, Any]:
         q = self._get(qid)
         options = json.loads(q.options)
         if isinstance(answer, list):
             if not q.multi:
-                raise QuestionError(f"question #{qid} takes one answer, not a list")
+                raise QuestionError(
+                    f"question #{qid} takes one answer, not a list", code=Code.INVALID
+                )
             unknown = [a for a in answer if a not in options]
             if unknown or not answer:
-                raise QuestionError(f"answer must be among the options of question #{qid}")
+                raise QuestionError(
+                    f"answer must be among the options of question #{qid}", code=Code.INVALID
+                )
             text = ", ".join(answer)
         else:
             if options and not q.multi and answer not in options:
-                raise QuestionError(f"answer must be one of the options of question #{qid}")
+                raise QuestionError(
+                    f"answer must be one of the options of question #{qid}", code=Code.INVALID
+                )
             text = answer
-        return self.resolve(qid, "answered", text, by)
+        return self.resolve(qid, QuestionStatus.ANSWERED, text, by)
 
     def cancel(self, qid: int, by: str) -> dict[str, Any]:
-        return self.resolve(qid, "cancelled", CANCELLED, by)
+        return self.resolve(qid, QuestionStatus.CANCELLED, CANCELLED, by)
 
     def resolve(self, qid: int, status: str, answer: str, by: str | None) -> dict[str, Any]:
         """Resolve a pending question exactly once (by operator `by`, None for the TTL);
@@ -128,7 +133,10 @@ class Questions:
                 OperatorQuestion.update(
                     status=status, answer=answer, resolved_at=now(), decided_by=by
                 )
-                .where((OperatorQuestion.id == qid) & (OperatorQuestion.status == "pending"))
+                .where(
+                    (OperatorQuestion.id == qid)
+                    & (OperatorQuestion.status == QuestionStatus.PENDING)
+                )
                 .execute()
             )
             q = self._get(qid)
@@ -154,13 +162,14 @@ class Questions:
     def _get(self, qid: int) -> OperatorQuestion:
         q: OperatorQuestion | None = OperatorQuestion.get_or_none(OperatorQuestion.id == qid)
         if q is None:
-            raise QuestionError(f"no question #{qid}: see `hivectl questions`")
+            raise QuestionError(f"no question #{qid}: see `hivectl questions`", code=Code.NOT_FOUND)
         return q
 
     def recover(self) -> None:
         """Arm the deadlines of pending questions; those already past expire now."""
         for q in OperatorQuestion.select().where(
-            (OperatorQuestion.status == "pending") & OperatorQuestion.deadline.is_null(False)
+            (OperatorQuestion.status == QuestionStatus.PENDING)
+            & OperatorQuestion.deadline.is_null(False)
         ):
             if q.deadline is not None:
                 self._schedule(q.id, q.deadline)

@@ -15,12 +15,15 @@ import git
 
 from services.hive.agentconfig import CONFIG_FILE
 from services.hive.protocol import Refusal
+from services.hive.vocab import Code
 
 AUTHOR = git.Actor("hive-c0re", "hive-c0re@localhost")
 
 
 class RepoError(Refusal):
     """A repo, commit or file the coordinator cannot use; the message says which and why."""
+
+    code = Code.INVALID
 
 
 def _commit(repo: git.Repo, files: dict[str, bytes], message: str) -> str:
@@ -44,10 +47,9 @@ def build_proposed(path: Path, config_text: str, agent: str) -> str:
     `agentfiles.install_proposed`) with its initial commit; returns that commit's sha.
     Reading a proposed repo is `proposed`'s, never gitpython's on the manager's files."""
     path.mkdir(mode=0o750)
-    repo = git.Repo.init(path, initial_branch="main")
-    with repo.config_writer() as cw:
-        cw.set_value("user", "name", agent)
-        cw.set_value("user", "email", f"{agent}@hyperhive")
+    repo = git.Repo.init(
+        path, initial_branch="main"
+    )  # no identity here: each container has its own
     return _commit(repo, {CONFIG_FILE: config_text.encode()}, f"initial config for {agent}")
 
 
@@ -88,11 +90,13 @@ def apply(path: Path, files: dict[str, bytes], message: str) -> str:
     return _commit(repo, files, message)
 
 
-def diff(old: bytes | None, new: bytes, agent: str, sha: str | None) -> str:
-    """A unified diff of the config file from what is applied to what would be."""
+def diff(old: bytes | None, new: bytes, agent: str, sha: str | None, author: str = "") -> str:
+    """A unified diff of the config file from what is applied to what would be; the new
+    side names the commit and, when known, who authored it."""
     before = (old or b"").decode("utf-8", errors="replace").splitlines(keepends=True)
     after = new.decode("utf-8", errors="replace").splitlines(keepends=True)
     label = f"proposed/{agent}/{CONFIG_FILE}" + (f" @ {sha[:12]}" if sha else "")
+    label += f" by {author}" if author else ""
     lines = difflib.unified_diff(
         before,
         after,

@@ -48,6 +48,8 @@ from services.hive.names import MANAGER, OPERATOR, SYSTEM
 from services.hive.paths import Paths
 from services.hive.platform import current_rev, read_marker
 from services.hive.protocol import Oversize, Refusal, decode_request, refusal
+from services.hive.statelock import DirLock
+from services.hive.vocab import AgentState, Code, TurnPhase
 
 T = TypeVar("T")
 
@@ -130,11 +132,15 @@ class Coordinator:
                 agent=None if conn.caller.name == OPERATOR else conn.caller.name,
                 priority=hlog.DEBUG,
             )
-            return Reply(refusal(str(e)))
+            return Reply(refusal(str(e), e.code))
         except (pw.DatabaseError, sqlite3.DatabaseError) as e:
             why = db_problem(e)
             hlog.log(f"database error in {cmd!r}: {why}", kind="internal_error", priority=hlog.ERR)
-            return Reply(refusal(f"the hive database is unavailable ({why}): {db_advice(why)}"))
+            return Reply(
+                refusal(
+                    f"the hive database is unavailable ({why}): {db_advice(why)}", Code.UNAVAILABLE
+                )
+            )
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -143,7 +149,11 @@ class Coordinator:
                 kind="internal_error",
                 priority=hlog.ERR,
             )
-            return Reply(refusal(f"internal error in {cmd!r}: see journalctl -u hive-coordinator"))
+            return Reply(
+                refusal(
+                    f"internal error in {cmd!r}: see journalctl -u hive-coordinator", Code.INTERNAL
+                )
+            )
 
     def changed(self, *kinds: str) -> None:
         """Something the dashboard shows changed: wake `watch` (all kinds if none named)."""
@@ -186,11 +196,16 @@ class Coordinator:
             config = self.lifecycle.config_of(name)
             row["model"] = row["model"] or (config.model if config is not None else None)
             row["transient"] = transient.get(name)
+            row["listening"] = self.broker.waiting(name)  # receivers blocked in recv now
             row["needs_update"] = (
-                row["state"] in ("running", "stopped", "failed")
+                AgentState.of(row["state"]).rebuildable
                 and read_marker(self.paths.rev_marker(name)) != rev
             )
-            row["needs_login"] = (row["turn"] or {}).get("state") == "needs_login"
+            # the agent's state comes first: a stopped agent's last turn state is history
+            row["needs_login"] = (
+                row["state"] == AgentState.RUNNING
+                and (row["turn"] or {}).get("state") == TurnPhase.NEEDS_LOGIN
+            )
         return rows
 
     # sockets -----------------------------------------------------------------------------
@@ -301,18 +316,19 @@ class Coordinator:
         finishing = self.approvals.recover()
         await self.lifecycle.resume(skip=finishing)
         await self.bootstrap_manager()
+        self.spawn_task(self.lifecycle.update_stale())  # the seed's auto-update at start
 
     async def bootstrap_manager(self) -> None:
         """hm1nd is required infrastructure: created without approval when missing."""
         if agents.exists(MANAGER):
             return
-        agents.create(MANAGER, kind="manager", state="spawning")
+        agents.create(MANAGER, kind="manager", state=AgentState.SPAWNING)
         hlog.log("creating the manager hm1nd", kind="agent_created", agent=MANAGER)
         try:
             blob, sha = await self.lifecycle.source_config(MANAGER)
         except Refusal as e:
             note = f"could not create {MANAGER}: {e}"
-            agents.set_state(MANAGER, "failed", note)
+            agents.set_state(MANAGER, AgentState.FAILED, note)
             hlog.log(note, kind="lifecycle", agent=MANAGER, priority=hlog.ERR)
             return
         await self.lifecycle.create(MANAGER, blob, sha, "manager bootstrap")
@@ -399,8 +415,24 @@ async def serve(
     repo_limits: ReadLimits | None = None,
     announce: bool = True,
 ) -> None:
-    """Run the coordinator until SIGTERM or SIGINT."""
+    """Run the coordinator until SIGTERM or SIGINT; refuse if another one owns the state."""
     hlog.set_identifier("hive-coordinator")
+    with DirLock(
+        paths.state_dir,
+        "a coordinator",
+        "stop it first (`systemctl stop hive-coordinator`, or Ctrl-C in the `make demo` "
+        "that runs it); two coordinators on one database would undo each other",
+    ):
+        await _serve(paths, backend, fallback_poll, repo_limits, announce)
+
+
+async def _serve(
+    paths: Paths,
+    backend: Backend,
+    fallback_poll: float,
+    repo_limits: ReadLimits | None,
+    announce: bool,
+) -> None:
     raise_nofile()
     hive = Coordinator(paths, backend, fallback_poll=fallback_poll, repo_limits=repo_limits)
     stop = asyncio.Event()

@@ -13,12 +13,15 @@ import time
 from typing import Any
 
 from services.hive.protocol import Refusal
+from services.hive.vocab import Code
 
 JOB_TIMEOUT = 120.0
 
 
 class UnitError(Refusal):
     """A systemd job that failed or could not be queued."""
+
+    code = Code.UNAVAILABLE
 
 
 def _bus() -> Any:

@@ -20,6 +20,7 @@ from services.hive.db import Agent, Event, TransientState, write_tx
 from services.hive.events import ContainerCrash
 from services.hive.inbox import notify_manager, ring_doorbell
 from services.hive.names import MANAGER, InvalidName, machine_name, validate_agent_name
+from services.hive.vocab import AgentState
 
 SETTLE_TIMEOUT = 3.0
 """How long a removed machine's unit may take to finish stopping before it is judged."""
@@ -77,7 +78,7 @@ def db_verdict(agent: str) -> Verdict | None:
         return Verdict.NO_AGENT
     if TransientState.get_or_none(TransientState.agent == agent) is not None:
         return Verdict.TRANSIENT
-    if row.state != "running":
+    if row.state != AgentState.RUNNING:
         return Verdict.NOT_RUNNING
     return None
 
@@ -244,7 +245,7 @@ class CrashWatcher:
         """
         up = set(machines)
         found: list[tuple[str, Verdict]] = []
-        for row in Agent.select(Agent.name).where(Agent.state == "running"):
+        for row in Agent.select(Agent.name).where(Agent.state == AgentState.RUNNING):
             agent = str(row.name)
             try:
                 machine = machine_name(agent)

@@ -16,6 +16,7 @@ from typing import Any
 
 from services.hive.names import InvalidName, validate_agent_name
 from services.hive.protocol import Refusal
+from services.hive.vocab import Code
 
 CONFIG_FILE = "agent.toml"
 MAX_CONFIG_BYTES = 64 * 1024
@@ -24,7 +25,7 @@ _PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]{0,99}")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 _MEMORY = re.compile(r"[1-9][0-9]{0,5}[KMG]?")
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,99}")
-_RESERVED_ENV = ("HIVE_", "ANTHROPIC_", "LD_", "PYTHON")
+_RESERVED_ENV = ("HIVE_", "ANTHROPIC_", "LD_", "PYTHON", "GIT_AUTHOR_", "GIT_COMMITTER_")
 NETWORKS = ("host", "private")
 DENIED_TARGETS = ("/state", "/usr", "/etc", "/proc", "/sys", "/dev", "/run", "/hive", "/agents")
 """A bind may not cover these, nor reach inside them (nor cover `/` itself)."""
@@ -46,6 +47,8 @@ def valid_model(name: str) -> bool:
 
 class ConfigError(Refusal):
     """An agent config that does not validate; the message names the bad key."""
+
+    code = Code.INVALID
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,17 @@ from types import TracebackType
 from typing import Any
 
 from services.hive.protocol import MAX_LINE, BadReply, decode_reply, encode
+from services.hive.vocab import Code
 
 __all__ = ["BadReply", "HiveClient", "Refused", "Unreachable"]
 
 
 class Refused(Exception):
-    """The hive answered `ok: false`; the message is its one-sentence error."""
+    """The hive answered `ok: false`; the message is its one-sentence error, `code` why."""
+
+    def __init__(self, message: str, code: Code = Code.CONFLICT) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Unreachable(Exception):
@@ -36,7 +41,9 @@ class HiveClient:
             self.sock.close()
             raise Unreachable(
                 f"cannot reach the hive at {self.path} ({e.strerror}): is the coordinator "
-                "running? start it with `hivectl serve` or `systemctl start hyperhive.target`"
+                "running? start it with `hivectl serve` or `systemctl start hyperhive.target`; "
+                "if it runs elsewhere, set HIVE_RUNTIME_DIR to its runtime dir (for `make demo`: "
+                ".demo/run in the checkout)"
             ) from None
         except PermissionError:
             self.sock.close()
@@ -89,5 +96,7 @@ class HiveClient:
         """Run one command; return the reply, or raise `Refused` with the hive's error."""
         reply = self.request({"cmd": cmd, **fields})
         if not reply.get("ok"):
-            raise Refused(str(reply.get("error", "refused without a reason")))
+            raise Refused(
+                str(reply.get("error", "refused without a reason")), Code.of(reply.get("code"))
+            )
         return reply

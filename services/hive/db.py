@@ -1,16 +1,19 @@
 """The hive's SQLite file: the peewee models and `open_db()`, shared by every service.
 
-WAL, a busy timeout, synchronous=normal and foreign keys are set on every connection.
-Every read-then-write goes through `write_tx()` (BEGIN IMMEDIATE); a plain deferred
-transaction loses updates when several services write at once.
+WAL, a busy timeout, synchronous (normal, or full with HIVE_DB_SYNCHRONOUS=full) and
+foreign keys are set on every connection. Every read-then-write goes through `write_tx()`
+(BEGIN IMMEDIATE); a plain deferred transaction loses updates when several services write
+at once.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +21,40 @@ import peewee as pw
 
 SCHEMA_VERSION = 4
 
+
+class Synchronous(StrEnum):
+    """How hard SQLite pushes a commit to the disk (`PRAGMA synchronous`), in WAL mode.
+
+    NORMAL: no fsync per commit; a power cut may lose the last commits, never corrupts.
+    FULL: an fsync of the WAL per commit; a commit that returned survives a power cut.
+    """
+
+    NORMAL = "normal"
+    FULL = "full"
+
+
+SYNCHRONOUS_SETTING = "HIVE_DB_SYNCHRONOUS"
+
 PRAGMAS = {
     "journal_mode": "wal",
     "busy_timeout": 5000,
-    "synchronous": "normal",
+    "synchronous": Synchronous.NORMAL.value,
     "foreign_keys": 1,
 }
+
+
+def synchronous_from_env(env: Mapping[str, str] | None = None) -> Synchronous:
+    """HIVE_DB_SYNCHRONOUS (`normal` when unset); a ValueError with a hint for anything else."""
+    e = os.environ if env is None else env
+    value = (e.get(SYNCHRONOUS_SETTING) or Synchronous.NORMAL.value).strip().lower()
+    try:
+        return Synchronous(value)
+    except ValueError:
+        raise ValueError(
+            f"{SYNCHRONOUS_SETTING}={value!r} is not a level the hive runs SQLite at: "
+            "use normal or full in hive.env"
+        ) from None
+
 
 database = pw.DatabaseProxy()
 
@@ -234,12 +265,19 @@ MODELS: list[type[_Model]] = [
 ]
 
 
-def open_db(path: Path | str, *, create: bool = True) -> pw.SqliteDatabase:
-    """Open the hive's database with the shared pragmas and bind every model to it."""
+def open_db(
+    path: Path | str, *, create: bool = True, synchronous: Synchronous | None = None
+) -> pw.SqliteDatabase:
+    """Open the hive's database with the shared pragmas and bind every model to it.
+
+    `synchronous` defaults to HIVE_DB_SYNCHRONOUS (normal when unset).
+    """
+    level = synchronous_from_env() if synchronous is None else synchronous
+    pragmas = {**PRAGMAS, "synchronous": level.value}
     p = Path(path)
     if create:
         p.parent.mkdir(parents=True, exist_ok=True)
-    db = pw.SqliteDatabase(str(p), pragmas=PRAGMAS, check_same_thread=False, timeout=5)
+    db = pw.SqliteDatabase(str(p), pragmas=pragmas, check_same_thread=False, timeout=5)
     database.initialize(db)
     db.connect(reuse_if_open=True)
     if create:

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from services.hive.vocab import QuestionStatus
+
 
 class EventError(ValueError):
     """A body that is not a well-formed helper event."""
@@ -79,12 +81,24 @@ class ContainerCrash(HelperEvent):
     note: str
 
 
+CANCELLED = "[cancelled]"
+"""The answer of a question the operator cancelled."""
+EXPIRED = "[expired]"
+"""The answer of a question whose deadline passed."""
+
+
 @dataclass(frozen=True)
 class OperatorAnswered(HelperEvent):
     event: ClassVar[str] = "operator_answered"
     id: int
     question: str
     answer: str
+
+    @property
+    def resolution(self) -> str:
+        """answered, cancelled or expired: what became of the question."""
+        done = {CANCELLED: QuestionStatus.CANCELLED, EXPIRED: QuestionStatus.EXPIRED}
+        return str(done.get(self.answer, QuestionStatus.ANSWERED))
 
 
 VARIANTS: dict[str, type[HelperEvent]] = {

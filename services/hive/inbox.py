@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 
 from services.hive.db import Event, Message, Notification, now, write_tx
-from services.hive.events import HelperEvent
+from services.hive.events import HelperEvent, OperatorAnswered
 from services.hive.log import log
 from services.hive.names import MANAGER, SYSTEM
 
@@ -50,7 +50,7 @@ NOTIFY_TEXT = {
     "killed": "{agent} was killed",
     "destroyed": "{agent} was destroyed",
     "container_crash": "{agent} crashed: {note}",
-    "operator_answered": "question #{id} answered",
+    "operator_answered": "question #{id} {resolution}",
 }
 
 
@@ -61,7 +61,8 @@ def notify_manager(event: HelperEvent, doorbell: Path | None = None) -> int:
     """
     data = event.to_dict()
     outcome = "ok" if data.get("ok") else f"failed ({data.get('note') or 'no reason given'})"
-    text = NOTIFY_TEXT[event.event].format(outcome=outcome, **data)
+    resolution = event.resolution if isinstance(event, OperatorAnswered) else ""
+    text = NOTIFY_TEXT[event.event].format(outcome=outcome, resolution=resolution, **data)
     with write_tx():
         msg = insert_message(SYSTEM, MANAGER, event.to_json())
         Notification.create(kind=event.event, agent=event.agent_name, text=text)

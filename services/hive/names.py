@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from services.hive.protocol import Refusal
+from services.hive.vocab import Code
 
 MANAGER = "hm1nd"
 """The manager agent, the config gatekeeper; created by the coordinator, never spawned."""
@@ -23,6 +24,8 @@ _NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
 
 class InvalidName(Refusal, ValueError):
     """A name that must not become an agent, a path or a row."""
+
+    code = Code.INVALID
 
 
 def validate_agent_name(name: object, *, allow_manager: bool = True) -> str:

@@ -9,9 +9,12 @@ import hashlib
 import os
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import services
+from services.hive.vocab import AgentState
 
 _SUFFIXES = (".py", ".md", ".tpl", ".css", ".js", ".toml", ".service", ".socket", ".target")
 
@@ -68,3 +71,20 @@ def write_marker(path: Path, rev: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(rev + "\n")
     os.replace(tmp, path)
+
+
+REBUILDABLE = tuple(s for s in AgentState if s.rebuildable)
+"""Agent states a rebuild applies to (not spawning, not gone)."""
+
+
+def stale_agents(
+    markers: Mapping[str, str | None], rows: Iterable[Mapping[str, Any]], rev: str
+) -> list[str]:
+    """Agents (the manager first) in a rebuildable state whose marker differs from `rev`;
+    `markers` maps each agent to the rev its container was last built from."""
+    stale = [
+        str(r["name"])
+        for r in rows
+        if r.get("state") in REBUILDABLE and markers.get(str(r["name"])) != rev
+    ]
+    return sorted(stale, key=lambda n: (n != "hm1nd", n))

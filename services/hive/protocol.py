@@ -11,6 +11,8 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from services.hive.vocab import Code
+
 VERSION = 1
 MAX_LINE = 1024 * 1024
 """Longest request or reply line in bytes, newline excluded."""
@@ -27,11 +29,21 @@ what keeps every `recv` reply within `MAX_LINE`."""
 
 
 class Refusal(Exception):
-    """Anything the hive refuses to do; the message is the one sentence the caller reads."""
+    """Anything the hive refuses to do; the message is the one sentence the caller reads,
+    `code` what a client branches on (a class's default, or given per refusal)."""
+
+    code: Code = Code.CONFLICT
+
+    def __init__(self, message: str, *, code: Code | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
 class ProtocolError(Refusal):
     """A request that is malformed: bad framing, bad JSON, a missing or mistyped field."""
+
+    code = Code.INVALID
 
 
 class Oversize:
@@ -110,14 +122,16 @@ def encode_reply(body: Mapping[str, Any], cmd: str = "?") -> tuple[bytes, bool]:
     try:
         line = encode(body)
     except ProtocolError:
-        return encode(refusal(f"the reply to {cmd!r} holds text that is not valid Unicode")), False
+        return encode(
+            refusal(f"the reply to {cmd!r} holds text that is not valid Unicode", Code.INTERNAL)
+        ), False
     if len(line) - 1 <= MAX_LINE:
         return line, True
     why = (
         f"the reply to {cmd!r} would be {len(line) - 1} bytes, over the {MAX_LINE}-byte "
         "line limit: ask for less (e.g. without `all`)"
     )
-    return encode(refusal(why)), False
+    return encode(refusal(why, Code.INVALID)), False
 
 
 def escaped_size(text: str) -> int:
@@ -156,8 +170,8 @@ def ok(**fields: Any) -> dict[str, Any]:
     return {"ok": True, "version": VERSION, **fields}
 
 
-def refusal(error: str) -> dict[str, Any]:
-    return {"ok": False, "version": VERSION, "error": error}
+def refusal(error: str, code: Code = Code.CONFLICT) -> dict[str, Any]:
+    return {"ok": False, "version": VERSION, "error": error, "code": str(code)}
 
 
 def decode_request(line: bytes | Oversize) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from services.hive.protocol import Refusal
+from services.hive.vocab import Code
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -31,9 +32,13 @@ MAX_DEPTH = 64
 class UnsafePath(Refusal):
     """An entry that is not what the hive expects there (a link, a special file, a wrong owner)."""
 
+    code = Code.INVALID
+
 
 class TooLarge(Refusal):
     """A file larger than the caller allows."""
+
+    code = Code.INVALID
 
 
 def kind(mode: int) -> str:

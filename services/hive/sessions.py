@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 
 from services.hive.db import WebSession, now
 
@@ -68,3 +69,17 @@ def find(secret: str | None) -> WebSession | None:
     if session is None or not live(session):
         return None
     return session
+
+
+def web_url(env: Mapping[str, str]) -> str:
+    """Where operators open the dashboard: HIVE_WEB_PUBLIC_URL, else http://HIVE_WEB_LISTEN."""
+    public = (env.get("HIVE_WEB_PUBLIC_URL") or "").strip().rstrip("/")
+    if public:
+        return public
+    listen = (env.get("HIVE_WEB_LISTEN") or "127.0.0.1:7800").strip()
+    if listen.isdigit():
+        listen = f"127.0.0.1:{listen}"
+    host, _, port = listen.rpartition(":")
+    if host in ("0.0.0.0", "[::]", "::", ""):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"

@@ -14,6 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
+from services.hive.statelock import DirLock, LockError
 from services.sandbox.host import SandboxError, SandboxHost
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,6 +30,19 @@ def _link(login_json: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     demo = REPO / ".demo"
+    lock = DirLock(demo, "a `make demo`", "use that one, or stop it with Ctrl-C where it runs")
+    try:
+        lock.acquire()
+    except LockError as e:
+        print(f"demo: {e}", file=sys.stderr)
+        return 1
+    try:
+        return _run(demo)
+    finally:
+        lock.release()
+
+
+def _run(demo: Path) -> int:
     state, run = demo / "state", demo / "run"
     for d in (state, run):
         d.mkdir(parents=True, exist_ok=True)
@@ -38,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         binds=[REPO, f"{state}:/var/lib/hyperhive", f"{run}:/run/hyperhive"],
         binds_ro=[p for p in ("/var/lib/apt/lists", "/etc/apt") if Path(p).exists()],
         log_path=demo / "sandbox.log",
+        journal=demo / "journal",  # kept across demos; `hivectl logs` reads it from outside
     )
     print("==> booting a sandbox systemd host (systemd-nspawn)", flush=True)
     try:
@@ -72,8 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     dashboard:  http://{listen}/
     sign in:    {_link(login)}
                 (works once, within 2 minutes; `hivectl login` prints another)
-    hivectl:    HIVE_RUNTIME_DIR={run} .venv/bin/hivectl list
+    hivectl:    export HIVE_RUNTIME_DIR={run} HIVE_JOURNAL_DIR={demo / "journal"}
+                .venv/bin/hivectl list        (and `hivectl logs NAME` reads the demo's journal)
     inside:     nsenter -t {host.init_pid} -a journalctl -f -u 'hive-*'
+    tour:       nsenter -t {host.init_pid} -a {REPO / ".venv/bin/hivectl"} tour
+                (the approval and question flows, with no API key: it plays hm1nd)
     state:      {state} (kept between runs; `make clean` removes it)
     stop:       Ctrl-C here (powers the sandbox off)
 """,

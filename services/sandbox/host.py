@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,11 +50,15 @@ class SandboxHost:
         binds: Sequence[Path | str] = (),
         binds_ro: Sequence[Path | str] = (),
         log_path: Path,
+        journal: Path | None = None,
     ) -> None:
+        """`journal`: a directory that keeps the sandbox's journal across boots (bound at
+        /var/log/journal, under a machine id kept beside it); by default it is lost."""
         self.name = name
         self.binds = [str(b) for b in binds]  # "path" or "host-path:container-path"
         self.binds_ro = [str(b) for b in binds_ro]
         self.log_path = log_path
+        self.journal = journal
         self.proc: subprocess.Popen[bytes] | None = None
         self.init_pid: int | None = None
 
@@ -70,6 +75,7 @@ class SandboxHost:
             "--console=passive",
             *[f"--bind={b}" for b in self.binds],
             *[f"--bind-ro={b}" for b in self.binds_ro],
+            *self._journal_args(),
             "-b",
             "--",
             "systemd.firstboot=off",
@@ -98,6 +104,20 @@ class SandboxHost:
                 self.poweroff()
                 raise SandboxError(f"the sandbox did not boot ({state}): {self.log()}")
             time.sleep(0.05)  # the bus is not up for the first ~0.1 s
+
+    def _journal_args(self) -> list[str]:
+        if self.journal is None:
+            return []
+        self.journal.mkdir(parents=True, exist_ok=True)
+        id_file = self.journal.parent / f"{self.journal.name}.machine-id"
+        if not id_file.exists():  # one machine id for every boot: one journal to read
+            id_file.write_text(uuid.uuid4().hex + "\n")
+        machine_id = id_file.read_text().strip()
+        return [
+            f"--uuid={machine_id}",
+            "--link-journal=no",
+            f"--bind={self.journal}:/var/log/journal",
+        ]
 
     def _find_init(self) -> int | None:
         """The `systemd` whose parent is an nspawn we started (outer or inner)."""

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         views.open_readonly(settings.paths.db)
-    except views.NoDatabase as e:
+    except (views.NoDatabase, ValueError) as e:  # ValueError: a bad HIVE_DB_SYNCHRONOUS
         print(f"hive-web: {e}", file=sys.stderr, flush=True)
         sock.close()
         return 1

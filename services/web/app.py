@@ -22,6 +22,7 @@ from bottle import HTTPError, request, response  # type: ignore[import-untyped]
 
 from services.hive import log as hlog
 from services.hive.names import InvalidName, validate_agent_name
+from services.hive.vocab import Code
 from services.web import auth, connections, journal, pages, security, views
 from services.web.admin import SLOW, Admin, Refused, Unreachable
 from services.web.auth import Doorkeeper, Visitor
@@ -71,18 +72,23 @@ def reply(ok: bool, message: str, status: int = 200, **data: Any) -> Any:
     bottle.redirect(target, 303)
 
 
+def refused(e: Refused | Unreachable | BadRequest | InvalidName) -> Any:
+    """The one place a refusal becomes an HTTP answer: its status from the hive's code."""
+    if isinstance(e, Refused):
+        return reply(False, str(e), e.code.http_status, code=str(e.code))
+    if isinstance(e, Unreachable):
+        return reply(False, str(e), Code.UNAVAILABLE.http_status, code=str(Code.UNAVAILABLE))
+    return reply(False, str(e), Code.INVALID.http_status, code=str(Code.INVALID))
+
+
 def action(fn: Callable[..., tuple[str, dict[str, Any]]]) -> Callable[..., Any]:
     """A POST route: its function returns (message, data); refusals become one sentence."""
 
     def run(**kw: Any) -> Any:
         try:
             message, data = fn(**kw)
-        except Refused as e:
-            return reply(False, str(e), 409)
-        except Unreachable as e:
-            return reply(False, str(e), 503)
-        except (BadRequest, InvalidName) as e:
-            return reply(False, str(e), 400)
+        except (Refused, Unreachable, BadRequest, InvalidName) as e:
+            return refused(e)
         return reply(True, message, **data)
 
     run.__name__ = fn.__name__
@@ -91,6 +97,8 @@ def action(fn: Callable[..., tuple[str, dict[str, Any]]]) -> Callable[..., Any]:
 
 def form_text(name: str, *, required: bool = True, max_len: int = MAX_FORM) -> str | None:
     value: str | None = request.forms.getunicode(name)
+    if value is None and name in request.forms:  # there, but its bytes are not UTF-8
+        raise BadRequest(f"field {name!r} is not UTF-8 text")
     if value is None and request.json is not None and isinstance(request.json, dict):
         raw = request.json.get(name)
         value = raw if isinstance(raw, str) or raw is None else None
@@ -185,6 +193,10 @@ def build(ctx: Context) -> bottle.Bottle:
     def headers() -> None:
         for key, value in security.SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
+        if request.method == "POST":
+            # the operator's next page shows what this action did, even before the live
+            # loop has heard of the change (the cached `list` rows would be older)
+            ctx.hub.rows.invalidate()
 
     def error_page(err: HTTPError) -> str:
         for key, value in security.SECURITY_HEADERS.items():
@@ -374,12 +386,8 @@ def build(ctx: Context) -> bottle.Bottle:
         try:
             name = agent_name(request.query.getunicode("name") or "")
             row = ctx.admin.call("agent_status", name=name)["agents"][0]
-        except InvalidName as e:
-            return reply(False, str(e), 400)
-        except Refused as e:
-            return reply(False, str(e), 404)
-        except Unreachable as e:
-            return reply(False, str(e), 503)
+        except (Refused, Unreachable, InvalidName) as e:
+            return refused(e)
         return reply(
             True,
             f"{name} uses {row.get('model') or 'its default model'}",
@@ -463,7 +471,7 @@ def build(ctx: Context) -> bottle.Bottle:
         stale = views.stale(act("list")["agents"])
         failed = []
         for name in stale:
-            got = act("rebuild", name=name, timeout=SLOW)
+            got = act("rebuild", name=name, if_stale=True, timeout=SLOW)
             if not got.get("ok_build", True):
                 failed.append(name)
         _audit(f"updated {len(stale)} containers", None)

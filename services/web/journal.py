@@ -99,10 +99,16 @@ def follow(
 ) -> Generator[list[dict[str, Any]], None, None]:
     """Batches of entries newer than the cursor `after` (or than now), as they are written.
 
-    Yields [] every `tick` seconds without news, so the caller can send heartbeats and
-    notice a closed connection.
+    Opens the journal at once, so JournalUnavailable is raised here, before the caller
+    starts a response. Yields [] every `tick` seconds without news, so the caller can send
+    heartbeats and notice a closed connection.
     """
-    reader = source.open(agent)
+    return _batches(source.open(agent), after, stop, tick)
+
+
+def _batches(
+    reader: Any, after: str | None, stop: threading.Event, tick: float
+) -> Generator[list[dict[str, Any]], None, None]:
     try:
         if after:
             reader.seek_cursor(after)

@@ -134,7 +134,8 @@ class Renderer:
         if name == "staterow":
             return self.fragment("staterow", a=None if row is None else views.agent_view(row))
         if name == "turn":
-            return self.fragment("turn", t=views.turn_view(row.get("turn") if row else None))
+            state = str(row.get("state") or "stopped") if row else "stopped"
+            return self.fragment("turn", t=views.turn_view(row.get("turn") if row else None, state))
         if name == "inbox":
             return self._keyed("message", "m", "msg", views.inbox(agent))
         raise KeyError(f"no section {name!r} on {topic}")

@@ -81,22 +81,27 @@ def turn_running(turn: dict[str, Any] | None) -> bool:
 
 
 def agent_status(row: dict[str, Any]) -> str:
-    """running / failed / spawning / stopped / needs_login (the badge)."""
-    if row.get("needs_login"):
-        return "needs_login"
+    """running / failed / spawning / stopped / needs_login (the badge): the agent's state
+    first; needs_login only refines a running agent."""
     state = str(row.get("state") or "stopped")
+    if state == "running" and row.get("needs_login"):
+        return "needs_login"
     return state if state in ("running", "failed", "spawning", "stopped") else "stopped"
 
 
-def turn_view(turn: dict[str, Any] | None) -> dict[str, Any] | None:
+def turn_view(turn: dict[str, Any] | None, agent_state: str = "running") -> dict[str, Any] | None:
+    """The last turn the harness reported; for an agent that is not running it is history
+    (`gone` names the agent's state, and nothing counts as running)."""
     if not turn:
         return None
     started, ended = turn.get("started_at"), turn.get("ended_at")
     total = int(turn.get("input_tokens") or 0) + int(turn.get("output_tokens") or 0)
     took = ended - started if started is not None and ended is not None else None
+    alive = agent_state == "running"
     return {
         "state": turn.get("state") or "idle",
-        "running": turn_running(turn),
+        "running": alive and turn_running(turn),
+        "gone": None if alive else agent_state,
         "tool": turn.get("tool"),
         "detail": turn.get("detail"),
         "started_at": started,
@@ -116,7 +121,7 @@ def agent_view(row: dict[str, Any]) -> dict[str, Any]:
     """One row of `list`, shaped for the agents table and the per-agent state row."""
     status = agent_status(row)
     transient = row.get("transient")
-    turn = turn_view(row.get("turn"))
+    turn = turn_view(row.get("turn"), str(row.get("state") or "stopped"))
     running = status in ("running", "needs_login")
     return {
         "name": row["name"],

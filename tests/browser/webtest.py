@@ -24,7 +24,7 @@ import pytest
 
 from services.hive.client import HiveClient
 from services.hive.paths import Paths
-from tests.hivetest import REPO, RunningHive
+from tests.hivetest import REPO, RunningHive, free_port
 
 JOURNALD = Path("/lib/systemd/systemd-journald")
 CHROMIUM = "/usr/bin/chromium"
@@ -38,12 +38,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RunningWeb(RunningHive):

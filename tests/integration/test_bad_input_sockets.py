@@ -16,6 +16,7 @@ import pytest
 
 from services.coordinator.commands import ADMIN, AGENT, COMMANDS, MANAGER_ROLE
 from services.hive.protocol import MAX_LINE, decode_reply, encode
+from services.hive.vocab import Code
 from tests.hivetest import RunningHive, hive_env
 
 ABS_TARGET = "abs-target"
@@ -113,7 +114,7 @@ BASE: dict[str, dict[str, Any]] = {
     "restart": {"name": "alice"},
     "kill": {"name": "alice"},
     "destroy": {"name": "frank", "purge": True},  # frank exists to be destroyed
-    "rebuild": {"name": "alice"},
+    "rebuild": {"name": "alice", "if_stale": False},
     "set_model": {"name": "alice", "model": "claude-sonnet-4-5"},
     "cancel_turn": {"name": "alice"},
     "watch": {"after": 0, "wait_seconds": 0},
@@ -232,6 +233,7 @@ def assert_clear(reply: dict[str, Any], what: str) -> None:
         return
     error = reply.get("error")
     assert isinstance(error, str) and error.strip(), (what, reply)
+    assert reply.get("code") in {str(c) for c in Code}, (what, "a refusal carries its code", reply)
     assert "internal error" not in error and "Traceback" not in error, (what, error)
     assert len(error) < 600, (what, "a refusal is one sentence, not an echo", error[:200])
 

@@ -25,6 +25,17 @@ def test_list_spawn_send_status(hive: RunningHive) -> None:
     assert body["ok"] is True and body["agents"][0]["inbox"] == 1
 
 
+def test_model_prints_the_model(hive: RunningHive) -> None:
+    assert hivectl(hive.env, "spawn", "alice").returncode == 0
+    assert hivectl(hive.env, "model", "alice").stdout.strip() == "the default model"
+    assert hivectl(hive.env, "model", "alice", "claude-opus-4-1").stdout.strip() == (
+        "claude-opus-4-1"
+    )
+    shown = hivectl(hive.env, "model", "alice").stdout.strip()
+    assert shown == "claude-opus-4-1 (the operator's override)"
+    assert hivectl(hive.env, "model", "alice", "--clear").stdout.strip() == "the default model"
+
+
 def test_json_flag_works_before_and_after_the_subcommand(hive: RunningHive) -> None:
     for args in (("--json", "list"), ("list", "--json")):
         out = hivectl(hive.env, *args)
@@ -41,6 +52,7 @@ def test_refusal_exits_1_with_the_error_on_stderr(hive: RunningHive) -> None:
     assert json.loads(out.stdout) == {
         "ok": False,
         "error": "no agent named 'ghost': see `hivectl list`",
+        "code": "not_found",
     }
 
 

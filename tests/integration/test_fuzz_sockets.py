@@ -3,6 +3,7 @@ coordinator lives on and still answers correctly."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import tempfile
@@ -123,15 +124,24 @@ def test_random_bytes(fuzz_hive: RunningHive, which: str, payload: bytes) -> Non
     assert fuzz_hive.alive()
 
 
+NO_CMD = "request has no 'cmd': name the command as a string"
+NOT_AN_OBJECT = "request must be a JSON object with a 'cmd' field"
+
+
 @fuzz
 @given(which=st.sampled_from(SOCKETS), value=json_values)
 def test_random_json(fuzz_hive: RunningHive, which: str, value: Any) -> None:
-    replies = exchange(socket_path(fuzz_hive, which), encode({"v": value})[:-1] + b"\n", 1)
-    check(replies, which)
-    import json
-
-    replies = exchange(socket_path(fuzz_hive, which), json.dumps(value).encode() + b"\n", 1)
-    check(replies, which)
+    path = socket_path(fuzz_hive, which)
+    wrapped = exchange(path, encode({"v": value}), 1)
+    check(wrapped, which)
+    assert wrapped[0]["error"] == NO_CMD, wrapped[0]
+    bare = exchange(path, json.dumps(value).encode() + b"\n", 1)
+    check(bare, which)
+    if not isinstance(value, dict):
+        assert bare[0]["error"] == NOT_AN_OBJECT, (value, bare[0])
+    elif not isinstance(value.get("cmd"), str):
+        assert bare[0]["error"] == NO_CMD, (value, bare[0])
+    assert fuzz_hive.alive()
 
 
 @fuzz

@@ -4,10 +4,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from services.agent.settings import DEFAULT_MODEL
-from services.coordinator.commands import COMMANDS
 from tests.fakeapi import FakeAnthropic, text
 from tests.fakeapi.harness import (
     HarnessProcess,
@@ -29,7 +26,6 @@ def test_without_an_override_the_built_in_default_model_is_used(
     assert fake.wait_requests(1)[0].model == DEFAULT_MODEL
 
 
-@pytest.mark.skipif("set_model" not in COMMANDS, reason="the coordinator has no set_model yet")
 def test_an_override_takes_effect_next_turn_and_survives_a_restart(
     hive: RunningHive, fake: FakeAnthropic
 ) -> None:

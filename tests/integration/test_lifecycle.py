@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -152,7 +153,7 @@ def test_a_payload_that_cannot_start_fails_the_spawn_clearly(env: dict[str, str]
     with running_hive(env) as hive, hive.admin() as a:
         row = a.call("spawn", name="alice")["agent"]
         assert row["state"] == "failed" and "could not start alice's harness" in row["note"]
-        assert wait_for_event(hive, "spawned", timeout=5)["agent"] == "hm1nd"
+        assert wait_for_event(hive, "spawned")["agent"] == "hm1nd"
 
 
 def test_spawn_without_waiting_shows_spawning(hive: RunningHive) -> None:
@@ -209,3 +210,26 @@ def test_a_crash_recorded_while_the_coordinator_was_down_is_not_hidden(env: dict
         assert not (hive.paths.runtime_dir / "process" / "alice.pid").exists()
         bob = a.call("spawn", name="bob")["agent"]  # the others carry on
         assert bob["state"] == "running"
+
+
+def test_a_restarted_agent_is_kicked_to_read_its_inbox(hive: RunningHive) -> None:
+    import threading
+
+    with hive.admin() as a:
+        a.call("spawn", name="alice")
+    got: dict[str, object] = {}
+
+    def harness_waiting() -> None:  # a harness already blocked in recv, as after a reconnect
+        with hive.agent("alice") as c:
+            got.update(c.call("recv", wait_seconds=120, ack=True))
+
+    t = threading.Thread(target=harness_waiting)
+    t.start()
+    with hive.admin() as a:
+        deadline = time.monotonic() + 30
+        while a.call("agent_status", name="alice")["agents"][0]["listening"] == 0:
+            assert time.monotonic() < deadline, "the receiver never waited"
+            time.sleep(0.02)
+        a.call("restart", name="alice")
+    t.join(30)
+    assert not t.is_alive() and got.get("kicked") is True and got.get("message") is None

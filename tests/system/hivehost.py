@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from services.sandbox.host import SandboxHost
-from tests.hivetest import REPO
+from tests.hivetest import REPO, free_port
 
 VENV_BIN = REPO / ".venv" / "bin"
 PY = str(VENV_BIN / "python")
@@ -82,6 +82,24 @@ class HiveHost:
         )
         return self.sh(f"git -C {repo} rev-parse HEAD").strip()
 
+    def journal_cursor(self) -> str:
+        """The sandbox journal's cursor now: read later with `after=` for what came since."""
+        out = self.sh("journalctl -n 0 --show-cursor --no-pager")
+        return out.rsplit("-- cursor: ", 1)[1].strip()
+
+    def wait_journal(self, text: str, *matches: str, after: str, timeout: float = 60) -> str:
+        """The first journal line after cursor `after` (and `matches`) containing `text`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.sh(
+                f"journalctl --after-cursor='{after}' {' '.join(matches)} -o cat --no-pager"
+            )
+            found = [line for line in out.splitlines() if text in line]
+            if found:
+                return found[0]
+            assert time.monotonic() < deadline, f"no journal line with {text!r} in {timeout}s"
+            time.sleep(0.5)
+
     def unit_prop(self, unit: str, prop: str) -> str:
         return self.sh(f"systemctl show -P {prop} {unit}").strip()
 
@@ -123,9 +141,10 @@ def booted_hive(log_dir: Path, *, settings: dict[str, str]) -> Iterator[HiveHost
     try:
         host = HiveHost(sandbox)
         host.sh(f"mkdir -p {PLATFORM_ROOT} && echo v1 > {PLATFORM_ROOT}/platform.py")
-        args = [
-            f"--set={k}={v}" for k, v in {"HIVE_PLATFORM_ROOT": PLATFORM_ROOT, **settings}.items()
-        ]
+        # the sandbox shares the machine's network: its dashboard gets a free port, never
+        # the demo's 7800
+        base = {"HIVE_PLATFORM_ROOT": PLATFORM_ROOT, "HIVE_WEB_LISTEN": f"127.0.0.1:{free_port()}"}
+        args = [f"--set={k}={v}" for k, v in {**base, **settings}.items()]
         out = sandbox.run(str(VENV_BIN / "hivectl"), "install", *args, check=False, timeout=300)
         if out.returncode != 0:
             raise AssertionError(f"hivectl install failed: {out.stdout}\n{out.stderr}")

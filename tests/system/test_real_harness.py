@@ -1,11 +1,12 @@
 """The real harness inside a real container: it reaches its socket, reports needs_login
-without a key, and its structured lines reach the journal with HIVE_AGENT=."""
+without a key, and its structured line saying so reaches the journal with HIVE_AGENT=."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+from services.hive.log import MESSAGE_IDS
 from tests.system.hivehost import booted_hive
 
 
@@ -19,8 +20,14 @@ def test_the_manager_harness_runs_in_its_container(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, row
             time.sleep(0.5)
         assert row["state"] == "running" and row["turn"]["state"] == "needs_login"
+        detail = row["turn"]["detail"]
+        assert detail.startswith("no Anthropic API key: put a key in "), detail
         assert row["inbox"] >= 1  # its own `spawned` event waits until a key appears
-        lines = host.sh("journalctl HIVE_AGENT=hm1nd -o cat --no-pager")
-        assert "needs_login" in lines or "key" in lines.lower(), lines
-        verbose = host.sh("journalctl HIVE_AGENT=hm1nd -o verbose --no-pager")
-        assert "_SYSTEMD_UNIT=hive-agent@hm1nd.service" in verbose
+        # the harness's own structured line, from its unit: HIVE_AGENT=, the turn's
+        # MESSAGE_ID, priority warning, and the same sentence the operator sees
+        query = (
+            f"journalctl HIVE_AGENT=hm1nd MESSAGE_ID={MESSAGE_IDS['turn']} PRIORITY=4"
+            " _SYSTEMD_UNIT=hive-agent@hm1nd.service --no-pager"
+        )
+        lines = host.sh(f"{query} -o cat").splitlines()
+        assert f"needs login: {detail}" in lines, (detail, lines, host.sh(f"{query} -o verbose"))

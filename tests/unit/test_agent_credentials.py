@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
+
+import pytest
 
 from services.agent.credentials import KEY_FILE, find_key, wait_for_key
 from services.agent.dirwatch import DirWatch
@@ -19,11 +20,21 @@ def test_the_key_file_wins_over_the_environment(tmp_path: Path) -> None:
     assert find_key(tmp_path, "env-key") == "env-key"
 
 
-def test_waiting_for_a_key_wakes_when_the_file_appears(tmp_path: Path) -> None:
+def test_waiting_for_a_key_wakes_when_the_file_appears(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     told: list[str] = []
-    writer = threading.Timer(0.2, lambda: (tmp_path / KEY_FILE).write_text("new-key"))
-    t0 = time.monotonic()
-    writer.start()
+    woke: list[bool] = []  # each wait's answer: True for an inotify event, False for the recheck
+    real_wait = DirWatch.wait
+
+    def wait(watch: DirWatch, timeout: float) -> bool:
+        if not woke:  # the wait is armed and about to block: now the key appears
+            threading.Timer(0.2, lambda: (tmp_path / KEY_FILE).write_text("new-key")).start()
+        got = real_wait(watch, timeout)
+        woke.append(got)
+        return got
+
+    monkeypatch.setattr(DirWatch, "wait", wait)
     key = wait_for_key(
         tmp_path,
         None,
@@ -32,7 +43,7 @@ def test_waiting_for_a_key_wakes_when_the_file_appears(tmp_path: Path) -> None:
         on_missing=lambda: told.append("needs login"),
     )
     assert key == "new-key" and told == ["needs login"]
-    assert time.monotonic() - t0 < 10
+    assert woke and all(woke), woke  # woken by the file each time, never by the recheck
 
 
 def test_a_refused_key_is_not_taken_again(tmp_path: Path) -> None:

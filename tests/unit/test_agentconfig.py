@@ -144,3 +144,9 @@ def test_bind_sources_in_or_above_the_hives_own_files_are_refused(source: str) -
 def test_bind_sources_elsewhere_are_fine() -> None:
     config = parse(_bind("/srv/shared", "/shared") + _bind("/var/lib/hyperhive2", "/y"))
     check_bind_sources(config, [Path("/var/lib/hyperhive"), Path("/run/hyperhive")])
+
+
+def test_a_config_cannot_change_whom_git_records() -> None:
+    for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_EMAIL"):
+        with pytest.raises(ConfigError, match=f"environment.{key}"):
+            parse(f'[environment]\n{key} = "the operator"\n')

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from pathlib import Path
+
+import pytest
 
 from services.hive import db
 
 
-def test_pragmas(tmp_path: Path) -> None:
+def test_pragmas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HIVE_DB_SYNCHRONOUS", raising=False)
     conn = db.open_db(tmp_path / "hive.db")
     assert conn.pragma("journal_mode") == "wal"
     assert conn.pragma("synchronous") == 1  # NORMAL
@@ -27,6 +31,41 @@ def test_pragmas(tmp_path: Path) -> None:
         "events",
     } <= tables
     conn.close()
+
+
+def _synchronous_in_a_new_thread() -> int:
+    """PRAGMA synchronous on the connection peewee opens for another thread."""
+    seen: list[int] = []
+    thread = threading.Thread(target=lambda: seen.append(db.database.pragma("synchronous")))
+    thread.start()
+    thread.join(10)
+    return seen[0]
+
+
+def test_hive_db_synchronous_full_is_set_on_every_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HIVE_DB_SYNCHRONOUS", "full")
+    conn = db.open_db(tmp_path / "hive.db")
+    assert conn.pragma("synchronous") == 2  # FULL
+    assert _synchronous_in_a_new_thread() == 2
+    conn.close()
+    monkeypatch.setenv("HIVE_DB_SYNCHRONOUS", "normal")
+    conn = db.open_db(tmp_path / "hive.db", create=False)
+    assert conn.pragma("synchronous") == 1  # NORMAL
+    assert _synchronous_in_a_new_thread() == 1
+    conn.close()
+
+
+def test_hive_db_synchronous_refuses_other_levels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HIVE_DB_SYNCHRONOUS", "off")
+    with pytest.raises(ValueError, match=r"HIVE_DB_SYNCHRONOUS='off' .* use normal or full"):
+        db.open_db(tmp_path / "hive.db")
+    assert not (tmp_path / "hive.db").exists()
+    assert db.synchronous_from_env({}) is db.Synchronous.NORMAL
+    assert db.synchronous_from_env({"HIVE_DB_SYNCHRONOUS": " FULL "}) is db.Synchronous.FULL
 
 
 def _bump(path: str, times: int) -> None:

@@ -50,3 +50,37 @@ def test_tests_named_in_the_security_page_exist() -> None:
     for path, name in sorted(named):
         source = (ROOT / path).read_text()
         assert f"def {name}(" in source, f"docs/security.md names {path}::{name}, which is gone"
+
+
+def test_the_port_in_use_sentence_is_the_one_hive_web_says() -> None:
+    import socket
+
+    from services.web.serve import BindError, bind
+    from services.web.settings import Listen
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        with pytest.raises(BindError) as said:
+            bind(Listen("127.0.0.1", port), retry_seconds=0)
+    finally:
+        holder.close()
+    sentence = str(said.value).replace(str(port), "7800").replace("0 s", "5 s")
+    assert f"hive-web: {sentence}" in (DOCS / "web-ui.md").read_text()
+    assert "port 7800 on 127.0.0.1 is already in use" in (DOCS / "operations.md").read_text()
+
+
+def test_no_doc_calls_a_shipped_service_planned() -> None:
+    for page in DOCS.glob("*.md"):
+        assert "Planned" not in page.read_text(), page.name
+
+
+def test_bootstrap_waits_for_a_held_dpkg_lock() -> None:
+    script = (ROOT / "scripts" / "bootstrap").read_text()
+    lines = script.splitlines()
+    calls = [
+        x for x in lines if "apt-get " in x and "echo" not in x and not x.lstrip().startswith("#")
+    ]
+    assert calls and all("DPkg::Lock::Timeout=" in line for line in calls), calls

@@ -42,7 +42,10 @@ def read(paths: Paths, ref: str | None, **limits: float) -> proposed.ConfigAtCom
 def test_a_ref_is_resolved_and_the_copy_removed(paths: Paths) -> None:
     repo = make_repo(paths)
     got = read(paths, "main")
-    assert got == proposed.ConfigAtCommit(sha=repo.head.commit.hexsha, blob=CONFIG)
+    author = repo.head.commit.author
+    assert got == proposed.ConfigAtCommit(
+        sha=repo.head.commit.hexsha, blob=CONFIG, author=f"{author.name} <{author.email}>"
+    )
     assert read(paths, None) == got
     assert read(paths, repo.head.commit.hexsha[:7]) == got  # a short sha, from loose objects
     assert list(paths.private_tmp.iterdir()) == []

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from services.hive import protocol as p
+from services.hive.vocab import Code
 
 
 def feed_all(framer: p.LineFramer, *chunks: bytes) -> list[bytes | p.Oversize]:
@@ -75,7 +76,8 @@ def test_encode_is_one_utf8_line() -> None:
     assert "héllo".encode() in line  # UTF-8 on the wire, not \u escapes: sizes agree
     assert json.loads(line) == {"body": "héllo\nworld"}
     assert p.ok(x=1) == {"ok": True, "version": 1, "x": 1}
-    assert p.refusal("no") == {"ok": False, "version": 1, "error": "no"}
+    assert p.refusal("no") == {"ok": False, "version": 1, "error": "no", "code": "conflict"}
+    assert p.refusal("bad", Code.INVALID)["code"] == "invalid"
 
 
 def test_getters() -> None:

@@ -15,6 +15,7 @@ from typing import Protocol
 from services.hive.agentconfig import AgentConfig
 from services.hive.paths import Paths
 from services.hive.protocol import Refusal
+from services.hive.vocab import Code
 
 ExitHandler = Callable[[str, str], None]
 """(agent, note): the payload exited without being asked to; may be called from any thread."""
@@ -33,8 +34,22 @@ class AgentSpec:
     agents_dir: Path | None  # the manager's /agents, None for sub-agents
 
 
+def git_identity(name: str) -> dict[str, str]:
+    """Who `git commit` records inside an agent's container: the agent itself, author and
+    committer, in whatever repo it writes (hm1nd's commits to alice's repo are hm1nd's)."""
+    email = f"{name}@hyperhive"
+    return {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+    }
+
+
 class BackendError(Refusal):
     """A container operation that failed; the message says what and why."""
+
+    code = Code.UNAVAILABLE
 
 
 class Backend(Protocol):

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from services.coordinator import agentfiles, layers, units
-from services.coordinator.backends import AgentSpec, ExitHandler
+from services.coordinator.backends import AgentSpec, ExitHandler, git_identity
 from services.hive.agentconfig import CONFIG_FILE
 from services.hive.names import machine_name
 from services.hive.paths import Paths
@@ -87,6 +87,7 @@ class NspawnBackend:
             argv.append("--private-network")
         env = {
             **c.environment,
+            **git_identity(spec.name),
             "HIVE_AGENT": spec.name,
             "HIVE_AGENT_KIND": spec.kind,
             "HIVE_SOCKET": f"{SOCKET_IN_CONTAINER}/{spec.socket.name}",

@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 from services.coordinator import agentfiles
-from services.coordinator.backends import AgentSpec, BackendError, ExitHandler
+from services.coordinator.backends import AgentSpec, BackendError, ExitHandler, git_identity
 from services.hive import log as hlog
 from services.hive.paths import Paths
 
@@ -67,6 +67,7 @@ class ProcessBackend:
         }
         env.pop("HIVE_AGENT_COMMAND", None)
         env.update(spec.config.environment)
+        env.update(git_identity(spec.name))
         env.update(
             HIVE_AGENT=spec.name,
             HIVE_AGENT_KIND=spec.kind,

@@ -248,7 +248,10 @@
         headers: { Accept: "application/json" },
       })
         .then((r) => r.json())
-        .then((d) => toast(d.message, !!d.ok));
+        .then((d) => {
+          toast(d.message, !!d.ok);
+          if (d.ok) form.reset(); // the command is done: the box is free for the next one
+        });
       return true;
     }
     post("/api/model", new URLSearchParams({ name: form.dataset.chat, model: m[1] }), btn, form);
@@ -299,7 +302,7 @@
     const t = now();
     for (const el of $$("[data-deadline]")) {
       const left = parseFloat(el.dataset.deadline) - t;
-      el.textContent = "⏳ " + clock(left);
+      el.textContent = "◷ " + clock(left);
       el.classList.toggle("soon", left < 60);
       el.classList.toggle("expired", left <= 0);
     }

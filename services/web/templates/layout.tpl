@@ -20,7 +20,7 @@
     <a href="/#agents">ag3nts</a>
   </nav>
   <span class="spacer"></span>
-  <button type="button" class="ghost" id="notify-allow" hidden>🔔 allow notifications</button>
+  <button type="button" class="ghost" id="notify-allow" hidden>⚑ allow notifications</button>
   <span class="live" id="live" data-state="connecting" title="live updates">◌ connecting</span>
   <form method="post" action="/logout" class="signout">
     <input type="hidden" name="csrf" value="{{csrf}}">

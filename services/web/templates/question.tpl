@@ -3,7 +3,7 @@
     <span class="kind">? quest1on</span> <span class="dim">#{{q['id']}} from</span> <a class="name" href="/agent/{{q['asker']}}">{{q['asker']}}</a>
     <span class="dim">· asked <time data-ts="{{q['asked_at']}}">{{q['asked_clock']}}</time></span>
     % if q['deadline']:
-    <span class="chip ttl" data-deadline="{{q['deadline']}}">⏳ --:--</span>
+    <span class="chip ttl" data-deadline="{{q['deadline']}}">◷ --:--</span>
     % end
   </header>
   <p class="prose question-text">{{q['question']}}</p>

@@ -7,7 +7,7 @@
   <span class="actions">
     % include('agent_actions', a=a)
   </span>
-  % if a['note'] and a['status'] == 'failed':
+  % if a['note'] and a['status'] in ('failed', 'stopped'):
   <div class="note">{{a['note']}}</div>
   % end
 </div>

@@ -1,6 +1,9 @@
 % if t is None:
 <p class="dim">no turn reported yet</p>
 % else:
+% if t['gone']:
+<p class="dim turn-gone">the agent is {{t['gone']}}: below is what its harness last reported before that.</p>
+% end
 <dl class="turn-state" data-turn="{{t['state']}}">
   <dt>state</dt><dd><span class="badge turn-{{t['state']}}">{{t['state']}}</span>{{' · ' + t['tool'] if t['tool'] else ''}}</dd>
   % if t['detail']:
