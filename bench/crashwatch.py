@@ -45,10 +45,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import runinfo
+from bench.host import loadavg, source_rev
 from bench.stats import nearest_rank
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -461,7 +462,7 @@ def run_outside(args: argparse.Namespace) -> int:
         log("bench.crashwatch: needs root and systemd-nspawn (systemd-container)")
         return 1
     work = Path(tempfile.mkdtemp(prefix="hive-cw-bench-"))
-    load, when, commit = runinfo.load(), runinfo.now(), runinfo.commit()
+    load, when, rev = loadavg(), f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC", source_rev(ROOT)
     try:
         data = drive(args, work)
     finally:
@@ -469,11 +470,11 @@ def run_outside(args: argparse.Namespace) -> int:
     if data is None:
         return 1
     meta = (
-        f"Run {when}, {data['seconds']} s, commit {commit}: "
+        f"Run {when}, {data['seconds']} s, {rev}: "
         f"`python -m bench.crashwatch --count {args.count} --count-1s {args.count_1s} "
         f"--count-5s {args.count_5s} --idle {args.idle:g}`. {os.cpu_count()} CPUs, "
         f"Linux {platform.release()}, Python {platform.python_version()}, {data['systemd']}. "
-        f"Load average (1, 5, 15 min) before: {load}; after: {runinfo.load()}."
+        f"Load average (1, 5, 15 min) before: {load}; after: {loadavg()}."
     )
     text = table(data, meta)
     print(text, end="")

@@ -30,13 +30,14 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import runinfo
+from bench.host import loadavg, source_rev
 from bench.stats import nearest_rank
 from services.hive.client import BadReply, HiveClient, Refused, Unreachable
 from tests.browser.webtest import RunningWeb
-from tests.hivetest import RunningHive, hive_env
+from tests.hivetest import REPO, RunningHive, hive_env
 
 DRAIN_SECONDS = 60.0
 PAGE_KINDS = ("index", "agent", "model")
@@ -402,11 +403,11 @@ def main(argv: list[str] | None = None) -> int:
                 admin.call("spawn", name=name)
         web = RunningWeb(env)
         soak = Soak(hive, web, names, args.rate)
-        when, load, commit = runinfo.now(), runinfo.load(), runinfo.commit()
+        when, load, rev = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC", loadavg(), source_rev(REPO)
         soak.run(args.minutes, args.sse, args.every)
         print(
-            f".venv/bin/python -m bench.soak --minutes {args.minutes:g} — run {when}, commit "
-            f"{commit}; load average (1, 5, 15 min) before {load}, after {runinfo.load()}"
+            f".venv/bin/python -m bench.soak --minutes {args.minutes:g} — run {when}, {rev}; "
+            f"load average (1, 5, 15 min) before {load}, after {loadavg()}"
         )
         print(soak.report())
         if args.samples is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -118,19 +117,10 @@ class HiveHost:
         return dict(line.split("=", 1) for line in raw.splitlines() if "=" in line)
 
 
-def free_port() -> int:
-    """A loopback port free right now: sandboxes share the machine's network namespace, so a
-    fixed port (the dashboard's default 7800) would clash with another sandbox."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def booted_hive(log_dir: Path, *, settings: dict[str, str]) -> Iterator[HiveHost]:
     """A booted sandbox with the hive installed by `hivectl install --set=K=V` for each of
     `settings` (the dashboard on a free loopback port unless HIVE_WEB_LISTEN is given)."""
-    settings = {"HIVE_WEB_LISTEN": f"127.0.0.1:{free_port()}", **settings}
     sandbox = SandboxHost(
         f"hive-sys-{os.getpid()}-{time.monotonic_ns() % 100000}",
         binds=[REPO],
