@@ -119,6 +119,8 @@ class HiveHost:
 
 @contextmanager
 def booted_hive(log_dir: Path, *, settings: dict[str, str]) -> Iterator[HiveHost]:
+    """A booted sandbox with the hive installed by `hivectl install --set=K=V` for each of
+    `settings` (the dashboard on a free loopback port unless HIVE_WEB_LISTEN is given)."""
     sandbox = SandboxHost(
         f"hive-sys-{os.getpid()}-{time.monotonic_ns() % 100000}",
         binds=[REPO],
