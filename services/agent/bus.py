@@ -17,6 +17,7 @@ from typing import Any
 
 from services.hive.client import BadReply, HiveClient, Refused, Unreachable
 from services.hive.log import WARNING, log
+from services.hive.wire import MessageRow, message_row
 
 MAX_RECV_WAIT = 180
 RECONNECT_FIRST = 0.2
@@ -119,7 +120,7 @@ class Bus:
                     raise BusDown("stopping") from None
                 delay = min(delay * 2, RECONNECT_CAP)
 
-    def recv(self, wait_seconds: float) -> dict[str, Any] | None:
+    def recv(self, wait_seconds: float) -> MessageRow | None:
         """The next inbox message, leased until `ack`, or None on timeout or kick.
 
         Waits out outages. A message not acked before this connection ends goes back to
@@ -133,8 +134,7 @@ class Bus:
         except BadReply as e:
             self.set_aside(message_id_in(e.head), f"its recv reply could not be read: {e}")
             return None
-        message = reply.get("message")
-        return message if isinstance(message, dict) else None
+        return message_row(reply.get("message"))
 
     def set_aside(self, message_id: int | None, reason: str) -> int | None:
         """Ask the hive to set aside a message of this agent's inbox that the harness cannot

@@ -18,6 +18,7 @@ from typing import Any
 
 from services.hive.log import WARNING, log
 from services.hive.names import SYSTEM
+from services.hive.wire import MessageRow
 
 CONVERSATION_FILE = "conversation.json"
 ARCHIVE_FILE = "conversation-archive.jsonl"
@@ -51,7 +52,7 @@ def text_block(text: str) -> Block:
     return {"type": "text", "text": text}
 
 
-def render_inbox_message(msg: dict[str, Any]) -> str:
+def render_inbox_message(msg: MessageRow) -> str:
     """How an inbox message reads to the model: who, when, which id, then the body."""
     created = msg.get("created_at")
     when = (
@@ -138,7 +139,7 @@ class Conversation:
     def turn_open(self) -> bool:
         return bool(self.pending)
 
-    def open_turn(self, inbox_message: dict[str, Any]) -> bool:
+    def open_turn(self, inbox_message: MessageRow) -> bool:
         """Record a received inbox message as the start of a turn, durably.
 
         False (and nothing recorded) if it was taken in before: a redelivery after a crash.
@@ -150,7 +151,7 @@ class Conversation:
         before = (self.seen, list(self.pending), [dict(m) for m in self.messages])
         if isinstance(mid, int):
             self.seen = [*self.seen, mid][-SEEN_KEPT:]
-        self.pending.append(inbox_message)
+        self.pending.append(dict(inbox_message))  # kept as it came, in the saved state
         self.append_user([text_block(render_inbox_message(inbox_message))])
         try:
             self.save()

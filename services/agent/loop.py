@@ -13,7 +13,6 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
 
 from services.agent import credentials
 from services.agent.api import Api, ApiFailure, AuthFailed
@@ -24,11 +23,12 @@ from services.agent.settings import Settings
 from services.agent.turn import TurnRunner
 from services.agent.turnstate import TurnReporter
 from services.hive.log import ERR, WARNING, log
+from services.hive.wire import MessageRow
 
 CANCELLED_NOTE = "[The operator cancelled this turn; I stopped here.]"
 
 
-def unreadable(message: dict[str, Any]) -> str | None:
+def unreadable(message: MessageRow) -> str | None:
     """What makes a `recv` message unusable for a turn, or None if it is fine."""
     mid = message.get("id")
     if not isinstance(mid, int) or isinstance(mid, bool) or mid < 1:
@@ -168,7 +168,7 @@ class Harness:
                 )
                 self.turn(self.client(key))
 
-    def take(self, message: dict[str, Any]) -> bool | None:
+    def take(self, message: MessageRow) -> bool | None:
         """Save a received message as the open turn: True if new, False if seen before,
         None if it cannot be read or saved (then it is set aside in the hive)."""
         mid = message.get("id")

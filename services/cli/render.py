@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from services.hive.vocab import AgentState, ApprovalStatus, QuestionStatus
+from services.hive.wire import AgentRow, ApprovalRow, QuestionRow, agent_rows
+
 
 def _ago(ts: float | None) -> str:
     if not ts:
@@ -25,17 +28,18 @@ def table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     )
 
 
-def agents_table(rows: list[dict[str, Any]]) -> str:
+def agents_table(rows: list[AgentRow]) -> str:
     if not rows:
         return "no agents"
     out: list[tuple[str, ...]] = []
     for r in rows:
-        turn = r.get("turn") or {}
-        turn_text = turn.get("state", "-") if turn else "-"
-        if turn and turn.get("ended_at"):
-            turn_text += f" ({_ago(turn['ended_at'])})"
-        if r.get("state") != "running" and turn:  # the agent's state comes first
-            turn_text = "-" + (f" (last {_ago(turn['ended_at'])})" if turn.get("ended_at") else "")
+        turn = r["turn"]
+        ended = turn["ended_at"] if turn else None
+        turn_text = turn["state"] if turn else "-"
+        if ended:
+            turn_text += f" ({_ago(ended)})"
+        if r["state"] != AgentState.RUNNING and turn:  # the agent's state comes first
+            turn_text = "-" + (f" (last {_ago(ended)})" if ended else "")
         state = str(r.get("transient") or r.get("state", ""))
         if r.get("needs_update"):
             state += " (needs update)"
@@ -53,29 +57,31 @@ def agents_table(rows: list[dict[str, Any]]) -> str:
     return table(("NAME", "KIND", "STATE", "MODEL", "TURN", "INBOX", "NOTE"), out)
 
 
-def approvals_text(rows: list[dict[str, Any]]) -> str:
+def approvals_text(rows: list[ApprovalRow]) -> str:
     if not rows:
         return "no approvals waiting"
     parts = []
     for a in rows:
         ref = (a.get("commit_ref") or "template")[:12]
         head = f"#{a['id']}  {a['kind']}  {a['agent']}  {ref}  {a['status']}"
-        if a.get("stale") and a["status"] == "pending":
+        if a.get("stale") and a["status"] == ApprovalStatus.PENDING:
             head += "  STALE: the applied config changed since this diff was made"
         if a.get("note"):
             head += f"  ({a['note']})"
-        parts.append(head + ("\n" + a["diff"].rstrip() if a.get("diff") else ""))
+        diff = a["diff"]
+        parts.append(head + ("\n" + diff.rstrip() if diff else ""))
     return "\n\n".join(parts)
 
 
-def questions_text(rows: list[dict[str, Any]]) -> str:
+def questions_text(rows: list[QuestionRow]) -> str:
     if not rows:
         return "no questions waiting"
     parts = []
     for q in rows:
         line = f"#{q['id']}  from {q['asker']}  [{q['status']}]"
-        if q.get("deadline") and q["status"] == "pending":
-            left = max(0, int(q["deadline"] - time.time()))
+        deadline = q["deadline"]
+        if deadline and q["status"] == QuestionStatus.PENDING:
+            left = max(0, int(deadline - time.time()))
             line += f"  ◷ {left // 60:02d}:{left % 60:02d}"
         line += f"\n  {q['question']}"
         if q.get("options"):
@@ -126,7 +132,7 @@ def reply(command: str, body: dict[str, Any]) -> str:
         m = body["message"]
         return f"message #{m['id']} to {m['recipient']}: {m['status']}"
     if "agents" in body:
-        return agents_table(body["agents"])
+        return agents_table(agent_rows(body))
     if command in ("pending", "questions"):
         key = "approvals" if command == "pending" else "questions"
         text = (approvals_text if key == "approvals" else questions_text)(body.get(key, []))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from peewee import fn
 
 from services.coordinator.inboxes import set_aside_count
 from services.hive.db import Agent, Message, TurnState, now, write_tx
 from services.hive.protocol import Refusal
 from services.hive.vocab import AgentState, Code
+from services.hive.wire import AgentRecord, TurnRow
 
 
 class AgentExists(Refusal):
@@ -78,7 +77,7 @@ def names() -> list[str]:
     return [a.name for a in Agent.select(Agent.name).order_by(Agent.name)]
 
 
-def rows(only: str | None = None) -> list[dict[str, Any]]:
+def rows(only: str | None = None) -> list[AgentRecord]:
     """The `list` / `agent_status` rows: state, model, turn, backlog, per agent."""
     query = Agent.select().order_by(Agent.kind.desc(), Agent.name)
     if only is not None:
@@ -104,7 +103,7 @@ def rows(only: str | None = None) -> list[dict[str, Any]]:
     ]
 
 
-def _row(agent: Agent, turn: TurnState | None, backlog: int, aside: int) -> dict[str, Any]:
+def _row(agent: Agent, turn: TurnState | None, backlog: int, aside: int) -> AgentRecord:
     return {
         "name": agent.name,
         "kind": agent.kind,
@@ -119,7 +118,7 @@ def _row(agent: Agent, turn: TurnState | None, backlog: int, aside: int) -> dict
     }
 
 
-def turn_dict(turn: TurnState) -> dict[str, Any]:
+def turn_dict(turn: TurnState) -> TurnRow:
     return {
         "state": turn.state,
         "tool": turn.tool,

@@ -24,6 +24,7 @@ from services.hive.names import validate_agent_name
 from services.hive.paths import Paths
 from services.hive.protocol import Refusal
 from services.hive.vocab import AgentState, ApprovalKind, ApprovalStatus, Code
+from services.hive.wire import ApprovalRow
 
 
 class ApprovalError(Refusal):
@@ -38,7 +39,7 @@ def is_stale(a: Approval) -> bool:
     )
 
 
-def approval_dict(a: Approval) -> dict[str, Any]:
+def approval_dict(a: Approval) -> ApprovalRow:
     return {
         "id": a.id,
         "agent": a.agent,
@@ -55,7 +56,7 @@ def approval_dict(a: Approval) -> dict[str, Any]:
     }
 
 
-def listing(include_resolved: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+def listing(include_resolved: bool = False, limit: int = 200) -> list[ApprovalRow]:
     query = Approval.select().order_by(Approval.id.desc()).limit(limit)
     if not include_resolved:
         query = query.where(Approval.status.in_((ApprovalStatus.PENDING, ApprovalStatus.APPLYING)))

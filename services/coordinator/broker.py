@@ -14,17 +14,16 @@ queries.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from services.coordinator import inboxes
 from services.coordinator.connection import Connection
 from services.hive.db import now, raw, raw_write_tx
 from services.hive.protocol import Refusal
 from services.hive.vocab import Code
+from services.hive.wire import MessageRow
 
 MAX_WAIT_SECONDS = 180
 
@@ -52,8 +51,14 @@ class Msg:
     body: str
     created_at: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def to_dict(self) -> MessageRow:
+        return MessageRow(
+            id=self.id,
+            sender=self.sender,
+            recipient=self.recipient,
+            body=self.body,
+            created_at=self.created_at,
+        )
 
 
 class _Kicked:

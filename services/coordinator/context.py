@@ -16,6 +16,7 @@ from services.coordinator.logins import Logins
 from services.coordinator.questions import Questions
 from services.coordinator.turns import TurnCancels
 from services.hive.paths import Paths
+from services.hive.wire import AgentRow
 
 T = TypeVar("T")
 
@@ -34,4 +35,4 @@ class Hive(Protocol):
 
     def spawn_task(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]: ...
 
-    def agent_rows(self, only: str | None = None) -> list[dict[str, Any]]: ...
+    def agent_rows(self, only: str | None = None) -> list[AgentRow]: ...

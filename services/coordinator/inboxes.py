@@ -15,6 +15,7 @@ from services.hive import log as hlog
 from services.hive.db import now, raw, raw_write_tx
 from services.hive.protocol import MAX_LINE, RECV_ENVELOPE, Refusal, encode, ok
 from services.hive.vocab import Code
+from services.hive.wire import InboxRow
 
 OPEN = "delivered_at IS NULL AND set_aside_at IS NULL AND dropped_at IS NULL"
 """A message still waiting for delivery (queued, or leased to a receiver until its ack)."""
@@ -115,7 +116,7 @@ def set_aside_for(agent: str, message_id: int | None, reason: str) -> int:
     return chosen
 
 
-def drop(message_id: int, note: str | None) -> dict[str, Any]:
+def drop(message_id: int, note: str | None) -> InboxRow:
     """The operator removes an undelivered message (queued, leased or set aside)."""
     with raw_write_tx() as db:
         row = db.execute(
@@ -170,7 +171,7 @@ def preview(head: bytes) -> str:
     return "".join(c if c.isprintable() else " " for c in text)
 
 
-def _view(row: tuple[Any, ...]) -> dict[str, Any]:
+def _view(row: tuple[Any, ...]) -> InboxRow:
     status = _status(row)
     return {
         "id": row[0],
@@ -187,14 +188,14 @@ def _view(row: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
-def one(message_id: int) -> dict[str, Any]:
+def one(message_id: int) -> InboxRow:
     row = raw().execute(f"{_ROW} WHERE id = ?", (PREVIEW_CHARS, message_id)).fetchone()
     if row is None:
         raise NoSuchMessage(f"no message #{message_id}: see `hivectl inbox NAME`")
     return _view(row)
 
 
-def listing(agent: str, include_done: bool = False) -> tuple[list[dict[str, Any]], int]:
+def listing(agent: str, include_done: bool = False) -> tuple[list[InboxRow], int]:
     """The agent's undelivered messages (all of its messages with `include_done`), oldest
     first, at most `LISTED` of the newest; and how many older ones were left out."""
     where = "recipient = ?" + ("" if include_done else " AND delivered_at IS NULL")

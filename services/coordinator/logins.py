@@ -22,6 +22,7 @@ from services.hive import sessions
 from services.hive.db import LoginLink, WebSession, now, write_tx
 from services.hive.protocol import Refusal
 from services.hive.vocab import Code
+from services.hive.wire import SessionRow
 
 TOUCH_EVERY = 60.0
 """`session_seen` writes `last_seen` at most this often per session."""
@@ -98,7 +99,7 @@ def _seconds(env: Mapping[str, str], key: str, default: float) -> float:
     return value if value > 0 else default
 
 
-def session_dict(s: WebSession) -> dict[str, Any]:
+def session_dict(s: WebSession) -> SessionRow:
     return {
         "id": s.id,
         "kind": s.kind,
@@ -252,7 +253,7 @@ class Logins:
         self.ended()
         return n
 
-    def listing(self) -> list[dict[str, Any]]:
+    def listing(self) -> list[SessionRow]:
         t = now()
         rows = WebSession.select().where(WebSession.revoked_at.is_null()).order_by(WebSession.id)
         return [session_dict(s) for s in rows if sessions.live(s, t)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any
 
 from services.coordinator.effects import Effects
 from services.hive import log as hlog
@@ -19,6 +18,7 @@ from services.hive.events import CANCELLED, EXPIRED, OperatorAnswered
 from services.hive.names import MANAGER
 from services.hive.protocol import Refusal
 from services.hive.vocab import Code, QuestionStatus
+from services.hive.wire import QuestionRow
 
 MAX_TTL = 7 * 24 * 3600
 
@@ -27,7 +27,7 @@ class QuestionError(Refusal):
     pass
 
 
-def question_dict(q: OperatorQuestion) -> dict[str, Any]:
+def question_dict(q: OperatorQuestion) -> QuestionRow:
     return {
         "id": q.id,
         "asker": q.asker,
@@ -43,7 +43,7 @@ def question_dict(q: OperatorQuestion) -> dict[str, Any]:
     }
 
 
-def listing(include_resolved: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+def listing(include_resolved: bool = False, limit: int = 200) -> list[QuestionRow]:
     query = OperatorQuestion.select().order_by(OperatorQuestion.id.desc()).limit(limit)
     if not include_resolved:
         query = query.where(OperatorQuestion.status == QuestionStatus.PENDING)
@@ -98,7 +98,7 @@ class Questions:
         with contextlib.suppress(QuestionError):  # answered or cancelled first: nothing to do
             self.resolve(qid, QuestionStatus.EXPIRED, EXPIRED, None)
 
-    def answer(self, qid: int, answer: str | list[str], by: str) -> dict[str, Any]:
+    def answer(self, qid: int, answer: str | list[str], by: str) -> QuestionRow:
         q = self._get(qid)
         options = json.loads(q.options)
         if isinstance(answer, list):
@@ -120,10 +120,10 @@ class Questions:
             text = answer
         return self.resolve(qid, QuestionStatus.ANSWERED, text, by)
 
-    def cancel(self, qid: int, by: str) -> dict[str, Any]:
+    def cancel(self, qid: int, by: str) -> QuestionRow:
         return self.resolve(qid, QuestionStatus.CANCELLED, CANCELLED, by)
 
-    def resolve(self, qid: int, status: str, answer: str, by: str | None) -> dict[str, Any]:
+    def resolve(self, qid: int, status: str, answer: str, by: str | None) -> QuestionRow:
         """Resolve a pending question exactly once (by operator `by`, None for the TTL);
         refuse if it was resolved before."""
         with write_tx():

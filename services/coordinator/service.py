@@ -50,6 +50,7 @@ from services.hive.platform import current_rev, read_marker
 from services.hive.protocol import Oversize, Refusal, decode_request, refusal
 from services.hive.statelock import DirLock
 from services.hive.vocab import AgentState, Code, TurnPhase
+from services.hive.wire import AgentRecord, AgentRow
 
 T = TypeVar("T")
 
@@ -188,28 +189,34 @@ class Coordinator:
                 priority=hlog.ERR,
             )
 
-    def agent_rows(self, only: str | None = None) -> list[dict[str, Any]]:
+    def agent_rows(self, only: str | None = None) -> list[AgentRow]:
         """`list` rows plus what the dashboard needs: transient state, model, update, login."""
-        rows = agents.rows(only)
         transient = {t.agent: t.state for t in TransientState.select()}
         rev = current_rev()
-        for row in rows:
-            name = row["name"]
-            row["model_override"] = row["model"]
-            config = self.lifecycle.config_of(name)
-            row["model"] = row["model"] or (config.model if config is not None else None)
-            row["transient"] = transient.get(name)
-            row["listening"] = self.broker.waiting(name)  # receivers blocked in recv now
-            row["needs_update"] = (
-                AgentState.of(row["state"]).rebuildable
+        return [self._agent_row(r, transient.get(r["name"]), rev) for r in agents.rows(only)]
+
+    def _agent_row(self, record: AgentRecord, transient: str | None, rev: str) -> AgentRow:
+        name = record["name"]
+        config = self.lifecycle.config_of(name)
+        turn = record["turn"]
+        row = AgentRow(
+            **record,
+            model_override=record["model"],
+            transient=transient,
+            listening=self.broker.waiting(name),  # receivers blocked in recv now
+            needs_update=(
+                AgentState.of(record["state"]).rebuildable
                 and read_marker(self.paths.rev_marker(name)) != rev
-            )
+            ),
             # the agent's state comes first: a stopped agent's last turn state is history
-            row["needs_login"] = (
-                row["state"] == AgentState.RUNNING
-                and (row["turn"] or {}).get("state") == TurnPhase.NEEDS_LOGIN
-            )
-        return rows
+            needs_login=(
+                record["state"] == AgentState.RUNNING
+                and turn is not None
+                and turn["state"] == TurnPhase.NEEDS_LOGIN
+            ),
+        )
+        row["model"] = record["model"] or (config.model if config is not None else None)
+        return row
 
     # sockets -----------------------------------------------------------------------------
     async def _serve(self, key: str, sock: socket.socket, caller: Caller) -> asyncio.AbstractServer:

@@ -8,8 +8,9 @@ No code reads a field of an untrusted request except through the getters here.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from enum import Enum, auto
+from typing import Any, TypeVar, overload
 
 from services.hive.vocab import Code
 
@@ -145,7 +146,7 @@ def utf8_size(text: str) -> int:
 
 
 def fit_listing(
-    key: str, items: list[dict[str, Any]], *, age: str, **fields: Any
+    key: str, items: Sequence[Mapping[str, Any]], *, age: str, **fields: Any
 ) -> dict[str, Any]:
     """Reply fields holding `items` under `key`, leaving out the oldest items (smallest
     `item[age]`) until the whole reply fits in `MAX_LINE`; `truncated` says whether any
@@ -222,10 +223,18 @@ def decode_reply(line: bytes) -> dict[str, Any]:
 
 # typed getters -------------------------------------------------------------------------------
 
-_MISSING = object()
+
+class _Missing(Enum):
+    """The default of a required field (a sentinel whose type mypy can tell apart)."""
+
+    MISSING = auto()
 
 
-def _get(req: Mapping[str, Any], name: str, default: Any) -> Any:
+_MISSING = _Missing.MISSING
+D = TypeVar("D")
+
+
+def _get(req: Mapping[str, Any], name: str, default: object) -> Any:
     value = req.get(name, _MISSING)
     if value is _MISSING or value is None:
         if default is _MISSING:
@@ -255,10 +264,32 @@ def _text(value: str, name: str, max_bytes: int | None, what: str = "field") -> 
         raise ProtocolError(f"{what} '{name}' must not contain NUL characters")
 
 
+@overload
 def get_str(
     req: Mapping[str, Any],
     name: str,
-    default: Any = _MISSING,
+    default: _Missing = _MISSING,
+    *,
+    max_bytes: int | None = ...,
+    allow_empty: bool = ...,
+) -> str: ...
+
+
+@overload
+def get_str(
+    req: Mapping[str, Any],
+    name: str,
+    default: D,
+    *,
+    max_bytes: int | None = ...,
+    allow_empty: bool = ...,
+) -> str | D: ...
+
+
+def get_str(
+    req: Mapping[str, Any],
+    name: str,
+    default: object = _MISSING,
     *,
     max_bytes: int | None = None,
     allow_empty: bool = False,
@@ -292,10 +323,32 @@ def get_body(req: Mapping[str, Any], name: str = "body") -> str:
     return value
 
 
+@overload
 def get_int(
     req: Mapping[str, Any],
     name: str,
-    default: Any = _MISSING,
+    default: _Missing = _MISSING,
+    *,
+    minimum: int | None = ...,
+    maximum: int | None = ...,
+) -> int: ...
+
+
+@overload
+def get_int(
+    req: Mapping[str, Any],
+    name: str,
+    default: D,
+    *,
+    minimum: int | None = ...,
+    maximum: int | None = ...,
+) -> int | D: ...
+
+
+def get_int(
+    req: Mapping[str, Any],
+    name: str,
+    default: object = _MISSING,
     *,
     minimum: int | None = None,
     maximum: int | None = None,
@@ -313,10 +366,32 @@ def get_int(
     return value
 
 
+@overload
 def get_number(
     req: Mapping[str, Any],
     name: str,
-    default: Any = _MISSING,
+    default: _Missing = _MISSING,
+    *,
+    minimum: float | None = ...,
+    maximum: float | None = ...,
+) -> float: ...
+
+
+@overload
+def get_number(
+    req: Mapping[str, Any],
+    name: str,
+    default: D,
+    *,
+    minimum: float | None = ...,
+    maximum: float | None = ...,
+) -> float | D: ...
+
+
+def get_number(
+    req: Mapping[str, Any],
+    name: str,
+    default: object = _MISSING,
     *,
     minimum: float | None = None,
     maximum: float | None = None,
@@ -336,7 +411,15 @@ def get_number(
     return value
 
 
-def get_bool(req: Mapping[str, Any], name: str, default: Any = _MISSING) -> Any:
+@overload
+def get_bool(req: Mapping[str, Any], name: str, default: _Missing = _MISSING) -> bool: ...
+
+
+@overload
+def get_bool(req: Mapping[str, Any], name: str, default: D) -> bool | D: ...
+
+
+def get_bool(req: Mapping[str, Any], name: str, default: object = _MISSING) -> Any:
     value = _get(req, name, default)
     if value is default and default is not _MISSING:
         return value
@@ -345,10 +428,27 @@ def get_bool(req: Mapping[str, Any], name: str, default: Any = _MISSING) -> Any:
     return value
 
 
+@overload
 def get_str_list(
     req: Mapping[str, Any],
     name: str,
-    default: Any = _MISSING,
+    default: _Missing = _MISSING,
+    *,
+    max_items: int = ...,
+    max_bytes: int = ...,
+) -> list[str]: ...
+
+
+@overload
+def get_str_list(
+    req: Mapping[str, Any], name: str, default: D, *, max_items: int = ..., max_bytes: int = ...
+) -> list[str] | D: ...
+
+
+def get_str_list(
+    req: Mapping[str, Any],
+    name: str,
+    default: object = _MISSING,
     *,
     max_items: int = 64,
     max_bytes: int = 1000,

@@ -19,6 +19,7 @@ from typing import Any
 
 from services.hive import log as hlog
 from services.hive.client import HiveClient, Refused, Unreachable
+from services.hive.wire import AgentRow, agent_rows
 from services.web import pages, views
 from services.web.admin import Admin
 
@@ -118,18 +119,18 @@ class AgentRows:
 
     def __init__(self, admin: Admin) -> None:
         self.admin = admin
-        self._rows: list[dict[str, Any]] | None = None
+        self._rows: list[AgentRow] | None = None
         self._lock = threading.Lock()
 
     def invalidate(self) -> None:
         with self._lock:
             self._rows = None
 
-    def get(self) -> list[dict[str, Any]]:
+    def get(self) -> list[AgentRow]:
         """Current rows; raises `Unreachable` when the coordinator does not answer."""
         with self._lock:
             if self._rows is None:
-                self._rows = list(self.admin.call("list")["agents"])
+                self._rows = agent_rows(self.admin.call("list"))
             return self._rows
 
 
@@ -206,7 +207,7 @@ class Hub:
             return sum(len(t.subscribers) for t in self._topics.values())
 
     # rendering ---------------------------------------------------------------------------
-    def agent_rows(self) -> list[dict[str, Any]]:
+    def agent_rows(self) -> list[AgentRow]:
         """`list` rows, or none while the coordinator is unreachable.
 
         The cached rows are trusted only while the watch loop is live (it invalidates them).

@@ -18,6 +18,7 @@ from typing import Any
 
 import bottle  # type: ignore[import-untyped]
 
+from services.hive.wire import AgentRow
 from services.web import views
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -114,7 +115,7 @@ class Renderer:
             html[key] = self.fragment(template, **{var: item})
         return Keyed(order, html)
 
-    def section(self, topic: str, name: str, rows: list[dict[str, Any]]) -> Section:
+    def section(self, topic: str, name: str, rows: list[AgentRow]) -> Section:
         agent = topic_agent(topic)
         if name == "notes":
             return self._keyed("note", "n", "note", views.notifications())
@@ -141,12 +142,12 @@ class Renderer:
         raise KeyError(f"no section {name!r} on {topic}")
 
     def sections(
-        self, topic: str, names: Iterable[str], rows: list[dict[str, Any]]
+        self, topic: str, names: Iterable[str], rows: list[AgentRow]
     ) -> dict[str, Section]:
         with views.read_tx():
             return {name: self.section(topic, name, rows) for name in names}
 
-    def page(self, topic: str, rows: list[dict[str, Any]], csrf: str, banner: str | None) -> str:
+    def page(self, topic: str, rows: list[AgentRow], csrf: str, banner: str | None) -> str:
         """A whole page, with the same section HTML the live updates carry."""
         names = list(sections_of(topic))
         with views.read_tx():

@@ -23,6 +23,8 @@ from services.hive.db import (
     open_db,
 )
 from services.hive.names import MANAGER, OPERATOR, SYSTEM
+from services.hive.vocab import TurnPhase
+from services.hive.wire import AgentRow, TurnRow
 from services.web import display
 
 APPROVALS_SHOWN = 50
@@ -31,7 +33,7 @@ NOTIFICATIONS_SHOWN = 30
 DECISIONS_SHOWN = 5
 INBOX_SHOWN = 200
 
-RUNNING_TURN_STATES = frozenset({"thinking", "tool", "waiting", "error"})
+RUNNING_TURN_STATES = frozenset(p for p in TurnPhase if p.busy)
 CRASH_KINDS = frozenset({"container_crash"})
 ALERT_KINDS = CRASH_KINDS | {"message_set_aside"}
 """Notifications shown in red: a crash, a message that can never be delivered."""
@@ -71,16 +73,15 @@ def open_readonly(path: Path, wait: float = 30.0) -> pw.SqliteDatabase:
 # agents (rows of the admin `list` command) ---------------------------------------------
 
 
-def turn_running(turn: dict[str, Any] | None) -> bool:
-    if not turn or turn.get("started_at") is None:
+def turn_running(turn: TurnRow | None) -> bool:
+    started = turn.get("started_at") if turn else None
+    if turn is None or started is None:
         return False
     ended = turn.get("ended_at")
-    return turn.get("state") in RUNNING_TURN_STATES and (
-        ended is None or ended < turn["started_at"]
-    )
+    return turn.get("state") in RUNNING_TURN_STATES and (ended is None or ended < started)
 
 
-def agent_status(row: dict[str, Any]) -> str:
+def agent_status(row: AgentRow) -> str:
     """running / failed / spawning / stopped / needs_login (the badge): the agent's state
     first; needs_login only refines a running agent."""
     state = str(row.get("state") or "stopped")
@@ -89,7 +90,7 @@ def agent_status(row: dict[str, Any]) -> str:
     return state if state in ("running", "failed", "spawning", "stopped") else "stopped"
 
 
-def turn_view(turn: dict[str, Any] | None, agent_state: str = "running") -> dict[str, Any] | None:
+def turn_view(turn: TurnRow | None, agent_state: str = "running") -> dict[str, Any] | None:
     """The last turn the harness reported; for an agent that is not running it is history
     (`gone` names the agent's state, and nothing counts as running)."""
     if not turn:
@@ -117,7 +118,7 @@ def turn_view(turn: dict[str, Any] | None, agent_state: str = "running") -> dict
     }
 
 
-def agent_view(row: dict[str, Any]) -> dict[str, Any]:
+def agent_view(row: AgentRow) -> dict[str, Any]:
     """One row of `list`, shaped for the agents table and the per-agent state row."""
     status = agent_status(row)
     transient = row.get("transient")
@@ -143,7 +144,7 @@ def agent_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def stale(rows: list[dict[str, Any]]) -> list[str]:
+def stale(rows: list[AgentRow]) -> list[str]:
     """Agents whose container was built from another platform rev (↻ UPD4TE 4LL)."""
     return [r["name"] for r in rows if r.get("needs_update") and not r.get("transient")]
 
