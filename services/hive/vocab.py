@@ -60,7 +60,14 @@ class Verb(StrEnum):
     @property
     def done(self) -> str:
         """The past tense the dashboard and hivectl print ("alice stopped")."""
-        return {Verb.STOP: "stopped", Verb.KILL: "killed"}.get(self, f"{self.value}ed")
+        return {
+            Verb.START: "started",
+            Verb.STOP: "stopped",
+            Verb.RESTART: "restarted",
+            Verb.KILL: "killed",
+            Verb.DESTROY: "destroyed",
+            Verb.REBUILD: "rebuilt",
+        }[self]
 
     @property
     def needs_confirmation(self) -> bool:
