@@ -1,132 +1,46 @@
 """The dashboard's routes: each reads the request, runs one admin command, renders one template.
 
-Every route but sign-in and the static files needs a live operator session; every POST
-passes the origin and CSRF checks before its route runs; every change goes through the
-admin socket (`Admin`) in the session's name, never to SQLite or a container directly.
+Every route but sign-in and the static files needs a live operator session (`guard` checks
+that, and the origin and CSRF of every POST, before a route runs); every change goes through
+the admin socket (`Admin`) in the session's name, never to SQLite or a container directly.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import bottle  # type: ignore[import-untyped]
 from bottle import HTTPError, request, response  # type: ignore[import-untyped]
 
-from services.hive import log as hlog
 from services.hive.names import InvalidName, validate_agent_name
-from services.hive.vocab import Code
-from services.web import auth, connections, journal, pages, security, views
-from services.web.admin import SLOW, Admin, Refused, Unreachable
-from services.web.auth import Doorkeeper, Visitor
-from services.web.live import HEARTBEAT, Hub, StreamSlots, sse
-from services.web.settings import WebSettings
+from services.web import auth, guard, journal, pages, security, views
+from services.web.admin import SLOW, Refused, Unreachable
+from services.web.auth import Visitor
+from services.web.context import (
+    MAX_FORM,
+    BadRequest,
+    Context,
+    action,
+    agent_name,
+    audit,
+    form_text,
+    path_agent,
+    refused,
+    reply,
+    visitor,
+    wants_json,
+)
+from services.web.live import HEARTBEAT, sse
+
+__all__ = ["Context", "build"]
 
 STATIC = Path(__file__).resolve().parent / "static"
-MAX_FORM = 256 * 1024
-
-
-@dataclass
-class Context:
-    """Everything a route needs, built once by `__main__`."""
-
-    settings: WebSettings
-    admin: Admin
-    hub: Hub
-    renderer: pages.Renderer
-    journal: journal.JournalSource
-    slots: StreamSlots
-    doorkeeper: Doorkeeper
-    stopping: threading.Event = field(default_factory=threading.Event)
-
-
-class BadRequest(Exception):
-    """Input the dashboard cannot use; the message names the field."""
-
-
-# responses -----------------------------------------------------------------------------
-
-
-def wants_json() -> bool:
-    return "application/json" in (request.headers.get("Accept") or "") or request.path.startswith(
-        "/api/"
-    )
-
-
-def reply(ok: bool, message: str, status: int = 200, **data: Any) -> Any:
-    """JSON for the page's fetch(); a redirect back for a plain form post."""
-    if wants_json() or not ok:
-        response.status = status
-        response.content_type = "application/json"
-        return json.dumps({"ok": ok, "message": message, **data})
-    back = request.headers.get("Referer") or "/"
-    parts = urlsplit(back)
-    target = (parts.path or "/") if parts.netloc in ("", request.headers.get("Host")) else "/"
-    bottle.redirect(target, 303)
-
-
-def refused(e: Refused | Unreachable | BadRequest | InvalidName) -> Any:
-    """The one place a refusal becomes an HTTP answer: its status from the hive's code."""
-    if isinstance(e, Refused):
-        return reply(False, str(e), e.code.http_status, code=str(e.code))
-    if isinstance(e, Unreachable):
-        return reply(False, str(e), Code.UNAVAILABLE.http_status, code=str(Code.UNAVAILABLE))
-    return reply(False, str(e), Code.INVALID.http_status, code=str(Code.INVALID))
-
-
-def action(fn: Callable[..., tuple[str, dict[str, Any]]]) -> Callable[..., Any]:
-    """A POST route: its function returns (message, data); refusals become one sentence."""
-
-    def run(**kw: Any) -> Any:
-        try:
-            message, data = fn(**kw)
-        except (Refused, Unreachable, BadRequest, InvalidName) as e:
-            return refused(e)
-        return reply(True, message, **data)
-
-    run.__name__ = fn.__name__
-    return run
-
-
-def form_text(name: str, *, required: bool = True, max_len: int = MAX_FORM) -> str | None:
-    value: str | None = request.forms.getunicode(name)
-    if value is None and name in request.forms:  # there, but its bytes are not UTF-8
-        raise BadRequest(f"field {name!r} is not UTF-8 text")
-    if value is None and request.json is not None and isinstance(request.json, dict):
-        raw = request.json.get(name)
-        value = raw if isinstance(raw, str) or raw is None else None
-    if value is not None and len(value.encode("utf-8", "surrogatepass")) > max_len:
-        raise BadRequest(f"field {name!r} is longer than {max_len} bytes of UTF-8")
-    if required and not value:
-        raise BadRequest(f"field {name!r} is required")
-    return value
-
-
-def agent_name(name: str) -> str:
-    return validate_agent_name(name)
-
-
-def path_agent(name: str) -> str:
-    """An agent name from a GET path or query; a bad one is a 400, not a 500."""
-    try:
-        return validate_agent_name(name)
-    except InvalidName as e:
-        raise HTTPError(400, str(e)) from None
-
-
-def visitor() -> Visitor:
-    """The request's session (the guard let the request in, so there is one)."""
-    who = request.environ.get("hive.visitor")
-    if not isinstance(who, Visitor):
-        raise HTTPError(401, "sign in first: run `hivectl login` on the host and open its link")
-    return who
 
 
 # the app -------------------------------------------------------------------------------
@@ -154,61 +68,6 @@ def build(ctx: Context) -> bottle.Bottle:
             return True
         host = (request.headers.get("Host") or "").split(":")[0].lower()
         return settings.https and host == settings.public_host
-
-    def refuse(status: int, message: str) -> None:
-        hlog.log(
-            f"refused {request.method} {request.path} from {request.remote_addr}: {message}",
-            kind="web_request",
-            priority=hlog.WARNING,
-        )
-        raise HTTPError(status, message)
-
-    def guard() -> None:
-        utf8_headers(request.environ)
-        try:
-            security.check_host(request.headers.get("Host"), settings.public_host)
-            if request.method not in ("GET", "HEAD"):
-                security.check_same_origin(request.headers)
-        except security.Forbidden as e:
-            refuse(403, str(e))
-        who = ctx.doorkeeper.visitor(request.get_cookie(auth.SESSION_COOKIE))
-        request.environ["hive.visitor"] = who
-        if who is not None:
-            connections.trust(request.environ)
-        elif not auth.public(request.path):
-            if wants_json() or request.method != "GET":
-                refuse(401, "sign in first: run `hivectl login` on the host and open its link")
-            bottle.redirect("/login", 303)
-        if request.method in ("GET", "HEAD"):
-            return
-        submitted = request.headers.get(security.CSRF_HEADER) or request.forms.getunicode(
-            security.CSRF_FIELD
-        )
-        expected = who.csrf if who is not None else request.get_cookie(security.CSRF_COOKIE)
-        try:
-            security.check_csrf(expected, submitted)
-        except security.Forbidden as e:
-            refuse(403, str(e))
-
-    def headers() -> None:
-        for key, value in security.SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        if request.method == "POST":
-            # the operator's next page shows what this action did, even before the live
-            # loop has heard of the change (the cached `list` rows would be older)
-            ctx.hub.rows.invalidate()
-
-    def error_page(err: HTTPError) -> str:
-        for key, value in security.SECURITY_HEADERS.items():
-            err.headers.setdefault(key, value)
-        message = str(err.body or err.status_line)
-        if wants_json() or request.method != "GET":
-            response.content_type = "application/json"
-            return json.dumps({"ok": False, "message": message})
-        response.content_type = "text/html; charset=utf-8"
-        return pages.render("error", status=err.status_line, message=message)
-
-    app.default_error_handler = error_page  # type: ignore[method-assign]
 
     # pages -----------------------------------------------------------------------------
     def page(topic: str) -> str:
@@ -266,7 +125,7 @@ def build(ctx: Context) -> bottle.Bottle:
             return login_page(str(e), 401)
         except Unreachable as e:
             return login_page(str(e), 503)
-        _audit(f"signed in as session #{opened['id']} ({opened['kind']})", None)
+        audit(f"signed in as session #{opened['id']} ({opened['kind']})", None)
         return signed_in(opened)
 
     def login_link(secret: str) -> str:
@@ -402,14 +261,14 @@ def build(ctx: Context) -> bottle.Bottle:
         model = (form_text("model", required=False, max_len=100) or "").strip()
         value = None if model in ("", "default", "-") else model
         got = act("set_model", name=name, model=value)["model"]
-        _audit(f"set the model of {name} to {value or 'its default'}", name)
+        audit(f"set the model of {name} to {value or 'its default'}", name)
         return f"{name} now uses {got or 'its default model'}", {"name": name, "model": got}
 
     # approvals and questions -----------------------------------------------------------
     @action
     def approve(aid: int) -> tuple[str, dict[str, Any]]:
         got = act("approve", id=aid, wait=False)["approval"]
-        _audit(f"approved #{aid}", got.get("agent"), approval=aid)
+        audit(f"approved #{aid}", got.get("agent"), approval=aid)
         what = "spawning" if got.get("kind") == "spawn" else "applying to"
         return f"approval #{aid} approved: {what} {got.get('agent')}", {"approval": got}
 
@@ -417,7 +276,7 @@ def build(ctx: Context) -> bottle.Bottle:
     def deny(aid: int) -> tuple[str, dict[str, Any]]:
         note = form_text("note", required=False, max_len=4000) or None
         got = act("deny", id=aid, note=note)["approval"]
-        _audit(f"denied #{aid}", got.get("agent"), approval=aid)
+        audit(f"denied #{aid}", got.get("agent"), approval=aid)
         return f"approval #{aid} denied", {"approval": got}
 
     @action
@@ -430,13 +289,13 @@ def build(ctx: Context) -> bottle.Bottle:
             raise BadRequest("choose or type an answer first")
         given: str | list[str] = chosen if views.question_is_multi(qid) else chosen[0]
         got = act("answer_question", id=qid, answer=given)["question"]
-        _audit(f"answered question #{qid}", got.get("asker"), question=qid)
+        audit(f"answered question #{qid}", got.get("asker"), question=qid)
         return f"question #{qid} answered", {"question": got}
 
     @action
     def cancel_question(qid: int) -> tuple[str, dict[str, Any]]:
         got = act("cancel_question", id=qid)["question"]
-        _audit(f"cancelled question #{qid}", got.get("asker"), question=qid)
+        audit(f"cancelled question #{qid}", got.get("asker"), question=qid)
         return f"question #{qid} cancelled", {"question": got}
 
     # agents ------------------------------------------------------------------------------
@@ -444,7 +303,7 @@ def build(ctx: Context) -> bottle.Bottle:
         def run(name: str) -> tuple[str, dict[str, Any]]:
             name = agent_name(name)
             got = act(cmd, name=name, timeout=SLOW)
-            _audit(f"{cmd} {name}", name)
+            audit(f"{cmd} {name}", name)
             if cmd == "rebuild" and not got.get("ok_build", True):
                 raise Refused(str(got.get("note") or f"rebuild of {name} failed"))
             return f"{name} {done}", {"result": got}
@@ -456,14 +315,14 @@ def build(ctx: Context) -> bottle.Bottle:
     def cancel_turn(name: str) -> tuple[str, dict[str, Any]]:
         name = agent_name(name)
         woken = act("cancel_turn", name=name)["woken"]
-        _audit(f"cancelled the turn of {name}", name)
+        audit(f"cancelled the turn of {name}", name)
         return f"cancel sent to {name}" + ("" if woken else " (no turn was listening)"), {}
 
     @action
     def spawn() -> tuple[str, dict[str, Any]]:
         name = validate_agent_name(form_text("name", max_len=64), allow_manager=False)
         got = act("spawn", name=name, wait=False)["agent"]
-        _audit(f"spawned {name}", name)
+        audit(f"spawned {name}", name)
         return f"spawning {name}", {"agent": got}
 
     @action
@@ -474,7 +333,7 @@ def build(ctx: Context) -> bottle.Bottle:
             got = act("rebuild", name=name, if_stale=True, timeout=SLOW)
             if not got.get("ok_build", True):
                 failed.append(name)
-        _audit(f"updated {len(stale)} containers", None)
+        audit(f"updated {len(stale)} containers", None)
         if failed:
             raise Refused(f"rebuilt {len(stale) - len(failed)}; failed: {', '.join(failed)}")
         return f"rebuilt {len(stale)} container{'s' if len(stale) != 1 else ''}", {"rebuilt": stale}
@@ -484,19 +343,20 @@ def build(ctx: Context) -> bottle.Bottle:
         name = agent_name(name)
         body = form_text("body") or ""
         got = act("send", to=name, body=body)
-        _audit(f"sent message #{got['id']} to {name}", name)
+        audit(f"sent message #{got['id']} to {name}", name)
         return f"sent to {name}", {"id": got["id"]}
 
     @action
     def drop(mid: int) -> tuple[str, dict[str, Any]]:
         note = form_text("note", required=False, max_len=4000) or None
         got = act("drop", id=mid, note=note)["message"]
-        _audit(f"dropped message #{mid}", got.get("recipient"), message_no=mid)
+        audit(f"dropped message #{mid}", got.get("recipient"), message_no=mid)
         return f"message #{mid} dropped", {"dropped": got}
 
     # the route table ---------------------------------------------------------------------
-    app.add_hook("before_request", guard)
-    app.add_hook("after_request", headers)
+    app.add_hook("before_request", partial(guard.check, ctx))
+    app.add_hook("after_request", partial(guard.after, ctx))
+    app.default_error_handler = guard.error_page  # type: ignore[method-assign]
     app.route("/", "GET", index)
     app.route("/agent/<name>", "GET", agent_page)
     app.route("/static/<path:path>", "GET", static)
@@ -530,20 +390,3 @@ def build(ctx: Context) -> bottle.Bottle:
         app.route(f"/{cmd}/<name>", "POST", verb(cmd, done))
 
     return app
-
-
-def utf8_headers(environ: dict[str, Any]) -> None:
-    """Make every header readable: bottle raises on a value that is not UTF-8 when it is read."""
-    for key, value in list(environ.items()):
-        if key.startswith("HTTP_") and isinstance(value, str):
-            raw = value.encode("latin-1", "replace")
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                environ[key] = raw.decode("utf-8", "replace").encode().decode("latin-1")
-
-
-def _audit(what: str, agent: str | None, **fields: Any) -> None:
-    who = request.environ.get("hive.visitor")
-    by = who.actor if isinstance(who, Visitor) else f"dashboard visitor {request.remote_addr}"
-    hlog.log(f"operator {what} ({by})", kind="web_request", agent=agent, operator=by, **fields)
