@@ -13,6 +13,7 @@ from services.web import app as webapp
 from services.web import journal, pages, serve, views
 from services.web.admin import Admin
 from services.web.auth import Doorkeeper
+from services.web.context import Context
 from services.web.live import Hub, StreamSlots
 from services.web.settings import SettingsError, WebSettings
 
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     renderer = pages.Renderer()
     slots = StreamSlots(settings.max_streams, settings.streams_per_session)
     hub = Hub(admin, renderer, slots)
-    ctx = webapp.Context(
+    ctx = Context(
         settings=settings,
         admin=admin,
         hub=hub,
