@@ -10,6 +10,7 @@ from typing import Any
 from bottle import request  # type: ignore[import-untyped]
 
 from services.hive.names import InvalidName, validate_agent_name
+from services.hive.vocab import Verb
 from services.web import views
 from services.web.admin import SLOW, Refused, Unreachable
 from services.web.context import (
@@ -24,15 +25,8 @@ from services.web.context import (
     visitor,
 )
 
-VERBS = {
-    "start": "started",
-    "stop": "stopped",
-    "restart": "restarted",
-    "kill": "killed",
-    "destroy": "destroyed",
-    "rebuild": "rebuilt",
-}
-"""The lifecycle verbs the dashboard posts (`/<verb>/<name>`) and what it says once done."""
+VERBS = tuple(Verb)
+"""The lifecycle verbs the dashboard posts (`/<verb>/<name>`)."""
 
 Done = tuple[str, dict[str, Any]]
 
@@ -119,9 +113,9 @@ def lifecycle(ctx: Context, cmd: str, name: str) -> Done:
     name = agent_name(name)
     got = act(ctx, cmd, name=name, timeout=SLOW)
     audit(f"{cmd} {name}", name)
-    if cmd == "rebuild" and not got.get("ok_build", True):
+    if cmd == Verb.REBUILD and not got.get("ok_build", True):
         raise Refused(str(got.get("note") or f"rebuild of {name} failed"))
-    return f"{name} {VERBS[cmd]}", {"result": got}
+    return f"{name} {Verb(cmd).done}", {"result": got}
 
 
 @action
