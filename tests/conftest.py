@@ -1,4 +1,5 @@
-"""Shared fixtures: a hive environment per test and a real coordinator process."""
+"""Shared fixtures: a hive environment per test, a real coordinator process, and the real
+coordinator inside the test process (`inproc`, for flow tests)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.hivetest import RunningHive, hive_env
+from tests.inproc import InProcessHive
 
 # pytester drives the skip guard's own tests; the guard: a skip fails under HIVE_CI=1.
 pytest_plugins = ["pytester", "tests.skipguard"]
@@ -33,3 +35,10 @@ def hive(env: dict[str, str]) -> Iterator[RunningHive]:
     running = RunningHive(env)
     yield running
     running.stop()
+
+
+@pytest.fixture
+def inproc(env: dict[str, str]) -> Iterator[InProcessHive]:
+    """The coordinator in this process, driven through its dispatcher; stopped with its agents."""
+    with InProcessHive(env) as hive:
+        yield hive

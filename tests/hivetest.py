@@ -1,4 +1,6 @@
-"""Test support: a real coordinator process on a temp state dir, and clients for its sockets."""
+"""Test support: a real coordinator process on a temp state dir, clients for its sockets, and
+what flow tests share with the in-process hive (`tests.inproc`): the `Hive` shape, `spawn`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Protocol, overload
 
 from services.hive.client import HiveClient
 from services.hive.paths import Paths
@@ -46,6 +49,60 @@ def hive_env(root: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+class Client(Protocol):
+    """A connection to one of the hive's sockets: a `HiveClient`, or an in-process `Peer`."""
+
+    def call(self, cmd: str, **fields: Any) -> dict[str, Any]: ...
+
+    def request(self, obj: dict[str, Any]) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Client: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class Hive(Protocol):
+    """What a flow test needs of a hive, a `RunningHive` or an `InProcessHive`: its paths and
+    connections as the operator, hm1nd and the agents (with a command: that command's reply,
+    a refusal raised as `Refused`)."""
+
+    env: dict[str, str]
+    paths: Paths
+
+    @overload
+    def admin(self, /) -> Client: ...
+    @overload
+    def admin(self, cmd: str, /, **fields: Any) -> dict[str, Any]: ...
+
+    @overload
+    def manager(self, /) -> Client: ...
+    @overload
+    def manager(self, cmd: str, /, **fields: Any) -> dict[str, Any]: ...
+
+    @overload
+    def agent(self, name: str, /) -> Client: ...
+    @overload
+    def agent(self, name: str, cmd: str, /, **fields: Any) -> dict[str, Any]: ...
+
+
+def spawn(hive: Hive, *names: str) -> list[dict[str, Any]]:
+    """Spawn agents as the operator does, each checked to come up running; their rows."""
+    rows = []
+    with hive.admin() as a:
+        for name in names:
+            row: dict[str, Any] = a.call("spawn", name=name)["agent"]
+            assert row["state"] == "running", f"{name} did not come up: {row}"
+            rows.append(row)
+    return rows
 
 
 class RunningHive:
@@ -89,14 +146,27 @@ class RunningHive:
         self._log.flush()
         return self.log_path.read_text(errors="replace")
 
-    def admin(self, **kw: Any) -> HiveClient:
-        return HiveClient(self.paths.admin_socket, **kw)
+    @overload
+    def admin(self, /, *, timeout: float | None = 30.0) -> HiveClient: ...
+    @overload
+    def admin(self, cmd: str, /, **fields: Any) -> dict[str, Any]: ...
+    def admin(self, cmd: str | None = None, /, **kw: Any) -> HiveClient | dict[str, Any]:
+        """A client of the admin socket; with a command, its reply on a connection of its own."""
+        return _open(self.paths.admin_socket, cmd, kw)
 
-    def manager(self, **kw: Any) -> HiveClient:
-        return HiveClient(self.paths.manager_socket, **kw)
+    @overload
+    def manager(self, /, *, timeout: float | None = 30.0) -> HiveClient: ...
+    @overload
+    def manager(self, cmd: str, /, **fields: Any) -> dict[str, Any]: ...
+    def manager(self, cmd: str | None = None, /, **kw: Any) -> HiveClient | dict[str, Any]:
+        return _open(self.paths.manager_socket, cmd, kw)
 
-    def agent(self, name: str, **kw: Any) -> HiveClient:
-        return HiveClient(self.paths.socket_of(name), **kw)
+    @overload
+    def agent(self, name: str, /, *, timeout: float | None = 30.0) -> HiveClient: ...
+    @overload
+    def agent(self, name: str, cmd: str, /, **fields: Any) -> dict[str, Any]: ...
+    def agent(self, name: str, cmd: str | None = None, /, **kw: Any) -> HiveClient | dict[str, Any]:
+        return _open(self.paths.socket_of(name), cmd, kw)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -113,6 +183,13 @@ class RunningHive:
             self.proc.stdout.close()
         self._log.close()
         return self.proc.returncode
+
+
+def _open(path: Path, cmd: str | None, kw: dict[str, Any]) -> HiveClient | dict[str, Any]:
+    if cmd is None:
+        return HiveClient(path, **kw)
+    with HiveClient(path) as client:
+        return client.call(cmd, **kw)
 
 
 @contextmanager

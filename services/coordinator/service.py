@@ -219,21 +219,23 @@ class Coordinator:
         return row
 
     # sockets -----------------------------------------------------------------------------
+    def accept(self, key: str, caller: Caller) -> asyncio.Protocol:
+        """A new connection on socket `key` from `caller`: its `Connection`, counted in the
+        socket's caps and budget, or a refusal when the caps are full. The listeners use it;
+        so does the in-process test harness, which hands it a transport of its own."""
+        why = self.caps.admit(key, caller.name)
+        if why is not None:
+            return RefusedConnection(why)
+        budget = None if key == ADMIN_KEY else self._budgets.setdefault(key, Budget(SOCKET_BUDGET))
+        conn = Connection(caller, self.handle, lambda c: self._connection_closed(key, c), budget)
+        self.connections.add(conn)
+        return conn
+
     async def _serve(self, key: str, sock: socket.socket, caller: Caller) -> asyncio.AbstractServer:
         """Serve a listening socket; a connection over the socket's caps is refused."""
-        budget = None if key == ADMIN_KEY else self._budgets.setdefault(key, Budget(SOCKET_BUDGET))
-
-        def factory() -> asyncio.Protocol:
-            why = self.caps.admit(key, caller.name)
-            if why is not None:
-                return RefusedConnection(why)
-            conn = Connection(
-                caller, self.handle, lambda c: self._connection_closed(key, c), budget
-            )
-            self.connections.add(conn)
-            return conn
-
-        return await asyncio.get_running_loop().create_unix_server(factory, sock=sock)
+        return await asyncio.get_running_loop().create_unix_server(
+            lambda: self.accept(key, caller), sock=sock
+        )
 
     async def _listen(
         self, key: str, path: Path, caller: Caller, activated: int | None, group: str | None = None

@@ -49,7 +49,7 @@ def populate(hive: RunningHive) -> None:
             input_tokens=3000,
             output_tokens=200,
         )
-    repo = Path(hive.env["HIVE_STATE_DIR"]) / "agents" / "alice" / "config"
+    repo = hive.paths.proposed_repo("alice")
     sha = commit_file(
         repo,
         "agent.toml",
@@ -57,7 +57,7 @@ def populate(hive: RunningHive) -> None:
         b'packages = ["ripgrep"]\nmodel = "claude-sonnet-4-5"\n',
         "alice: ripgrep",
     )
-    (Path(hive.env["HIVE_STATE_DIR"]) / "applied" / ".bob.hyperhive-rev").write_text("old\n")
+    hive.paths.rev_marker("bob").write_text("old\n")
     with hive.manager() as m:
         m.call("request_apply_commit", agent="alice", commit_ref=sha)
         m.call("request_spawn", name="dave")

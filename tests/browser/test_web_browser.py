@@ -7,13 +7,12 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.browser.webtest import PrivateJournal, RunningWeb
-from tests.hivetest import RunningHive, hivectl
+from tests.hivetest import RunningHive, hivectl, spawn
 from tests.integration.flowtools import commit_file, config_text
 
 
@@ -27,13 +26,10 @@ def manager(hive: RunningHive, cmd: str, **fields: Any) -> dict[str, Any]:
         return m.call(cmd, **fields)
 
 
-def spawn(hive: RunningHive, name: str) -> None:
-    assert admin(hive, "spawn", name=name)["agent"]["state"] == "running"
-
-
 def request_apply(hive: RunningHive, name: str, extra: str) -> int:
-    repo = Path(hive.env["HIVE_STATE_DIR"]) / "agents" / name / "config"
-    sha = commit_file(repo, "agent.toml", config_text(extra), f"change {name}")
+    sha = commit_file(
+        hive.paths.proposed_repo(name), "agent.toml", config_text(extra), f"change {name}"
+    )
     return int(manager(hive, "request_apply_commit", agent=name, commit_ref=sha)["id"])
 
 

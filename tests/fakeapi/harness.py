@@ -158,12 +158,6 @@ def fake_api() -> Iterator[FakeAnthropic]:
         yield api
 
 
-def spawn(hive: RunningHive, *names: str) -> None:
-    with hive.admin() as admin:
-        for name in names:
-            admin.call("spawn", name=name)
-
-
 def operator_says(hive: RunningHive, to: str, body: str) -> None:
     with hive.admin() as admin:
         admin.call("send", to=to, body=body)

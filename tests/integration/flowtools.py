@@ -10,7 +10,7 @@ from typing import Any
 
 import git
 
-from tests.hivetest import RunningHive
+from tests.hivetest import Hive
 
 
 def commit_file(
@@ -37,7 +37,7 @@ def config_text(extra: str = "") -> bytes:
     return (f'system_prompt = "you test things"\npackages = []\n{extra}').encode()
 
 
-def manager_events(hive: RunningHive) -> list[dict[str, Any]]:
+def manager_events(hive: Hive) -> list[dict[str, Any]]:
     """Drain hm1nd's inbox: the helper events (bodies parsed), in order."""
     out = []
     with hive.manager() as m:
@@ -47,7 +47,7 @@ def manager_events(hive: RunningHive) -> list[dict[str, Any]]:
     return out
 
 
-def wait_for_event(hive: RunningHive, event: str, timeout: float = 20) -> dict[str, Any]:
+def wait_for_event(hive: Hive, event: str, timeout: float = 20) -> dict[str, Any]:
     """Block on hm1nd's socket (woken by the broker) until an event of this kind arrives."""
     deadline = time.monotonic() + timeout
     with hive.manager() as m:
@@ -61,7 +61,7 @@ def wait_for_event(hive: RunningHive, event: str, timeout: float = 20) -> dict[s
     raise AssertionError(f"no {event} event within {timeout}s")
 
 
-def harness_pid(hive: RunningHive, name: str) -> int:
+def harness_pid(hive: Hive, name: str) -> int:
     return int((hive.paths.runtime_dir / "process" / f"{name}.pid").read_text())
 
 

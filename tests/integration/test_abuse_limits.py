@@ -19,7 +19,7 @@ import pytest
 
 from services.coordinator.limits import Limits
 from services.hive.protocol import MAX_LINE, decode_reply, encode
-from tests.hivetest import RunningHive, running_hive
+from tests.hivetest import RunningHive, running_hive, spawn
 
 ATTACK_CONNECTIONS = 8
 LINES_EACH = 66
@@ -63,12 +63,6 @@ def flood(path: Path, sent: list[int], stop: threading.Event) -> socket.socket:
         pass  # the coordinator stopped reading: that is the point
     sent.append(total)
     return s
-
-
-def spawn(hive: RunningHive, *names: str) -> None:
-    with hive.admin() as a:
-        for name in names:
-            a.call("spawn", name=name)
 
 
 def test_one_mebibyte_lines_behind_a_waiting_recv_do_not_pile_up(hive: RunningHive) -> None:

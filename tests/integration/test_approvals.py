@@ -1,16 +1,16 @@
-"""Apply-commit and spawn approvals, end to end through the sockets, hivectl and real git repos."""
+"""Apply-commit and spawn approvals, end to end through the dispatcher and real git repos; the
+ones that outlive a restart through the sockets of a real coordinator process."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import git
 import pytest
 
 from services.hive.client import Refused
 from services.hive.db import Approval, open_db
-from tests.hivetest import RunningHive, hivectl, running_hive
+from services.hive.paths import Paths
+from tests.hivetest import Hive, running_hive, spawn
+from tests.inproc import InProcessHive
 from tests.integration.flowtools import (
     commit_file,
     config_text,
@@ -22,58 +22,39 @@ from tests.integration.flowtools import (
 )
 
 
-def spawn(hive: RunningHive, name: str) -> None:
-    with hive.admin() as a:
-        assert a.call("spawn", name=name)["agent"]["state"] == "running"
+def request(hive: Hive, agent: str, ref: str) -> int:
+    return int(hive.manager("request_apply_commit", agent=agent, commit_ref=ref)["id"])
 
 
-def proposed(hive: RunningHive, name: str) -> Path:
-    return Path(hive.env["HIVE_STATE_DIR"]) / "agents" / name / "config"
-
-
-def applied(hive: RunningHive, name: str) -> Path:
-    return Path(hive.env["HIVE_STATE_DIR"]) / "applied" / name
-
-
-def request(hive: RunningHive, agent: str, ref: str) -> int:
-    with hive.manager() as m:
-        return int(m.call("request_apply_commit", agent=agent, commit_ref=ref)["id"])
-
-
-def test_apply_commit_approved_changes_the_running_agent(hive: RunningHive) -> None:
-    spawn(hive, "alice")
-    manager_events(hive)
-    old_pid = harness_pid(hive, "alice")
+def test_apply_commit_approved_changes_the_running_agent(inproc: InProcessHive) -> None:
+    spawn(inproc, "alice")
+    manager_events(inproc)
+    old_pid = harness_pid(inproc, "alice")
+    proposed, applied = inproc.paths.proposed_repo("alice"), inproc.paths.applied_repo("alice")
     sha = commit_file(
-        proposed(hive, "alice"),
+        proposed,
         "agent.toml",
         config_text('[environment]\nGREETING = "hello from the config"\n'),
         "give alice a greeting",
     )
-    aid = request(hive, "alice", sha)
-    out = hivectl(hive.env, "--json", "pending")
-    pending = json.loads(out.stdout)["approvals"]
+    aid = request(inproc, "alice", sha)
+    pending = inproc.admin("pending")["approvals"]
     assert [a["id"] for a in pending] == [aid]
     assert pending[0]["kind"] == "apply_commit" and pending[0]["commit_ref"] == sha
     assert '+GREETING = "hello from the config"' in pending[0]["diff"]
     assert pending[0]["status"] == "pending"
 
-    out = hivectl(hive.env, "approve", str(aid))
-    assert out.returncode == 0, out.stderr
-    assert f"approval #{aid}: approved" in out.stdout
+    assert inproc.admin("approve", id=aid)["approval"]["status"] == "approved"
 
-    repo = git.Repo(applied(hive, "alice"))
+    repo = git.Repo(applied)
     assert repo.head.commit.message.strip() == f"apply {sha} (approval #{aid})"
-    applied_bytes = (applied(hive, "alice") / "agent.toml").read_bytes()
-    assert (
-        applied_bytes
-        == git.Repo(proposed(hive, "alice")).commit(sha).tree["agent.toml"].data_stream.read()
-    )
-    new_pid = harness_pid(hive, "alice")
+    applied_bytes = (applied / "agent.toml").read_bytes()
+    assert applied_bytes == git.Repo(proposed).commit(sha).tree["agent.toml"].data_stream.read()
+    new_pid = harness_pid(inproc, "alice")
     assert new_pid != old_pid and not pid_alive(old_pid)
     assert environ_of(new_pid)["GREETING"] == "hello from the config"
 
-    events = manager_events(hive)
+    events = manager_events(inproc)
     kinds = [e["event"] for e in events]
     assert kinds == ["rebuilt", "approval_resolved"]
     assert events[0] == {"event": "rebuilt", "agent": "alice", "ok": True, "note": None}
@@ -85,7 +66,7 @@ def test_apply_commit_approved_changes_the_running_agent(hive: RunningHive) -> N
         "status": "approved",
         "note": None,
     }
-    with hive.admin() as a:
+    with inproc.admin() as a:
         row = a.call("agent_status", name="alice")["agents"][0]
         assert row["applied_sha"] == sha and row["state"] == "running"
         with pytest.raises(Refused, match=f"approval #{aid} is already approved"):
@@ -94,16 +75,16 @@ def test_apply_commit_approved_changes_the_running_agent(hive: RunningHive) -> N
             a.call("deny", id=aid)
 
 
-def test_deny_with_a_note(hive: RunningHive) -> None:
-    spawn(hive, "alice")
-    manager_events(hive)
-    sha = commit_file(proposed(hive, "alice"), "agent.toml", config_text(), "small change")
-    aid = request(hive, "alice", sha)
-    before = (applied(hive, "alice") / "agent.toml").read_bytes()
-    out = hivectl(hive.env, "deny", str(aid), "--note", "not today")
-    assert out.returncode == 0 and "denied" in out.stdout
-    assert (applied(hive, "alice") / "agent.toml").read_bytes() == before
-    assert manager_events(hive) == [
+def test_deny_with_a_note(inproc: InProcessHive) -> None:
+    spawn(inproc, "alice")
+    manager_events(inproc)
+    sha = commit_file(inproc.paths.proposed_repo("alice"), "agent.toml", config_text(), "small")
+    aid = request(inproc, "alice", sha)
+    config = inproc.paths.applied_repo("alice") / "agent.toml"
+    before = config.read_bytes()
+    assert inproc.admin("deny", id=aid, note="not today")["approval"]["status"] == "denied"
+    assert config.read_bytes() == before
+    assert manager_events(inproc) == [
         {
             "event": "approval_resolved",
             "id": aid,
@@ -113,22 +94,20 @@ def test_deny_with_a_note(hive: RunningHive) -> None:
             "note": "not today",
         }
     ]
-    with hive.admin() as a, pytest.raises(Refused, match="already denied"):
-        a.call("approve", id=aid)
-    assert hivectl(hive.env, "approve", str(aid)).returncode == 1
+    with pytest.raises(Refused, match="already denied"):
+        inproc.admin("approve", id=aid)
 
 
-def test_a_later_commit_does_not_change_what_is_applied(hive: RunningHive) -> None:
-    spawn(hive, "alice")
-    first = commit_file(
-        proposed(hive, "alice"), "agent.toml", config_text('model = "model-a"\n'), "a"
-    )
-    aid = request(hive, "alice", first)
-    commit_file(proposed(hive, "alice"), "agent.toml", config_text('model = "model-b"\n'), "b")
-    with hive.admin() as a:
+def test_a_later_commit_does_not_change_what_is_applied(inproc: InProcessHive) -> None:
+    spawn(inproc, "alice")
+    proposed = inproc.paths.proposed_repo("alice")
+    first = commit_file(proposed, "agent.toml", config_text('model = "model-a"\n'), "a")
+    aid = request(inproc, "alice", first)
+    commit_file(proposed, "agent.toml", config_text('model = "model-b"\n'), "b")
+    with inproc.admin() as a:
         a.call("approve", id=aid)
         assert a.call("agent_status", name="alice")["agents"][0]["model"] == "model-a"
-    assert b'model = "model-a"' in (applied(hive, "alice") / "agent.toml").read_bytes()
+    assert b'model = "model-a"' in (inproc.paths.applied_repo("alice") / "agent.toml").read_bytes()
 
 
 BAD_COMMITS = [
@@ -145,10 +124,10 @@ BAD_COMMITS = [
 
 @pytest.mark.parametrize(("case", "fragment"), BAD_COMMITS, ids=[c for c, _ in BAD_COMMITS])
 def test_bad_commits_are_refused_at_request_time(
-    hive: RunningHive, case: str, fragment: str
+    inproc: InProcessHive, case: str, fragment: str
 ) -> None:
-    spawn(hive, "alice")
-    repo = proposed(hive, "alice")
+    spawn(inproc, "alice")
+    repo = inproc.paths.proposed_repo("alice")
     if case == "missing":
         ref = "deadbeefdeadbeef"
     elif case == "option":
@@ -166,37 +145,39 @@ def test_bad_commits_are_refused_at_request_time(
         ref = commit_file(repo, "agent.toml", b'colour = "blue"\n', "bad key")
     else:
         ref = commit_file(repo, "agent.toml", b'packages = "vim"\n', "bad type")
-    with hive.manager() as m, pytest.raises(Refused, match=fragment):
-        m.call("request_apply_commit", agent="alice", commit_ref=ref)
-    with hive.admin() as a:
-        assert a.call("pending")["approvals"] == []
+    with pytest.raises(Refused, match=fragment):
+        inproc.manager("request_apply_commit", agent="alice", commit_ref=ref)
+    assert inproc.admin("pending")["approvals"] == []
 
 
-def test_request_for_unknown_or_invalid_agents(hive: RunningHive) -> None:
-    with hive.manager() as m:
+def test_request_for_unknown_or_invalid_agents(inproc: InProcessHive) -> None:
+    with inproc.manager() as m:
         with pytest.raises(Refused, match="no agent named 'ghost'"):
             m.call("request_apply_commit", agent="ghost", commit_ref="HEAD")
         with pytest.raises(Refused, match="is invalid"):
             m.call("request_apply_commit", agent="../etc", commit_ref="HEAD")
 
 
-def test_spawn_approval(hive: RunningHive) -> None:
-    manager_events(hive)
-    with hive.manager() as m:
+def test_spawn_approval(inproc: InProcessHive) -> None:
+    manager_events(inproc)
+    with inproc.manager() as m:
         init = m.call("request_init_config", name="bob")
         assert init["path"] == "/agents/bob/config"
         with pytest.raises(Refused, match="already has a proposed config repo"):
             m.call("request_init_config", name="bob")
     sha = commit_file(
-        proposed(hive, "bob"), "agent.toml", config_text('model = "model-bob"\n'), "bob's role"
+        inproc.paths.proposed_repo("bob"),
+        "agent.toml",
+        config_text('model = "model-bob"\n'),
+        "bob's role",
     )
-    with hive.manager() as m:
+    with inproc.manager() as m:
         aid = m.call("request_spawn", name="bob")["id"]
         with pytest.raises(Refused, match="already waiting"):
             m.call("request_spawn", name="bob")
         with pytest.raises(Refused, match="reserved for the manager"):
             m.call("request_spawn", name="hm1nd")
-    with hive.admin() as a:
+    with inproc.admin() as a:
         pend = a.call("pending")["approvals"]
         assert pend[0]["kind"] == "spawn" and pend[0]["agent"] == "bob"
         assert pend[0]["commit_ref"] == sha and '+model = "model-bob"' in pend[0]["diff"]
@@ -204,18 +185,17 @@ def test_spawn_approval(hive: RunningHive) -> None:
         assert resolved["status"] == "approved"
         row = a.call("agent_status", name="bob")["agents"][0]
         assert row["state"] == "running" and row["model"] == "model-bob"
-    assert pid_alive(harness_pid(hive, "bob"))
-    events = manager_events(hive)
+    assert pid_alive(harness_pid(inproc, "bob"))
+    events = manager_events(inproc)
     assert {"event": "spawned", "agent": "bob", "ok": True, "note": None} in events
     assert events[-1]["event"] == "approval_resolved" and events[-1]["status"] == "approved"
-    with hive.manager() as m, pytest.raises(Refused, match="already exists"):
+    with inproc.manager() as m, pytest.raises(Refused, match="already exists"):
         m.call("request_spawn", name="bob")
 
 
-def test_spawn_denied_creates_nothing(hive: RunningHive) -> None:
-    with hive.manager() as m:
-        aid = m.call("request_spawn", name="carol")["id"]
-    with hive.admin() as a:
+def test_spawn_denied_creates_nothing(inproc: InProcessHive) -> None:
+    aid = inproc.manager("request_spawn", name="carol")["id"]
+    with inproc.admin() as a:
         a.call("deny", id=aid, note="no")
         assert "carol" not in [r["name"] for r in a.call("list")["agents"]]
 
@@ -224,7 +204,10 @@ def test_pending_approval_survives_a_restart(env: dict[str, str]) -> None:
     with running_hive(env) as hive:
         spawn(hive, "alice")
         sha = commit_file(
-            proposed(hive, "alice"), "agent.toml", config_text('model = "m-restart"\n'), "x"
+            hive.paths.proposed_repo("alice"),
+            "agent.toml",
+            config_text('model = "m-restart"\n'),
+            "x",
         )
         aid = request(hive, "alice", sha)
     with running_hive(env) as hive, hive.admin() as a:
@@ -237,11 +220,11 @@ def test_an_approval_interrupted_mid_apply_is_finished_on_start(env: dict[str, s
     with running_hive(env) as hive:
         spawn(hive, "alice")
         sha = commit_file(
-            proposed(hive, "alice"), "agent.toml", config_text('model = "m-crash"\n'), "x"
+            hive.paths.proposed_repo("alice"), "agent.toml", config_text('model = "m-crash"\n'), "x"
         )
         aid = request(hive, "alice", sha)
     # what a coordinator killed between claiming and applying leaves behind
-    open_db(Path(env["HIVE_STATE_DIR"]) / "hive.db")
+    open_db(Paths.from_env(env).db)
     Approval.update(status="applying").where(Approval.id == aid).execute()
     with running_hive(env) as hive:
         resolved = wait_for_event(hive, "approval_resolved")
@@ -249,8 +232,6 @@ def test_an_approval_interrupted_mid_apply_is_finished_on_start(env: dict[str, s
         with hive.admin() as a:
             done = a.call("pending", all=True)["approvals"]
         assert next(p for p in done if p["id"] == aid)["status"] == "approved"
-        assert b'model = "m-crash"' in (applied(hive, "alice") / "agent.toml").read_bytes()
-        assert (
-            git.Repo(applied(hive, "alice")).head.commit.message.strip()
-            == f"apply {sha} (approval #{aid})"
-        )
+        applied = hive.paths.applied_repo("alice")
+        assert b'model = "m-crash"' in (applied / "agent.toml").read_bytes()
+        assert git.Repo(applied).head.commit.message.strip() == f"apply {sha} (approval #{aid})"

@@ -266,7 +266,7 @@ def test_traversal_names_leave_no_trace(sandbox: Sandbox) -> None:
         assert names == {"hm1nd", "alice", "bob", "erin"}
         assert a.call("whoami")["name"] == "operator"
     valid = {"hm1nd", "alice", "bob", "erin"}
-    for tree in ("agents", "applied"):
-        for entry in (sandbox.state / tree).iterdir():
+    for tree in (sandbox.hive.paths.agents_dir, sandbox.hive.paths.applied_dir):
+        for entry in tree.iterdir():
             assert entry.name.lstrip(".").split(".")[0] in valid, entry
     assert "Traceback" not in sandbox.hive.log()

@@ -83,7 +83,7 @@ def no_markup(text: str, where: str) -> None:
 def test_agent_markup_is_shown_as_text_everywhere(dash: Dash) -> None:
     hive = dash.hive
     payload = " | ".join(XSS) + " " + NOISE
-    repo = dash.box.state / "agents" / "alice" / "config"
+    repo = hive.paths.proposed_repo("alice")
     toml = config_text('# <img src=x onerror=alert(2)> "><svg onload=alert(3)>\n').replace(
         b"you test things", b"<script>alert(1)</script> \\u001b[31m \\u202e"
     )
@@ -393,7 +393,7 @@ def test_a_form_body_that_is_not_utf8_is_a_400_naming_the_field(dash: Dash) -> N
     c = dash.client
     with dash.hive.agent("frank") as frank:
         qid = frank.call("ask_operator", question="is this UTF-8?")["id"]
-    repo = dash.box.state / "agents" / "frank" / "config"
+    repo = dash.hive.paths.proposed_repo("frank")
     sha = commit_file(repo, "agent.toml", config_text("# for a deny\n"), "a change to deny")
     with dash.hive.manager() as m:
         aid = m.call("request_apply_commit", agent="frank", commit_ref=sha)["id"]

@@ -6,7 +6,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,13 +15,7 @@ from services.hive.db import Message, open_db, write_tx
 from services.hive.events import Killed
 from services.hive.inbox import insert_message, notify_manager, ring_doorbell
 from services.hive.protocol import decode_reply, encode
-from tests.hivetest import RunningHive, running_hive
-
-
-def spawn(hive: RunningHive, *names: str) -> None:
-    with hive.admin() as a:
-        for n in names:
-            a.call("spawn", name=n)
+from tests.hivetest import RunningHive, running_hive, spawn
 
 
 def drain(hive: RunningHive, name: str) -> list[dict[str, object]]:
@@ -187,7 +180,7 @@ def test_many_senders_and_receivers_exactly_once(hive: RunningHive) -> None:
 
 def test_a_writer_in_another_process_wakes_the_receiver(hive: RunningHive) -> None:
     waiting = BackgroundRecv(hive.manager, 120, drain=True)
-    open_db(hive.env["HIVE_STATE_DIR"] + "/hive.db")
+    open_db(hive.paths.db)
     notify_manager(Killed(agent="alice"), hive.paths.doorbell)
     reply = waiting.reply()
     assert reply["message"]["sender"] == "system"
@@ -199,7 +192,7 @@ def test_safety_net_poll_finds_a_write_whose_doorbell_was_lost(env: dict[str, st
     with running_hive(env) as hive:
         spawn(hive, "alice")
         waiting = BackgroundRecv(lambda: hive.agent("alice"), 60)
-        open_db(Path(env["HIVE_STATE_DIR"]) / "hive.db")
+        open_db(hive.paths.db)
         with write_tx():
             insert_message("system", "alice", "no doorbell")
         assert waiting.reply()["message"]["body"] == "no doorbell"
@@ -211,7 +204,7 @@ def test_delivered_at_is_set_once(hive: RunningHive) -> None:
     with hive.admin() as a:
         a.call("send", to="alice", body="x")
     drain(hive, "alice")
-    open_db(Path(hive.env["HIVE_STATE_DIR"]) / "hive.db")
+    open_db(hive.paths.db)
     rows = list(Message.select().where(Message.recipient == "alice"))
     assert len(rows) == 1 and rows[0].delivered_at is not None
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tests.hivetest import RunningHive, hivectl
+from tests.hivetest import RunningHive, hivectl, spawn
+from tests.integration.flowtools import commit_file, config_text
 
 
 def test_list_spawn_send_status(hive: RunningHive) -> None:
@@ -23,6 +24,39 @@ def test_list_spawn_send_status(hive: RunningHive) -> None:
     out = hivectl(env, "--json", "status", "alice")
     body = json.loads(out.stdout)
     assert body["ok"] is True and body["agents"][0]["inbox"] == 1
+
+
+def test_decision_and_lifecycle_verbs(hive: RunningHive) -> None:
+    """The verbs whose flows test_approvals, test_questions and test_lifecycle run in process."""
+    spawn(hive, "alice")
+    repo = hive.paths.proposed_repo("alice")
+    sha = commit_file(repo, "agent.toml", config_text('model = "model-a"\n'), "a")
+    aid = hive.manager("request_apply_commit", agent="alice", commit_ref=sha)["id"]
+    pending = json.loads(hivectl(hive.env, "--json", "pending").stdout)["approvals"]
+    assert [(a["id"], a["kind"], a["commit_ref"]) for a in pending] == [(aid, "apply_commit", sha)]
+    assert '+model = "model-a"' in pending[0]["diff"] and pending[0]["status"] == "pending"
+    out = hivectl(hive.env, "approve", str(aid))
+    assert out.returncode == 0 and f"approval #{aid}: approved" in out.stdout, out.stderr
+
+    sha = commit_file(repo, "agent.toml", config_text('model = "model-b"\n'), "b")
+    bid = hive.manager("request_apply_commit", agent="alice", commit_ref=sha)["id"]
+    out = hivectl(hive.env, "deny", str(bid), "--note", "not today")
+    assert out.returncode == 0 and f"approval #{bid}: denied" in out.stdout, out.stderr
+    out = hivectl(hive.env, "approve", str(bid))
+    assert out.returncode == 1 and "already denied" in out.stderr
+
+    qid = hive.manager("ask_operator", question="deploy now?", options=["yes", "no"])["id"]
+    out = hivectl(hive.env, "answer", str(qid), "yes")
+    assert out.returncode == 0 and "answered (yes)" in out.stdout, out.stderr
+    qid = hive.manager("ask_operator", question="cancel me")["id"]
+    assert hivectl(hive.env, "cancel-question", str(qid)).returncode == 0
+    statuses = [q["status"] for q in hive.admin("questions", all=True)["questions"]]
+    assert sorted(statuses) == ["answered", "cancelled"]
+
+    assert hivectl(hive.env, "stop", "alice").returncode == 0
+    assert hive.admin("agent_status", name="alice")["agents"][0]["state"] == "stopped"
+    assert hivectl(hive.env, "destroy", "alice").returncode == 0
+    assert "alice" not in [r["name"] for r in hive.admin("list")["agents"]]
 
 
 def test_model_prints_the_model(hive: RunningHive) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from services.hive.paths import Paths
 from tests.browser.webtest import RunningWeb
 from tests.hivetest import RunningHive, hivectl
 
@@ -95,7 +96,7 @@ def test_a_read_only_applied_dir_fails_the_build_clearly_and_messages_still_flow
     tmpfs_hive: tuple[RunningHive, Path],
 ) -> None:
     hive, _ = tmpfs_hive
-    applied = hive.env["HIVE_STATE_DIR"] + "/applied"
+    applied = hive.paths.applied_dir
     with hive.admin() as a:
         a.call("spawn", name="alice")
     _in_ns(hive, f"mount --bind {applied} {applied} && mount -o remount,bind,ro {applied}")
@@ -143,7 +144,7 @@ def test_a_read_only_state_dir_at_start_is_one_clear_error(env: dict[str, str]) 
 
 
 def test_a_corrupted_database_stops_the_start_with_one_clear_error(env: dict[str, str]) -> None:
-    db = Path(env["HIVE_STATE_DIR"]) / "hive.db"
+    db = Paths.from_env(env).db
     db.parent.mkdir(parents=True)
     db.write_bytes(b"this is not a database " * 400)
     out = subprocess.run(
@@ -204,8 +205,8 @@ def test_deleted_git_repos_are_refused_clearly_and_the_rest_carries_on(
     with hive.admin() as a:
         a.call("spawn", name="alice")
         a.call("spawn", name="bob")
-    shutil.rmtree(hive.paths.state_dir / "applied" / "alice")
-    shutil.rmtree(hive.paths.state_dir / "agents" / "bob" / "config")
+    shutil.rmtree(hive.paths.applied_repo("alice"))
+    shutil.rmtree(hive.paths.proposed_repo("bob"))
     with hive.admin() as a:
         reply = a.request({"cmd": "restart", "name": "alice"})
         assert reply == {

@@ -13,12 +13,11 @@ from tests.fakeapi.harness import (
     HarnessProcess,
     admin,
     exits_within,
-    fake_api,  # noqa: F401 - the pytest fixture `fake`
+    fake_api,  # noqa: F401 - the pytest fixture `fake`,
     operator_says,
-    spawn,
     turn_state,
 )
-from tests.hivetest import RunningHive
+from tests.hivetest import RunningHive, spawn
 
 NOTE = "The operator cancelled this turn"
 

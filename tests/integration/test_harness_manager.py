@@ -10,11 +10,10 @@ from services.hive.names import MANAGER
 from tests.fakeapi import FakeAnthropic, Reply, Request, text, tool
 from tests.fakeapi.harness import (
     HarnessProcess,
-    fake_api,  # noqa: F401 - the pytest fixture `fake`
+    fake_api,  # noqa: F401 - the pytest fixture `fake`,
     recv,
-    spawn,
 )
-from tests.hivetest import RunningHive
+from tests.hivetest import RunningHive, spawn
 
 
 def drain_manager_inbox(hive: RunningHive) -> None:

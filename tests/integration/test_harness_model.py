@@ -9,11 +9,10 @@ from tests.fakeapi import FakeAnthropic, text
 from tests.fakeapi.harness import (
     HarnessProcess,
     admin,
-    fake_api,  # noqa: F401 - the pytest fixture `fake`
+    fake_api,  # noqa: F401 - the pytest fixture `fake`,
     operator_says,
-    spawn,
 )
-from tests.hivetest import RunningHive
+from tests.hivetest import RunningHive, spawn
 
 
 def test_without_an_override_the_built_in_default_model_is_used(

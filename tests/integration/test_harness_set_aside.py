@@ -24,11 +24,10 @@ from tests.fakeapi import FakeAnthropic, text
 from tests.fakeapi.harness import (
     HarnessProcess,
     admin,
-    fake_api,  # noqa: F401 - the pytest fixture `fake`
+    fake_api,  # noqa: F401 - the pytest fixture `fake`,
     operator_says,
-    spawn,
 )
-from tests.hivetest import RunningHive
+from tests.hivetest import RunningHive, spawn
 
 MARK = "please read this poisoned message"
 

@@ -9,13 +9,12 @@ import signal
 from tests.fakeapi import FakeAnthropic, Reply, Request, Stall, Text, ToolUse, text, tool
 from tests.fakeapi.harness import (
     HarnessProcess,
-    fake_api,  # noqa: F401 - the pytest fixture `fake`
+    fake_api,  # noqa: F401 - the pytest fixture `fake`,
     operator_says,
     recv,
-    spawn,
     turn_state,
 )
-from tests.hivetest import RunningHive
+from tests.hivetest import RunningHive, spawn
 
 
 def test_a_whole_turn_with_bash_editor_and_send(hive: RunningHive, fake: FakeAnthropic) -> None:

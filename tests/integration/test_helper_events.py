@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 
 from services.hive import events as ev
 from services.hive.db import Notification, open_db
@@ -34,7 +33,7 @@ def test_all_seven_events(hive: RunningHive) -> None:
     with hive.admin() as a:
         a.call("spawn", name="alice")
         a.call("spawn", name="bob")
-    repo = Path(hive.env["HIVE_STATE_DIR"]) / "agents/alice/config"
+    repo = hive.paths.proposed_repo("alice")
     sha = commit_file(repo, "agent.toml", config_text(), "change")
     with hive.manager() as m:
         aid = m.call("request_apply_commit", agent="alice", commit_ref=sha)["id"]
@@ -51,5 +50,5 @@ def test_all_seven_events(hive: RunningHive) -> None:
     for e in got:
         assert set(e) == SHAPES[e["event"]], e
         assert ev.from_dict(e).to_dict() == e
-    open_db(Path(hive.env["HIVE_STATE_DIR"]) / "hive.db")
+    open_db(hive.paths.db)
     assert {n.kind for n in Notification.select()} >= set(SHAPES)

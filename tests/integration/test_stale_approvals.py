@@ -9,35 +9,23 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import git
 
 from services.hive.client import Refused
 from tests.browser.webtest import RunningWeb, SSEReader
-from tests.hivetest import RunningHive, hivectl, running_hive
+from tests.hivetest import Hive, RunningHive, hivectl, running_hive, spawn
+from tests.inproc import InProcessHive
 from tests.integration.flowtools import commit_file, config_text, manager_events
 
 
-def spawn(hive: RunningHive, name: str) -> None:
-    with hive.admin() as a:
-        assert a.call("spawn", name=name)["agent"]["state"] == "running"
+def request(hive: Hive, name: str, extra: str, message: str) -> tuple[int, str]:
+    sha = commit_file(hive.paths.proposed_repo(name), "agent.toml", config_text(extra), message)
+    return int(hive.manager("request_apply_commit", agent=name, commit_ref=sha)["id"]), sha
 
 
-def applied(hive: RunningHive, name: str) -> Path:
-    return Path(hive.env["HIVE_STATE_DIR"]) / "applied" / name
-
-
-def request(hive: RunningHive, name: str, extra: str, message: str) -> tuple[int, str]:
-    repo = Path(hive.env["HIVE_STATE_DIR"]) / "agents" / name / "config"
-    sha = commit_file(repo, "agent.toml", config_text(extra), message)
-    with hive.manager() as m:
-        return int(m.call("request_apply_commit", agent=name, commit_ref=sha)["id"]), sha
-
-
-def pending(hive: RunningHive) -> dict[int, dict[str, object]]:
-    with hive.admin() as a:
-        return {r["id"]: r for r in a.call("pending", all=True)["approvals"]}
+def pending(hive: Hive) -> dict[int, dict[str, object]]:
+    return {r["id"]: r for r in hive.admin("pending", all=True)["approvals"]}
 
 
 def stale_card_pushed(sse: SSEReader, aid: int, timeout: float = 20) -> str:
@@ -57,7 +45,7 @@ def test_b_after_a_is_refused_as_stale_and_marked_before_anyone_clicks(
 ) -> None:
     spawn(hive, "alice")
     manager_events(hive)
-    base = str(git.Repo(applied(hive, "alice")).head.commit.hexsha)
+    base = str(git.Repo(hive.paths.applied_repo("alice")).head.commit.hexsha)
     a_id, _ = request(hive, "alice", 'model = "model-a"\n', "A: pick a model")
     # B is made from the same proposed parent as A: its diff cannot know about A.
     b_id, b_sha = request(hive, "alice", '[environment]\nB = "yes"\n', "B: an environment")
@@ -94,7 +82,7 @@ def test_b_after_a_is_refused_as_stale_and_marked_before_anyone_clicks(
             sse.close()
         web.stop()
 
-    config = (applied(hive, "alice") / "agent.toml").read_bytes()
+    config = (hive.paths.applied_repo("alice") / "agent.toml").read_bytes()
     assert b'model = "model-a"' in config and b"B = " not in config  # A kept, B never applied
     row = pending(hive)[b_id]
     assert row["status"] == "stale" and row["stale"] is True
@@ -106,12 +94,12 @@ def test_b_after_a_is_refused_as_stale_and_marked_before_anyone_clicks(
     assert base[:12] in str(resolved[1]["note"])
 
 
-def test_two_approvals_approved_back_to_back_apply_only_one(hive: RunningHive) -> None:
-    spawn(hive, "alice")
-    manager_events(hive)
-    a_id, _ = request(hive, "alice", 'model = "model-a"\n', "A")
-    b_id, _ = request(hive, "alice", 'model = "model-b"\n', "B")
-    with hive.admin() as admin:
+def test_two_approvals_approved_back_to_back_apply_only_one(inproc: InProcessHive) -> None:
+    spawn(inproc, "alice")
+    manager_events(inproc)
+    a_id, _ = request(inproc, "alice", 'model = "model-a"\n', "A")
+    b_id, _ = request(inproc, "alice", 'model = "model-b"\n', "B")
+    with inproc.admin() as admin:
         admin.call("approve", id=a_id, wait=False)
         try:  # refused at once if A is already applied, else it loses under the lock
             admin.call("approve", id=b_id, wait=False)
@@ -119,12 +107,12 @@ def test_two_approvals_approved_back_to_back_apply_only_one(hive: RunningHive) -
             assert "is stale" in str(e)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        rows = pending(hive)
+        rows = pending(inproc)
         if not {rows[a_id]["status"], rows[b_id]["status"]} & {"pending", "applying"}:
             break
         time.sleep(0.2)
     assert (rows[a_id]["status"], rows[b_id]["status"]) == ("approved", "stale")
-    config = (applied(hive, "alice") / "agent.toml").read_bytes()
+    config = (inproc.paths.applied_repo("alice") / "agent.toml").read_bytes()
     assert b'model = "model-a"' in config
 
 

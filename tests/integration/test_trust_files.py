@@ -13,7 +13,7 @@ import pytest
 
 from services.hive.client import Refused
 from services.hive.paths import Paths
-from tests.hivetest import RunningHive, running_hive
+from tests.hivetest import RunningHive, running_hive, spawn
 from tests.integration.flowtools import environ_of, harness_pid, pid_alive
 
 SECRET = "root:x:0:0:host secret\n"
@@ -31,12 +31,6 @@ def host_file(tmp_path: Path) -> Path:
 
 def unchanged(host_file: Path) -> bool:
     return host_file.read_text() == SECRET and stat.S_IMODE(host_file.stat().st_mode) == 0o600
-
-
-def spawn(hive: RunningHive, *names: str) -> None:
-    with hive.admin() as a:
-        for name in names:
-            assert a.call("spawn", name=name)["agent"]["state"] == "running"
 
 
 # the model marker -----------------------------------------------------------------------------

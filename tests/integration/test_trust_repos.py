@@ -15,15 +15,10 @@ import git
 import pytest
 
 from services.hive.client import Refused
-from tests.hivetest import RunningHive, running_hive
+from tests.hivetest import RunningHive, running_hive, spawn
 from tests.integration.flowtools import commit_file, config_text
 
 SECRET = b"root:x:0:0:host secret\n"
-
-
-def spawn(hive: RunningHive, name: str) -> None:
-    with hive.admin() as a:
-        assert a.call("spawn", name=name)["agent"]["state"] == "running"
 
 
 def request_in_background(hive: RunningHive, req: dict[str, Any]) -> tuple[threading.Thread, dict]:

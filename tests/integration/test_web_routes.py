@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.browser.webtest import RunningWeb, SSEReader
-from tests.hivetest import RunningHive
+from tests.hivetest import RunningHive, spawn
 from tests.integration.flowtools import commit_file, config_text
 
 
@@ -22,14 +21,10 @@ def web(hive: RunningHive, env: dict[str, str]) -> Iterator[RunningWeb]:
     running.stop()
 
 
-def spawn(hive: RunningHive, name: str) -> None:
-    with hive.admin() as a:
-        assert a.call("spawn", name=name)["agent"]["state"] == "running"
-
-
 def request_apply(hive: RunningHive, name: str, extra: str) -> int:
-    repo = Path(hive.env["HIVE_STATE_DIR"]) / "agents" / name / "config"
-    sha = commit_file(repo, "agent.toml", config_text(extra), f"change {name}")
+    sha = commit_file(
+        hive.paths.proposed_repo(name), "agent.toml", config_text(extra), f"change {name}"
+    )
     with hive.manager() as m:
         return int(m.call("request_apply_commit", agent=name, commit_ref=sha)["id"])
 
@@ -160,11 +155,9 @@ def test_model_api_and_lifecycle_verbs(hive: RunningHive, web: RunningWeb) -> No
 def test_stale_containers_rebuild_from_the_badge_and_update_all(
     hive: RunningHive, web: RunningWeb
 ) -> None:
-    spawn(hive, "alice")
-    spawn(hive, "bob")
-    applied = Path(hive.env["HIVE_STATE_DIR"]) / "applied"
+    spawn(hive, "alice", "bob")
     for name in ("alice", "bob"):
-        (applied / f".{name}.hyperhive-rev").write_text("an-older-platform\n")
+        hive.paths.rev_marker(name).write_text("an-older-platform\n")
     c = web.client()
     page = c.get("/").text
     assert 'action="/rebuild/alice"' in page and "UPD4TE 4LL" in page
