@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hivetest import RunningHive, hive_env
+from tests.hivetest import RunningHive, hive_env, reap_agents
 from tests.inproc import InProcessHive
 
 # pytester drives the skip guard's own tests; the guard: a skip fails under HIVE_CI=1.
@@ -27,6 +27,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def env(tmp_path: Path) -> Iterator[dict[str, str]]:
     e = hive_env(tmp_path)
     yield e
+    reap_agents(e["HIVE_RUNTIME_DIR"])  # nothing a test started outlives it
     shutil.rmtree(e["HIVE_RUNTIME_DIR"], ignore_errors=True)
 
 

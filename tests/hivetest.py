@@ -24,6 +24,23 @@ from services.hive.paths import Paths
 REPO = Path(__file__).resolve().parent.parent
 
 
+def reap_agents(runtime_dir: str) -> list[int]:
+    """Kill agent payloads a test's coordinators left behind (one killed with SIGKILL, or one
+    too slow to stop): the processes whose HIVE_SOCKET lies under `runtime_dir`."""
+    mark = f"HIVE_SOCKET={runtime_dir}/".encode()
+    killed = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if mark in (proc / "environ").read_bytes():
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed.append(int(proc.name))
+        except (OSError, ProcessLookupError):
+            continue
+    return killed
+
+
 def free_port() -> int:
     """A loopback port nobody listens on now (the demo may hold the default 7800)."""
     with socket.socket() as s:
@@ -171,7 +188,7 @@ class RunningHive:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, sig)
             try:

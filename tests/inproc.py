@@ -211,22 +211,26 @@ class InProcessHive:
 
         Raises if an agent's process outlived the coordinator's stop (it is killed first).
         """
-        if self._thread.is_alive():
-            try:
-                if self._coordinator is not None:
-                    self.run(self._coordinator.stop(), 60)
-            finally:
-                for peer in self._peers:
-                    peer.close()
-                self.run(self._finish_tasks(), 30)
-                self._loop.call_soon_threadsafe(self._loop.stop)
-                self._thread.join(30)
-                self._loop.run_until_complete(self._loop.shutdown_default_executor())
-                self._loop.close()
-        if self._saved_environ is not None:
-            os.environ.clear()
-            os.environ.update(self._saved_environ)
-            self._saved_environ = None
+        try:
+            if self._thread.is_alive():
+                try:
+                    if self._coordinator is not None:
+                        self.run(self._coordinator.stop(), 60)
+                finally:
+                    for peer in self._peers:
+                        peer.close()
+                    self.run(self._finish_tasks(), 30)
+                    # everything on the loop's own thread: this thread may be running a loop
+                    # of its own (a browser test's driver), so it never runs this one
+                    self.run(self._loop.shutdown_default_executor(), 30)
+                    self._loop.call_soon_threadsafe(self._loop.stop)
+                    self._thread.join(30)
+                    self._loop.close()
+        finally:
+            if self._saved_environ is not None:
+                os.environ.clear()
+                os.environ.update(self._saved_environ)
+                self._saved_environ = None
         survivors = self._kill_survivors()
         assert not survivors, f"agent processes outlived the coordinator's stop: {survivors}"
 
