@@ -54,6 +54,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from hyperhive.hive.db import Synchronous
+
 from bench.broker_runs import (
     IDLE_CPU_SECONDS,
     Outcome,
@@ -76,7 +78,6 @@ from bench.broker_systems import (
 )
 from bench.host import loadavg, source_rev
 from bench.stats import nearest_rank
-from services.hive.db import Synchronous
 
 DESCRIPTION = "Broker benchmark: hyperhive vs persist-queue, huey and a 5 s poll loop."
 ROOT = Path(__file__).resolve().parent.parent

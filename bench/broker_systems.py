@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from huey import SqliteHuey
 from huey.storage import SqliteStorage
+from hyperhive.hive.client import HiveClient
+from hyperhive.hive.db import SYNCHRONOUS_SETTING, Synchronous
 from persistqueue import SQLiteAckQueue
 from persistqueue.exceptions import Empty
-
-from services.hive.client import HiveClient
-from services.hive.db import SYNCHRONOUS_SETTING, Synchronous
 
 if TYPE_CHECKING:
     from bench.broker_runs import Run
@@ -214,7 +213,7 @@ class Hyperhive(System):
         cannot be asked from outside)."""
         code = (
             "import sys\n"
-            "from services.hive.db import open_db\n"
+            "from hyperhive.hive.db import open_db\n"
             "print(open_db(sys.argv[1], create=False).pragma('synchronous'))\n"
         )
         done = subprocess.run(
@@ -233,7 +232,7 @@ class Hyperhive(System):
         cmd = [sys.executable]
         if self.profile is not None:
             cmd += ["-m", "cProfile", "-o", str(self.profile)]
-        cmd += ["-m", "services.coordinator"]
+        cmd += ["-m", "hyperhive.coordinator"]
         self.state.mkdir(parents=True, exist_ok=True)
         out = self.state.parent / "coordinator.out"
         err = self.state.parent / "coordinator.err"

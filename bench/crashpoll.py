@@ -14,8 +14,8 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from services.crashwatch.units import UnitStatus
-    from services.crashwatch.watcher import CrashWatcher
+    from hyperhive.crashwatch.units import UnitStatus
+    from hyperhive.crashwatch.watcher import CrashWatcher
 
 
 class PollingHost:
@@ -35,9 +35,8 @@ class PollingHost:
         return {line.split()[0] for line in out.splitlines() if line.strip()}
 
     def unit_status(self, unit: str) -> UnitStatus:
+        from hyperhive.crashwatch.units import read_unit
         from pystemd.dbuslib import DBus
-
-        from services.crashwatch.units import read_unit
 
         if self.bus is None:
             self.bus = DBus()
@@ -54,7 +53,7 @@ class PollingHost:
             self.bus = None
 
     def journal_tail(self, unit: str, invocation_id: str) -> list[str]:
-        from services.crashwatch.journal import last_lines
+        from hyperhive.crashwatch.journal import last_lines
 
         return last_lines(unit, invocation_id)
 
@@ -67,10 +66,10 @@ def status(interval: float, watcher: CrashWatcher) -> str:
 
 def run(interval: float) -> int:
     """Poll every `interval` seconds until SIGTERM; READY=1 after the first poll."""
-    from services.crashwatch.watcher import CrashWatcher
-    from services.hive import sd
-    from services.hive.db import open_db
-    from services.hive.paths import Paths
+    from hyperhive.crashwatch.watcher import CrashWatcher
+    from hyperhive.hive import sd
+    from hyperhive.hive.db import open_db
+    from hyperhive.hive.paths import Paths
 
     paths = Paths.from_env()
     db = open_db(paths.db)

@@ -103,7 +103,7 @@ def watched() -> set[str]:
 
 
 def poller_dropin(interval: float) -> str:
-    from services.coordinator.backends.nspawn import quote
+    from hyperhive.coordinator.backends.nspawn import quote
 
     argv = [sys.executable, "-m", "bench.crashpoll", f"{interval:g}"]
     return (
@@ -162,7 +162,7 @@ class Inbox:
     """hm1nd's inbox, read on the manager socket as hm1nd's harness would read it."""
 
     def __init__(self, path: Path) -> None:
-        from services.hive.client import HiveClient
+        from hyperhive.hive.client import HiveClient
 
         self.client = HiveClient(path, timeout=TIMEOUT)
 
@@ -354,7 +354,7 @@ def measure(rig: Rig, name: str, interval: float | None, count: int, idle: float
 
 
 def run_inside(counts: tuple[int, int, int], idle: float) -> dict[str, Any]:
-    from services.hive.paths import Paths
+    from hyperhive.hive.paths import Paths
 
     paths = Paths.from_env()
     listener = RemovalListener()

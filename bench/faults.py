@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from services.hive.client import HiveClient, Unreachable
+from hyperhive.hive.client import HiveClient, Unreachable
 
 if TYPE_CHECKING:
     from tests.system.hivehost import HiveHost

@@ -33,9 +33,10 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hyperhive.hive.client import BadReply, HiveClient, Refused, Unreachable
+
 from bench.host import loadavg, source_rev
 from bench.stats import nearest_rank
-from services.hive.client import BadReply, HiveClient, Refused, Unreachable
 from tests.browser.webtest import RunningWeb
 from tests.hivetest import REPO, RunningHive, hive_env
 

@@ -35,10 +35,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hyperhive.hive import db
+from hyperhive.hive.paths import Paths
+
 from bench.host import loadavg, source_rev
 from bench.stats import nearest_rank
-from services.hive import db
-from services.hive.paths import Paths
 from tests.browser.webtest import CHROMIUM, RunningWeb, SSEReader, launch_chromium
 from tests.hivetest import RunningHive, hive_env
 

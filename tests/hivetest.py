@@ -18,8 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, overload
 
-from services.hive.client import HiveClient
-from services.hive.paths import Paths
+from hyperhive.hive.client import HiveClient
+from hyperhive.hive.paths import Paths
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -132,7 +132,7 @@ class RunningHive:
         Path(env["HIVE_STATE_DIR"]).parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            argv or [sys.executable, "-m", "services.coordinator"],
+            argv or [sys.executable, "-m", "hyperhive.coordinator"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -222,7 +222,7 @@ def hivectl(
     env: dict[str, str], *args: str, timeout: float = 30, input_text: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "hyperhive.cli", *args],
         env=env,
         cwd=REPO,
         capture_output=True,

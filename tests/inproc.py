@@ -19,17 +19,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from services.coordinator import agents, registry
-from services.coordinator.backends.process import ProcessBackend
-from services.coordinator.connection import Caller, Connection
-from services.coordinator.limits import ADMIN_KEY
-from services.coordinator.proposed import ReadLimits
-from services.coordinator.service import FALLBACK_POLL_SECONDS, Coordinator
-from services.hive.client import Refused, Unreachable
-from services.hive.db import database
-from services.hive.names import MANAGER, OPERATOR
-from services.hive.paths import Paths
-from services.hive.protocol import (
+from hyperhive.coordinator import agents, registry
+from hyperhive.coordinator.backends.process import ProcessBackend
+from hyperhive.coordinator.connection import Caller, Connection
+from hyperhive.coordinator.limits import ADMIN_KEY
+from hyperhive.coordinator.proposed import ReadLimits
+from hyperhive.coordinator.service import FALLBACK_POLL_SECONDS, Coordinator
+from hyperhive.hive.client import Refused, Unreachable
+from hyperhive.hive.db import database
+from hyperhive.hive.names import MANAGER, OPERATOR
+from hyperhive.hive.paths import Paths
+from hyperhive.hive.protocol import (
     Refusal,
     decode_reply,
     decode_request,
@@ -37,7 +37,7 @@ from services.hive.protocol import (
     encode_reply,
     refusal,
 )
-from services.hive.vocab import Code, Role
+from hyperhive.hive.vocab import Code, Role
 
 T = TypeVar("T")
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 import sys
 
-from services.agent.bus import Bus
-from services.agent.conversation import Conversation
-from services.agent.loop import Harness
-from services.agent.prompt import system_blocks
-from services.agent.settings import SettingsError, from_env
-from services.agent.shell import BashSession
-from services.agent.tools import Toolbox
-from services.agent.turn import TurnRunner
-from services.agent.turnstate import TurnReporter
-from services.hive.log import set_identifier
+from ..hive.log import set_identifier
+from .bus import Bus
+from .conversation import Conversation
+from .loop import Harness
+from .prompt import system_blocks
+from .settings import SettingsError, from_env
+from .shell import BashSession
+from .tools import Toolbox
+from .turn import TurnRunner
+from .turnstate import TurnReporter
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,8 @@ from typing import Any
 import anthropic
 import httpx2
 
-from services.agent.cancel import Cancelled, CancelToken
-from services.agent.pricing import Usage
+from .cancel import Cancelled, CancelToken
+from .pricing import Usage
 
 TRANSIENT_TYPES = frozenset({"overloaded_error", "rate_limit_error", "api_error", "timeout_error"})
 CONNECT_TIMEOUT = 10.0

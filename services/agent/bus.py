@@ -15,9 +15,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from services.hive.client import BadReply, HiveClient, Refused, Unreachable
-from services.hive.log import WARNING, log
-from services.hive.wire import MessageRow, message_row
+from ..hive.client import BadReply, HiveClient, Refused, Unreachable
+from ..hive.log import WARNING, log
+from ..hive.wire import MessageRow, message_row
 
 MAX_RECV_WAIT = 180
 RECONNECT_FIRST = 0.2

@@ -11,9 +11,9 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from services.agent.bus import Bus, BusDown, interrupt
-from services.hive.client import HiveClient, Refused, Unreachable
-from services.hive.log import WARNING, log
+from ..hive.client import HiveClient, Refused, Unreachable
+from ..hive.log import WARNING, log
+from .bus import Bus, BusDown, interrupt
 
 WATCH_WAIT = 60
 """Seconds per `await_cancel` request; the watcher asks again until the turn ends."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.agent.conversation import Block, Conversation, Message, text_block
+from .conversation import Block, Conversation, Message, text_block
 
 SUMMARY_REQUEST = (
     "Your conversation is about to be compacted to fit your context window. Write the "

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.hive.log import WARNING, log
-from services.hive.names import SYSTEM
-from services.hive.wire import MessageRow
+from ..hive.log import WARNING, log
+from ..hive.names import SYSTEM
+from ..hive.wire import MessageRow
 
 CONVERSATION_FILE = "conversation.json"
 ARCHIVE_FILE = "conversation-archive.jsonl"

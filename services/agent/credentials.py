@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from services.agent.dirwatch import DirWatch
+from .dirwatch import DirWatch
 
 KEY_FILE = "anthropic-api-key"
 

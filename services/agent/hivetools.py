@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from services.agent.bus import MAX_RECV_WAIT, BadReply, Bus, BusDown, interrupt
-from services.agent.cancel import CancelToken
-from services.hive.client import Refused, Unreachable
+from ..hive.client import Refused, Unreachable
+from .bus import MAX_RECV_WAIT, BadReply, Bus, BusDown, interrupt
+from .cancel import CancelToken
 
 _NAME = {"type": "string", "description": "an agent's name (a-z, 0-9, '-'; starts with a letter)"}
 

@@ -14,16 +14,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from services.agent import credentials
-from services.agent.api import Api, ApiFailure, AuthFailed
-from services.agent.bus import MAX_RECV_WAIT, Bus, BusDown
-from services.agent.cancel import Cancelled, CancelToken, CancelWatcher
-from services.agent.conversation import Conversation
-from services.agent.settings import Settings
-from services.agent.turn import TurnRunner
-from services.agent.turnstate import TurnReporter
-from services.hive.log import ERR, WARNING, log
-from services.hive.wire import MessageRow
+from ..hive.log import ERR, WARNING, log
+from ..hive.wire import MessageRow
+from . import credentials
+from .api import Api, ApiFailure, AuthFailed
+from .bus import MAX_RECV_WAIT, Bus, BusDown
+from .cancel import Cancelled, CancelToken, CancelWatcher
+from .conversation import Conversation
+from .settings import Settings
+from .turn import TurnRunner
+from .turnstate import TurnReporter
 
 CANCELLED_NOTE = "[The operator cancelled this turn; I stopped here.]"
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-from services.agent.settings import Settings
-from services.agent.tools import CACHE
+from .settings import Settings
+from .tools import CACHE
 
 
 def role_prompt(kind: str) -> str:
     name = "manager.md" if kind == "manager" else "agent.md"
-    return resources.files("services.agent.prompts").joinpath(name).read_text(encoding="utf-8")
+    return (
+        resources.files(f"{__name__.rpartition('.')[0]}.prompts")
+        .joinpath(name)
+        .read_text(encoding="utf-8")
+    )
 
 
 def fill(text: str, values: dict[str, str]) -> str:

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.hive.agentconfig import AgentConfig, ConfigError, parse
-from services.hive.log import WARNING, log
-from services.hive.names import MANAGER
+from ..hive.agentconfig import AgentConfig, ConfigError, parse
+from ..hive.log import WARNING, log
+from ..hive.names import MANAGER
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 """The model when neither the operator's override nor the agent's config names one."""

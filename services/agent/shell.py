@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.agent.cancel import CancelToken
+from .cancel import CancelToken
 
 MAX_OUTPUT = 30_000
 """Characters of output the model sees; the middle of longer output is cut."""

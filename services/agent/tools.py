@@ -10,12 +10,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from services.agent import editor, hivetools
-from services.agent.bus import Bus
-from services.agent.cancel import CancelToken
-from services.agent.shell import BashSession
-from services.agent.turnstate import TurnReporter
-from services.hive.log import DEBUG, log
+from ..hive.log import DEBUG, log
+from . import editor, hivetools
+from .bus import Bus
+from .cancel import CancelToken
+from .shell import BashSession
+from .turnstate import TurnReporter
 
 BASH = "bash"
 EDITOR = "str_replace_based_edit_tool"

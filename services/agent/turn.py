@@ -10,16 +10,16 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from services.agent import compaction
-from services.agent.api import Api, ApiFailure, ContextTooLong, Response
-from services.agent.bus import Bus, BusDown
-from services.agent.cancel import Cancelled, CancelToken
-from services.agent.conversation import Conversation, Message, text_block
-from services.agent.settings import Settings
-from services.agent.tools import CACHE, Toolbox, ToolResult
-from services.agent.turnstate import TurnReporter
-from services.hive.client import Refused
-from services.hive.log import WARNING, log
+from ..hive.client import Refused
+from ..hive.log import WARNING, log
+from . import compaction
+from .api import Api, ApiFailure, ContextTooLong, Response
+from .bus import Bus, BusDown
+from .cancel import Cancelled, CancelToken
+from .conversation import Conversation, Message, text_block
+from .settings import Settings
+from .tools import CACHE, Toolbox, ToolResult
+from .turnstate import TurnReporter
 
 MODEL_FILE = "hyperhive-model"
 MAX_REQUESTS = 200

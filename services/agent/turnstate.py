@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from services.agent.bus import Bus, BusDown
-from services.agent.pricing import Usage
-from services.hive.client import Refused
-from services.hive.log import WARNING, log
-from services.hive.vocab import TurnPhase
+from ..hive.client import Refused
+from ..hive.log import WARNING, log
+from ..hive.vocab import TurnPhase
+from .bus import Bus, BusDown
+from .pricing import Usage
 
 MAX_DETAIL = 4000
 

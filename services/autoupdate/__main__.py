@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import sys
 
-from services.autoupdate.stale import stale_agents
-from services.hive import log as hlog
-from services.hive import sd
-from services.hive.client import HiveClient, Refused, Unreachable
-from services.hive.paths import Paths
-from services.hive.platform import platform_rev
+from ..hive import log as hlog
+from ..hive import sd
+from ..hive.client import HiveClient, Refused, Unreachable
+from ..hive.paths import Paths
+from ..hive.platform import platform_rev
+from .stale import stale_agents
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.hive import platform
-from services.hive.paths import Paths
+from ..hive import platform
+from ..hive.paths import Paths
 
 
 def stale_agents(paths: Paths, rows: list[dict[str, Any]], rev: str) -> list[str]:

@@ -9,19 +9,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from services.cli import parser as cli
-from services.cli.render import reply as render
-from services.hive.client import HiveClient, Refused, Unreachable
-from services.hive.names import InvalidName, validate_agent_name
-from services.hive.paths import Paths
-from services.hive.protocol import ProtocolError
-from services.hive.vocab import Code
+from ..hive.client import HiveClient, Refused, Unreachable
+from ..hive.names import InvalidName, validate_agent_name
+from ..hive.paths import Paths
+from ..hive.platform import PACKAGE
+from ..hive.protocol import ProtocolError
+from ..hive.vocab import Code
+from . import parser as cli
+from .render import reply as render
 
 
 def main(argv: list[str] | None = None) -> int:
     ns = cli.build().parse_args(argv)  # exits 2 on usage errors
     if ns.command == "serve":  # the coordinator is its own program; become it
-        os.execv(sys.executable, [sys.executable, "-m", "services.coordinator"])
+        os.execv(sys.executable, [sys.executable, "-m", f"{PACKAGE}.coordinator"])
     if ns.command == "logs":  # the journal is read by journalctl itself
         try:
             validate_agent_name(ns.name)
@@ -42,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command == "install":
         return _install(ns)
     if ns.command == "tour":
-        from services.cli import tour
-        from services.hive.sessions import web_url
+        from ..hive.sessions import web_url
+        from . import tour
 
         def say(text: str) -> None:
             print(text, flush=True)
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _install(ns: argparse.Namespace) -> int:
-    from services.cli import install
+    from . import install
 
     root = Path(ns.root)
     if root == Path("/") and not install.systemd_is_pid1():

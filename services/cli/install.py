@@ -13,8 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import services
-from services.hive.platform import platform_paths, platform_rev
+from ..hive.platform import PACKAGE_DIR, platform_paths, platform_rev
 
 UNIT_FILES = (
     "hyperhive.target",
@@ -40,7 +39,7 @@ class InstallError(RuntimeError):
 def units_source() -> Path:
     """units/ of a source checkout, or share/hyperhive/units of an installed wheel."""
     for candidate in (
-        Path(services.__file__).resolve().parent.parent / "units",
+        PACKAGE_DIR.parent / "units",
         Path(sys.prefix) / "share" / "hyperhive" / "units",
     ):
         if (candidate / "hive-coordinator.service").is_file():
@@ -75,7 +74,7 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
 
 def make_prefix(prefix: Path, say: Callable[[str], None]) -> Path:
     """A dedicated venv at `prefix` with this hyperhive installed; its bin directory."""
-    source = Path(services.__file__).resolve().parent.parent
+    source = PACKAGE_DIR.parent
     if not (source / "pyproject.toml").is_file():
         raise InstallError("--prefix needs a source checkout to install from")
     say(f"creating {prefix} (python venv)")

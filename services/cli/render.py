@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from services.hive.vocab import AgentState, ApprovalStatus, QuestionStatus
-from services.hive.wire import AgentRow, ApprovalRow, QuestionRow, agent_rows
+from ..hive.vocab import AgentState, ApprovalStatus, QuestionStatus
+from ..hive.wire import AgentRow, ApprovalRow, QuestionRow, agent_rows
 
 
 def _ago(ts: float | None) -> str:

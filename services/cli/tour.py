@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.hive.agentconfig import CONFIG_FILE
-from services.hive.client import HiveClient, Refused
-from services.hive.names import MANAGER
-from services.hive.paths import Paths
+from ..hive.agentconfig import CONFIG_FILE
+from ..hive.client import HiveClient, Refused
+from ..hive.names import MANAGER
+from ..hive.paths import Paths
 
 LABEL = "[tour · playing hm1nd]"
 QUESTION_TTL = 600

@@ -6,13 +6,13 @@ import asyncio
 import os
 import sys
 
-from services.coordinator.backends import UnknownBackend, backend_from_env
-from services.coordinator.proposed import ReadLimits
-from services.coordinator.service import FALLBACK_POLL_SECONDS, DatabaseUnusable, serve
-from services.coordinator.sockets import SocketInUse
-from services.hive.paths import Paths
-from services.hive.protocol import Refusal
-from services.hive.statelock import LockError
+from ..hive.paths import Paths
+from ..hive.protocol import Refusal
+from ..hive.statelock import LockError
+from .backends import UnknownBackend, backend_from_env
+from .proposed import ReadLimits
+from .service import FALLBACK_POLL_SECONDS, DatabaseUnusable, serve
+from .sockets import SocketInUse
 
 
 def main(argv: list[str] | None = None) -> int:

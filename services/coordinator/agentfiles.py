@@ -17,12 +17,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from services.hive import log as hlog
-from services.hive import safefs
-from services.hive.names import InvalidName, validate_agent_name
-from services.hive.paths import Paths
-from services.hive.protocol import Refusal
-from services.hive.vocab import Code
+from ..hive import log as hlog
+from ..hive import safefs
+from ..hive.names import InvalidName, validate_agent_name
+from ..hive.paths import Paths
+from ..hive.protocol import Refusal
+from ..hive.vocab import Code
 
 AGENTS = "agents"
 AGENT_STATE = "agent-state"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from peewee import fn
 
-from services.coordinator.inboxes import set_aside_count
-from services.hive.db import Agent, Message, TurnState, now, write_tx
-from services.hive.protocol import Refusal
-from services.hive.vocab import AgentState, Code
-from services.hive.wire import AgentRecord, TurnRow
+from ..hive.db import Agent, Message, TurnState, now, write_tx
+from ..hive.protocol import Refusal
+from ..hive.vocab import AgentState, Code
+from ..hive.wire import AgentRecord, TurnRow
+from .inboxes import set_aside_count
 
 
 class AgentExists(Refusal):

@@ -12,19 +12,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from services.coordinator import agents, proposed, repos, stale
-from services.coordinator.effects import Effects
-from services.coordinator.lifecycle import ConfigMoved, Lifecycle
-from services.coordinator.proposed import ReadLimits
-from services.hive import log as hlog
-from services.hive.agentconfig import check_bind_sources, parse
-from services.hive.db import Agent, Approval, Notification, now, write_tx
-from services.hive.events import ApprovalResolved
-from services.hive.names import validate_agent_name
-from services.hive.paths import Paths
-from services.hive.protocol import Refusal
-from services.hive.vocab import AgentState, ApprovalKind, ApprovalStatus, Code
-from services.hive.wire import ApprovalRow
+from ..hive import log as hlog
+from ..hive.agentconfig import check_bind_sources, parse
+from ..hive.db import Agent, Approval, Notification, now, write_tx
+from ..hive.events import ApprovalResolved
+from ..hive.names import validate_agent_name
+from ..hive.paths import Paths
+from ..hive.protocol import Refusal
+from ..hive.vocab import AgentState, ApprovalKind, ApprovalStatus, Code
+from ..hive.wire import ApprovalRow
+from . import agents, proposed, repos, stale
+from .effects import Effects
+from .lifecycle import ConfigMoved, Lifecycle
+from .proposed import ReadLimits
 
 
 class ApprovalError(Refusal):

@@ -18,12 +18,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from services.coordinator import inboxes
-from services.coordinator.connection import Connection
-from services.hive.db import now, raw, raw_write_tx
-from services.hive.protocol import Refusal
-from services.hive.vocab import Code
-from services.hive.wire import MessageRow
+from ..hive.db import now, raw, raw_write_tx
+from ..hive.protocol import Refusal
+from ..hive.vocab import Code
+from ..hive.wire import MessageRow
+from . import inboxes
+from .connection import Connection
 
 MAX_WAIT_SECONDS = 180
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
-from services.coordinator.connection import Connection
-from services.hive.vocab import Change
+from ..hive.vocab import Change
+from .connection import Connection
 
 KINDS = tuple(Change)
 

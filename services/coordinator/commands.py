@@ -9,11 +9,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from services.coordinator import agents, approvals, inboxes, questions
-from services.coordinator.broker import MAX_WAIT_SECONDS
-from services.coordinator.connection import Connection, Reply
-from services.coordinator.context import Hive
-from services.coordinator.registry import (
+from ..hive import protocol as p
+from ..hive.agentconfig import valid_model
+from ..hive.db import TurnState, now
+from ..hive.names import MANAGER, OPERATOR, validate_agent_name
+from ..hive.vocab import AgentState, Code, TurnPhase
+from . import agents, approvals, inboxes, questions
+from .broker import MAX_WAIT_SECONDS
+from .connection import Connection, Reply
+from .context import Hive
+from .registry import (
     ADMIN,
     AGENT_ROLES,
     ALL_ROLES,
@@ -24,11 +29,6 @@ from services.coordinator.registry import (
     command,
     operator_identity,
 )
-from services.hive import protocol as p
-from services.hive.agentconfig import valid_model
-from services.hive.db import TurnState, now
-from services.hive.names import MANAGER, OPERATOR, validate_agent_name
-from services.hive.vocab import AgentState, Code, TurnPhase
 
 MAX_TOKENS = 2**62
 """Token counts above this would not fit SQLite's 64-bit INTEGER."""

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from services.hive.protocol import MAX_LINE, LineFramer, Oversize, encode_reply
+from ..hive.protocol import MAX_LINE, LineFramer, Oversize, encode_reply
 
 MAX_QUEUED = 64
 """Requests read ahead of the one being served before reading pauses (backpressure)."""

@@ -8,15 +8,15 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
-from services.coordinator.approvals import Approvals
-from services.coordinator.broker import Broker
-from services.coordinator.changes import ChangeFeed
-from services.coordinator.lifecycle import Lifecycle
-from services.coordinator.logins import Logins
-from services.coordinator.questions import Questions
-from services.coordinator.turns import TurnCancels
-from services.hive.paths import Paths
-from services.hive.wire import AgentRow
+from ..hive.paths import Paths
+from ..hive.wire import AgentRow
+from .approvals import Approvals
+from .broker import Broker
+from .changes import ChangeFeed
+from .lifecycle import Lifecycle
+from .logins import Logins
+from .questions import Questions
+from .turns import TurnCancels
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
-from services.hive.events import HelperEvent
+from ..hive.events import HelperEvent
 
 T = TypeVar("T")
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from services.hive import log as hlog
-from services.hive.db import now, raw, raw_write_tx
-from services.hive.protocol import MAX_LINE, RECV_ENVELOPE, Refusal, encode, ok
-from services.hive.vocab import Code
-from services.hive.wire import InboxRow
+from ..hive import log as hlog
+from ..hive.db import now, raw, raw_write_tx
+from ..hive.protocol import MAX_LINE, RECV_ENVELOPE, Refusal, encode, ok
+from ..hive.vocab import Code
+from ..hive.wire import InboxRow
 
 OPEN = "delivered_at IS NULL AND set_aside_at IS NULL AND dropped_at IS NULL"
 """A message still waiting for delivery (queued, or leased to a receiver until its ack)."""

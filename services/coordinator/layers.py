@@ -15,9 +15,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from services.hive import log as hlog
-from services.hive.protocol import Refusal
-from services.hive.vocab import Code
+from ..hive import log as hlog
+from ..hive.protocol import Refusal
+from ..hive.vocab import Code
 
 APT_TIMEOUT = 600
 

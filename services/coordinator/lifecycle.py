@@ -16,17 +16,13 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from services.coordinator import agentfiles, agents, proposed, repos, stale
-from services.coordinator.backends import AgentSpec, Backend
-from services.coordinator.effects import AgentSockets, Effects
-from services.coordinator.proposed import ReadLimits
-from services.hive import log as hlog
-from services.hive.agentconfig import CONFIG_FILE, AgentConfig, check_bind_sources, parse, template
-from services.hive.db import Agent, Event, TransientState, now, write_tx
-from services.hive.events import ContainerCrash, Destroyed, Killed, Rebuilt, Spawned
-from services.hive.names import MANAGER
-from services.hive.paths import Paths
-from services.hive.platform import (
+from ..hive import log as hlog
+from ..hive.agentconfig import CONFIG_FILE, AgentConfig, check_bind_sources, parse, template
+from ..hive.db import Agent, Event, TransientState, now, write_tx
+from ..hive.events import ContainerCrash, Destroyed, Killed, Rebuilt, Spawned
+from ..hive.names import MANAGER
+from ..hive.paths import Paths
+from ..hive.platform import (
     REBUILDABLE,
     current_rev,
     platform_rev,
@@ -34,8 +30,12 @@ from services.hive.platform import (
     stale_agents,
     write_marker,
 )
-from services.hive.protocol import Refusal
-from services.hive.vocab import AgentState, Transient
+from ..hive.protocol import Refusal
+from ..hive.vocab import AgentState, Transient
+from . import agentfiles, agents, proposed, repos, stale
+from .backends import AgentSpec, Backend
+from .effects import AgentSockets, Effects
+from .proposed import ReadLimits
 
 TRANSIENT_STATES = tuple(Transient)
 

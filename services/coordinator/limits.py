@@ -14,9 +14,9 @@ import resource
 import time
 from dataclasses import dataclass
 
-from services.hive import log as hlog
-from services.hive.protocol import encode, refusal
-from services.hive.vocab import Code
+from ..hive import log as hlog
+from ..hive.protocol import encode, refusal
+from ..hive.vocab import Code
 
 RESERVE_MIN = 128
 """File descriptors always left for the coordinator's own files."""

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.coordinator import passwords
-from services.hive import log as hlog
-from services.hive import sessions
-from services.hive.db import LoginLink, WebSession, now, write_tx
-from services.hive.protocol import Refusal
-from services.hive.vocab import Code
-from services.hive.wire import SessionRow
+from ..hive import log as hlog
+from ..hive import sessions
+from ..hive.db import LoginLink, WebSession, now, write_tx
+from ..hive.protocol import Refusal
+from ..hive.vocab import Code
+from ..hive.wire import SessionRow
+from . import passwords
 
 TOUCH_EVERY = 60.0
 """`session_seen` writes `last_seen` at most this often per session."""

@@ -12,7 +12,7 @@ import hmac
 import secrets
 from pathlib import Path
 
-from services.hive import safefs
+from ..hive import safefs
 
 SCHEME = "scrypt"
 N, R, P = 2**15, 8, 1

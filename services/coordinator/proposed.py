@@ -28,14 +28,14 @@ from gitdb import GitDB
 from gitdb.exc import AmbiguousObjectName, BadObject
 from gitdb.util import mman
 
-from services.coordinator import agentfiles
-from services.coordinator.repos import RepoError
-from services.hive import log as hlog
-from services.hive import safefs
-from services.hive.agentconfig import CONFIG_FILE, MAX_CONFIG_BYTES
-from services.hive.paths import Paths
-from services.hive.protocol import Refusal
-from services.hive.vocab import Code
+from ..hive import log as hlog
+from ..hive import safefs
+from ..hive.agentconfig import CONFIG_FILE, MAX_CONFIG_BYTES
+from ..hive.paths import Paths
+from ..hive.protocol import Refusal
+from ..hive.vocab import Code
+from . import agentfiles
+from .repos import RepoError
 
 T = TypeVar("T")
 MiB = 1024 * 1024

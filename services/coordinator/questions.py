@@ -11,14 +11,14 @@ import asyncio
 import contextlib
 import json
 
-from services.coordinator.effects import Effects
-from services.hive import log as hlog
-from services.hive.db import Notification, OperatorQuestion, now, write_tx
-from services.hive.events import CANCELLED, EXPIRED, OperatorAnswered
-from services.hive.names import MANAGER
-from services.hive.protocol import Refusal
-from services.hive.vocab import Code, QuestionStatus
-from services.hive.wire import QuestionRow
+from ..hive import log as hlog
+from ..hive.db import Notification, OperatorQuestion, now, write_tx
+from ..hive.events import CANCELLED, EXPIRED, OperatorAnswered
+from ..hive.names import MANAGER
+from ..hive.protocol import Refusal
+from ..hive.vocab import Code, QuestionStatus
+from ..hive.wire import QuestionRow
+from .effects import Effects
 
 MAX_TTL = 7 * 24 * 3600
 

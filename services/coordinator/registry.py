@@ -10,12 +10,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from services.coordinator.connection import Connection, Reply
-from services.coordinator.context import Hive
-from services.hive import log as hlog
-from services.hive import protocol as p
-from services.hive.names import InvalidName, validate_agent_name
-from services.hive.vocab import Code, Role
+from ..hive import log as hlog
+from ..hive import protocol as p
+from ..hive.names import InvalidName, validate_agent_name
+from ..hive.vocab import Code, Role
+from .connection import Connection, Reply
+from .context import Hive
 
 ADMIN = Role.ADMIN
 MANAGER_ROLE = Role.MANAGER
@@ -130,6 +130,6 @@ def _named_agent(req: dict[str, Any]) -> str | None:
 
 def loaded() -> dict[str, Command]:
     """The whole table: the handler modules register their commands as they are imported."""
-    from services.coordinator import commands, signin_commands  # noqa: F401
+    from . import commands, signin_commands  # noqa: F401
 
     return COMMANDS

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import git
 
-from services.hive.agentconfig import CONFIG_FILE
-from services.hive.protocol import Refusal
-from services.hive.vocab import Code
+from ..hive.agentconfig import CONFIG_FILE
+from ..hive.protocol import Refusal
+from ..hive.vocab import Code
 
 AUTHOR = git.Actor("hive-c0re", "hive-c0re@localhost")
 

@@ -20,14 +20,26 @@ from typing import Any, TypeVar
 import peewee as pw
 from peewee import fn
 
-from services.coordinator import agentfiles, agents, registry, sockets
-from services.coordinator.approvals import Approvals
-from services.coordinator.backends import Backend
-from services.coordinator.broker import Broker
-from services.coordinator.changes import ChangeFeed
-from services.coordinator.connection import SOCKET_BUDGET, Budget, Caller, Connection, Reply
-from services.coordinator.lifecycle import Lifecycle
-from services.coordinator.limits import (
+from ..hive import log as hlog
+from ..hive import sd
+from ..hive.db import Event, TransientState, open_db
+from ..hive.events import HelperEvent
+from ..hive.inbox import notify_manager
+from ..hive.names import MANAGER, OPERATOR, SYSTEM
+from ..hive.paths import Paths
+from ..hive.platform import current_rev, read_marker
+from ..hive.protocol import Oversize, Refusal, decode_request, refusal
+from ..hive.statelock import DirLock
+from ..hive.vocab import AgentState, Code, TurnPhase
+from ..hive.wire import AgentRecord, AgentRow
+from . import agentfiles, agents, registry, sockets
+from .approvals import Approvals
+from .backends import Backend
+from .broker import Broker
+from .changes import ChangeFeed
+from .connection import SOCKET_BUDGET, Budget, Caller, Connection, Reply
+from .lifecycle import Lifecycle
+from .limits import (
     ADMIN_KEY,
     ConnectionCaps,
     Limits,
@@ -35,22 +47,10 @@ from services.coordinator.limits import (
     current_nofile,
     raise_nofile,
 )
-from services.coordinator.logins import Logins
-from services.coordinator.proposed import ReadLimits
-from services.coordinator.questions import Questions
-from services.coordinator.turns import TurnCancels
-from services.hive import log as hlog
-from services.hive import sd
-from services.hive.db import Event, TransientState, open_db
-from services.hive.events import HelperEvent
-from services.hive.inbox import notify_manager
-from services.hive.names import MANAGER, OPERATOR, SYSTEM
-from services.hive.paths import Paths
-from services.hive.platform import current_rev, read_marker
-from services.hive.protocol import Oversize, Refusal, decode_request, refusal
-from services.hive.statelock import DirLock
-from services.hive.vocab import AgentState, Code, TurnPhase
-from services.hive.wire import AgentRecord, AgentRow
+from .logins import Logins
+from .proposed import ReadLimits
+from .questions import Questions
+from .turns import TurnCancels
 
 T = TypeVar("T")
 

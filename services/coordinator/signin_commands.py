@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.coordinator.connection import Connection
-from services.coordinator.context import Hive
-from services.coordinator.registry import OPERATOR_ONLY, Result, command, operator_identity
-from services.hive import protocol as p
-from services.hive.sessions import SECRET_CHARS
+from ..hive import protocol as p
+from ..hive.sessions import SECRET_CHARS
+from .connection import Connection
+from .context import Hive
+from .registry import OPERATOR_ONLY, Result, command, operator_identity
 
 
 @command("login_link", OPERATOR_ONLY, "login_link: a one-time dashboard sign-in link (120 s)")

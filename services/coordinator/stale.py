@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.coordinator import repos
+from . import repos
 
 ABSENT = "absent"
 """The hash recorded when there was no applied config at all."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from services.coordinator.connection import Connection
-from services.hive.db import now
+from ..hive.db import now
+from .connection import Connection
 
 
 class TurnCancels:

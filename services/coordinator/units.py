@@ -12,8 +12,8 @@ import signal
 import time
 from typing import Any
 
-from services.hive.protocol import Refusal
-from services.hive.vocab import Code
+from ..hive.protocol import Refusal
+from ..hive.vocab import Code
 
 JOB_TIMEOUT = 120.0
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import sys
 
-from services.crashwatch.service import RECONCILE_EVERY, CrashWatchService
-from services.hive import log as hlog
-from services.hive.db import open_db
-from services.hive.paths import Paths
+from ..hive import log as hlog
+from ..hive.db import open_db
+from ..hive.paths import Paths
+from .service import RECONCILE_EVERY, CrashWatchService
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from services.crashwatch import journal
-from services.crashwatch.machined import NEW, REMOVED, BusDown, MachinedBus
-from services.crashwatch.units import UnitStatus, read_unit
-from services.crashwatch.watcher import CrashWatcher
-from services.hive import log as hlog
-from services.hive import sd
+from ..hive import log as hlog
+from ..hive import sd
+from . import journal
+from .machined import NEW, REMOVED, BusDown, MachinedBus
+from .units import UnitStatus, read_unit
+from .watcher import CrashWatcher
 
 RECONCILE_EVERY = 30.0
 """Safety net: compare the view with machined's list and look for crashes nobody saw this

@@ -9,7 +9,7 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
-from services.hive.names import machine_name
+from ..hive.names import machine_name
 
 # si_code of the main process's exit (ExecMainCode), as in waitid(2)
 CLD_EXITED = 1

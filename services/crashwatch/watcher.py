@@ -14,13 +14,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from services.crashwatch.units import UnitStatus, unit_of
-from services.hive import log as hlog
-from services.hive.db import Agent, Event, TransientState, write_tx
-from services.hive.events import ContainerCrash
-from services.hive.inbox import notify_manager, ring_doorbell
-from services.hive.names import MANAGER, InvalidName, machine_name, validate_agent_name
-from services.hive.vocab import AgentState
+from ..hive import log as hlog
+from ..hive.db import Agent, Event, TransientState, write_tx
+from ..hive.events import ContainerCrash
+from ..hive.inbox import notify_manager, ring_doorbell
+from ..hive.names import MANAGER, InvalidName, machine_name, validate_agent_name
+from ..hive.vocab import AgentState
+from .units import UnitStatus, unit_of
 
 SETTLE_TIMEOUT = 3.0
 """How long a removed machine's unit may take to finish stopping before it is judged."""

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.hive.names import InvalidName, validate_agent_name
-from services.hive.protocol import Refusal
-from services.hive.vocab import Code
+from .names import InvalidName, validate_agent_name
+from .protocol import Refusal
+from .vocab import Code
 
 CONFIG_FILE = "agent.toml"
 MAX_CONFIG_BYTES = 64 * 1024

@@ -11,8 +11,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from services.hive.protocol import MAX_LINE, BadReply, decode_reply, encode
-from services.hive.vocab import Code
+from .protocol import MAX_LINE, BadReply, decode_reply, encode
+from .vocab import Code
 
 __all__ = ["BadReply", "HiveClient", "Refused", "Unreachable"]
 

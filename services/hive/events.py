@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from services.hive.vocab import QuestionStatus
+from .vocab import QuestionStatus
 
 
 class EventError(ValueError):

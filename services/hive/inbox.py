@@ -10,10 +10,10 @@ import json
 import socket
 from pathlib import Path
 
-from services.hive.db import Event, Message, Notification, now, write_tx
-from services.hive.events import HelperEvent, OperatorAnswered
-from services.hive.log import log
-from services.hive.names import MANAGER, SYSTEM
+from .db import Event, Message, Notification, now, write_tx
+from .events import HelperEvent, OperatorAnswered
+from .log import log
+from .names import MANAGER, SYSTEM
 
 
 def insert_message(

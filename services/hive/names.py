@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 
-from services.hive.protocol import Refusal
-from services.hive.vocab import Code
+from .protocol import Refusal
+from .vocab import Code
 
 MANAGER = "hm1nd"
 """The manager agent, the config gatekeeper; created by the coordinator, never spawned."""

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.hive.names import MANAGER, validate_agent_name
+from .names import MANAGER, validate_agent_name
 
 DEFAULT_STATE_DIR = "/var/lib/hyperhive"
 DEFAULT_RUNTIME_DIR = "/run/hyperhive"

@@ -13,8 +13,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import services
-from services.hive.vocab import AgentState
+from .vocab import AgentState
+
+PACKAGE = __name__.split(".")[0]
+"""The import package's name (`hyperhive`), for `python -m {PACKAGE}.agent` and the like."""
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+"""Where the package's source lives (the `services/` folder of a checkout)."""
 
 _SUFFIXES = (".py", ".md", ".tpl", ".css", ".js", ".toml", ".service", ".socket", ".target")
 
@@ -22,7 +26,7 @@ _SUFFIXES = (".py", ".md", ".tpl", ".css", ".js", ".toml", ".service", ".socket"
 def platform_paths() -> list[Path]:
     """Where the installed hyperhive lives: its environment and, if apart, its source."""
     prefix = Path(sys.prefix).resolve()
-    source = Path(services.__file__).resolve().parent.parent
+    source = PACKAGE_DIR.parent
     paths = [prefix]
     if not source.is_relative_to(prefix) and not str(source).startswith("/usr"):
         paths.append(source)
@@ -32,7 +36,7 @@ def platform_paths() -> list[Path]:
 def platform_root() -> Path:
     """What is digested: the installed `services` package, or `HIVE_PLATFORM_ROOT`."""
     override = os.environ.get("HIVE_PLATFORM_ROOT")
-    return Path(override) if override else Path(services.__file__).resolve().parent
+    return Path(override) if override else PACKAGE_DIR
 
 
 def platform_rev(root: Path | None = None) -> str:

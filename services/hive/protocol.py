@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from enum import Enum, auto
 from typing import Any, TypeVar, overload
 
-from services.hive.vocab import Code
+from .vocab import Code
 
 VERSION = 1
 MAX_LINE = 1024 * 1024

@@ -17,8 +17,8 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from services.hive.protocol import Refusal
-from services.hive.vocab import Code
+from .protocol import Refusal
+from .vocab import Code
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC

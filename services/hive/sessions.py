@@ -12,7 +12,7 @@ import hmac
 import secrets
 from collections.abc import Mapping
 
-from services.hive.db import WebSession, now
+from .db import WebSession, now
 
 LINK_TTL = 120.0
 """Seconds a `hivectl login` link stays usable (once)."""

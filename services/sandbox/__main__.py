@@ -14,8 +14,8 @@ import sys
 import threading
 from pathlib import Path
 
-from services.hive.statelock import DirLock, LockError
-from services.sandbox.host import SandboxError, SandboxHost
+from ..hive.statelock import DirLock, LockError
+from .host import SandboxError, SandboxHost
 
 REPO = Path(__file__).resolve().parents[2]
 

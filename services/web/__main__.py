@@ -7,15 +7,15 @@ import sys
 import threading
 from types import FrameType
 
-from services.hive import log as hlog
-from services.hive import sd
-from services.web import app as webapp
-from services.web import journal, pages, serve, views
-from services.web.admin import Admin
-from services.web.auth import Doorkeeper
-from services.web.context import Context
-from services.web.live import Hub, StreamSlots
-from services.web.settings import SettingsError, WebSettings
+from ..hive import log as hlog
+from ..hive import sd
+from . import app as webapp
+from . import journal, pages, serve, views
+from .admin import Admin
+from .auth import Doorkeeper
+from .context import Context
+from .live import Hub, StreamSlots
+from .settings import SettingsError, WebSettings
 
 
 def _watchdog(interval: float, stopping: threading.Event) -> None:

@@ -9,11 +9,11 @@ from typing import Any
 
 from bottle import request  # type: ignore[import-untyped]
 
-from services.hive.names import InvalidName, validate_agent_name
-from services.hive.vocab import Verb
-from services.web import views
-from services.web.admin import SLOW, Refused, Unreachable
-from services.web.context import (
+from ..hive.names import InvalidName, validate_agent_name
+from ..hive.vocab import Verb
+from . import views
+from .admin import SLOW, Refused, Unreachable
+from .context import (
     BadRequest,
     Context,
     action,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from services.hive.client import HiveClient, Refused, Unreachable
+from ..hive.client import HiveClient, Refused, Unreachable
 
 __all__ = ["Admin", "Refused", "Unreachable"]
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import bottle  # type: ignore[import-untyped]
 
-from services.web import actions, guard, pageviews, signin, streams
-from services.web.context import MAX_FORM, Context
+from . import actions, guard, pageviews, signin, streams
+from .context import MAX_FORM, Context
 
 __all__ = ["ROUTES", "Context", "build"]
 

@@ -13,8 +13,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from services.hive import sessions
-from services.web.admin import Admin, Refused, Unreachable
+from ..hive import sessions
+from .admin import Admin, Refused, Unreachable
 
 SESSION_COOKIE = "hive_session"
 TOUCH_EVERY = 60.0

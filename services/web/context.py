@@ -16,14 +16,14 @@ from urllib.parse import urlsplit
 import bottle  # type: ignore[import-untyped]
 from bottle import HTTPError, request, response  # type: ignore[import-untyped]
 
-from services.hive import log as hlog
-from services.hive.names import InvalidName, validate_agent_name
-from services.hive.vocab import Code
-from services.web import journal, pages
-from services.web.admin import Admin, Refused, Unreachable
-from services.web.auth import Doorkeeper, Visitor
-from services.web.live import Hub, StreamSlots
-from services.web.settings import WebSettings
+from ..hive import log as hlog
+from ..hive.names import InvalidName, validate_agent_name
+from ..hive.vocab import Code
+from . import journal, pages
+from .admin import Admin, Refused, Unreachable
+from .auth import Doorkeeper, Visitor
+from .live import Hub, StreamSlots
+from .settings import WebSettings
 
 MAX_FORM = 256 * 1024
 SIGN_IN_FIRST = "sign in first: run `hivectl login` on the host and open its link"

@@ -9,7 +9,7 @@ import json
 import time
 from typing import Any
 
-from services.hive.events import EventError, from_json
+from ..hive.events import EventError, from_json
 
 EVENT_GLYPHS = {
     "approval_resolved": "◆",

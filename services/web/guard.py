@@ -11,9 +11,9 @@ from typing import Any, NoReturn
 import bottle  # type: ignore[import-untyped]
 from bottle import HTTPError, request, response  # type: ignore[import-untyped]
 
-from services.hive import log as hlog
-from services.web import auth, connections, pages, security
-from services.web.context import SIGN_IN_FIRST, Context, wants_json
+from ..hive import log as hlog
+from . import auth, connections, pages, security
+from .context import SIGN_IN_FIRST, Context, wants_json
 
 
 def refuse(status: int, message: str) -> NoReturn:

@@ -17,11 +17,11 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from services.hive import log as hlog
-from services.hive.client import HiveClient, Refused, Unreachable
-from services.hive.wire import AgentRow, agent_rows
-from services.web import pages, views
-from services.web.admin import Admin
+from ..hive import log as hlog
+from ..hive.client import HiveClient, Refused, Unreachable
+from ..hive.wire import AgentRow, agent_rows
+from . import pages, views
+from .admin import Admin
 
 WATCH_WAIT = 60.0
 """Seconds one `watch` call may block (the coordinator allows up to 180)."""

@@ -18,8 +18,8 @@ from typing import Any
 
 import bottle  # type: ignore[import-untyped]
 
-from services.hive.wire import AgentRow
-from services.web import views
+from ..hive.wire import AgentRow
+from . import views
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 LOOKUP = [str(TEMPLATES) + "/"]

@@ -10,9 +10,9 @@ from typing import Any
 import bottle  # type: ignore[import-untyped]
 from bottle import HTTPError  # type: ignore[import-untyped]
 
-from services.hive.names import InvalidName
-from services.web import pages, views
-from services.web.context import Context, agent_name, visitor
+from ..hive.names import InvalidName
+from . import pages, views
+from .context import Context, agent_name, visitor
 
 STATIC = Path(__file__).resolve().parent / "static"
 

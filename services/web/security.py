@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from services.web.settings import is_loopback
+from .settings import is_loopback
 
 CSRF_COOKIE = "hive_csrf"
 CSRF_HEADER = "X-CSRF-Token"

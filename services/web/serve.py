@@ -12,10 +12,10 @@ import socket
 import time
 from typing import Any
 
-from services.hive import log as hlog
-from services.hive import sd
-from services.web import connections
-from services.web.settings import Listen, WebSettings
+from ..hive import log as hlog
+from ..hive import sd
+from . import connections
+from .settings import Listen, WebSettings
 
 ACTIVATED_NAME = "web"
 """FileDescriptorName= of hive-web.socket."""

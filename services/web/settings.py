@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from services.hive.paths import Paths
+from ..hive.paths import Paths
 
 DEFAULT_LISTEN = "127.0.0.1:7800"
 DEFAULT_BIND_RETRY = 5.0

@@ -13,9 +13,9 @@ from typing import Any
 import bottle  # type: ignore[import-untyped]
 from bottle import request, response  # type: ignore[import-untyped]
 
-from services.web import auth, pages, security
-from services.web.admin import Refused, Unreachable
-from services.web.context import Context, audit, reply, visitor, wants_json
+from . import auth, pages, security
+from .admin import Refused, Unreachable
+from .context import Context, audit, reply, visitor, wants_json
 
 
 def login_csrf() -> str:

@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator
 
 from bottle import HTTPError, request, response  # type: ignore[import-untyped]
 
-from services.web import journal, pages
-from services.web.auth import Visitor
-from services.web.context import Context, path_agent, visitor
-from services.web.live import HEARTBEAT, sse
+from . import journal, pages
+from .auth import Visitor
+from .context import Context, path_agent, visitor
+from .live import HEARTBEAT, sse
 
 
 def stream(frames: Iterator[str], release: Callable[[], None]) -> Iterator[str]:

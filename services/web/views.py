@@ -13,7 +13,7 @@ from typing import Any
 
 import peewee as pw
 
-from services.hive.db import (
+from ..hive.db import (
     Agent,
     Approval,
     Message,
@@ -22,10 +22,10 @@ from services.hive.db import (
     database,
     open_db,
 )
-from services.hive.names import MANAGER, OPERATOR, SYSTEM
-from services.hive.vocab import TurnPhase
-from services.hive.wire import AgentRow, TurnRow
-from services.web import display
+from ..hive.names import MANAGER, OPERATOR, SYSTEM
+from ..hive.vocab import TurnPhase
+from ..hive.wire import AgentRow, TurnRow
+from . import display
 
 APPROVALS_SHOWN = 50
 QUESTIONS_SHOWN = 50

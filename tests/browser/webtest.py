@@ -21,9 +21,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from hyperhive.hive.client import HiveClient
+from hyperhive.hive.paths import Paths
 
-from services.hive.client import HiveClient
-from services.hive.paths import Paths
 from tests.hivetest import REPO, RunningHive, free_port
 
 JOURNALD = Path("/lib/systemd/systemd-journald")
@@ -41,7 +41,7 @@ CHROMIUM_ARGS = [
 
 
 class RunningWeb(RunningHive):
-    """A `python -m services.web` process on a loopback port; `stop()` ends it by its PID."""
+    """A `python -m hyperhive.web` process on a loopback port; `stop()` ends it by its PID."""
 
     def __init__(
         self,
@@ -57,7 +57,7 @@ class RunningWeb(RunningHive):
         self.log_path = Path(env["HIVE_STATE_DIR"]).parent / f"web-{time.time_ns()}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.web"],
+            [sys.executable, "-m", "hyperhive.web"],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=self._log,

@@ -2,7 +2,7 @@
 harness itself as a subprocess wired to a test hive.
 
 `server` is the fake API (see its docstring: it is a stand-in, not the real service);
-`harness` starts `python -m services.agent` against a running test coordinator.
+`harness` starts `python -m hyperhive.agent` against a running test coordinator.
 """
 
 from tests.fakeapi.server import (

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hyperhive.hive.names import MANAGER
 
-from services.hive.names import MANAGER
 from tests.fakeapi.server import API_KEY, FakeAnthropic
 from tests.hivetest import REPO, RunningHive
 
@@ -74,7 +74,7 @@ class HarnessProcess:
     def start(self) -> None:
         """Start (or start again after `stop`) the harness process."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.agent"],
+            [sys.executable, "-m", "hyperhive.agent"],
             env=self.env,
             cwd=REPO,
             stdin=subprocess.DEVNULL,

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hyperhive.coordinator.limits import Limits
+from hyperhive.hive.protocol import MAX_LINE, decode_reply, encode
 
-from services.coordinator.limits import Limits
-from services.hive.protocol import MAX_LINE, decode_reply, encode
 from tests.hivetest import RunningHive, running_hive, spawn
 
 ATTACK_CONNECTIONS = 8

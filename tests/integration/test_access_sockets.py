@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hyperhive.coordinator import sockets
+from hyperhive.coordinator.registry import ADMIN, AGENT, MANAGER_ROLE, loaded
 
-from services.coordinator import sockets
-from services.coordinator.registry import ADMIN, AGENT, MANAGER_ROLE, loaded
 from tests.hivetest import RunningHive
 from tests.integration.test_bad_input_sockets import Sandbox, pipeline
 

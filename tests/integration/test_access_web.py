@@ -12,8 +12,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hyperhive.web import app as webapp
 
-from services.web import app as webapp
 from tests.browser.webtest import RunningWeb
 from tests.hivetest import RunningHive
 from tests.integration.test_bad_input_sockets import Sandbox

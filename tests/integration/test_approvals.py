@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import git
 import pytest
+from hyperhive.hive.client import Refused
+from hyperhive.hive.db import Approval, open_db
+from hyperhive.hive.paths import Paths
 
-from services.hive.client import Refused
-from services.hive.db import Approval, open_db
-from services.hive.paths import Paths
 from tests.hivetest import Hive, running_hive, spawn
 from tests.inproc import InProcessHive
 from tests.integration.flowtools import (

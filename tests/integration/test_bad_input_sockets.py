@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hyperhive.coordinator.registry import ADMIN, AGENT, MANAGER_ROLE, loaded
+from hyperhive.hive.protocol import MAX_LINE, decode_reply, encode
+from hyperhive.hive.vocab import Code
 
-from services.coordinator.registry import ADMIN, AGENT, MANAGER_ROLE, loaded
-from services.hive.protocol import MAX_LINE, decode_reply, encode
-from services.hive.vocab import Code
 from tests.hivetest import RunningHive, hive_env
 
 COMMANDS = loaded()

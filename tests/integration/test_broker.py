@@ -9,12 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hyperhive.hive.client import HiveClient, Refused
+from hyperhive.hive.db import Message, open_db, write_tx
+from hyperhive.hive.events import Killed
+from hyperhive.hive.inbox import insert_message, notify_manager, ring_doorbell
+from hyperhive.hive.protocol import decode_reply, encode
 
-from services.hive.client import HiveClient, Refused
-from services.hive.db import Message, open_db, write_tx
-from services.hive.events import Killed
-from services.hive.inbox import insert_message, notify_manager, ring_doorbell
-from services.hive.protocol import decode_reply, encode
 from tests.hivetest import RunningHive, running_hive, spawn
 
 

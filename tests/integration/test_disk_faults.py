@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hyperhive.hive.paths import Paths
 
-from services.hive.paths import Paths
 from tests.browser.webtest import RunningWeb
 from tests.hivetest import RunningHive, hivectl
 
@@ -39,7 +39,7 @@ def tmpfs_hive(env: dict[str, str]) -> Iterator[tuple[RunningHive, Path]]:
     state = env["HIVE_STATE_DIR"]
     os.makedirs(state, exist_ok=True)
     script = (
-        f"mount -t tmpfs -o size=8m tmpfs {state} && exec {sys.executable} -m services.coordinator"
+        f"mount -t tmpfs -o size=8m tmpfs {state} && exec {sys.executable} -m hyperhive.coordinator"
     )
     hive = RunningHive(env, argv=["unshare", "-m", "--propagation", "private", "sh", "-c", script])
     yield hive, Path(f"/proc/{hive.proc.pid}/root{state}")
@@ -128,7 +128,7 @@ def test_a_read_only_state_dir_at_start_is_one_clear_error(env: dict[str, str]) 
     os.makedirs(state, exist_ok=True)
     script = (
         f"mount -t tmpfs -o size=1m,ro tmpfs {state} && "
-        f"exec {sys.executable} -m services.coordinator"
+        f"exec {sys.executable} -m hyperhive.coordinator"
     )
     out = subprocess.run(
         ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
@@ -148,7 +148,7 @@ def test_a_corrupted_database_stops_the_start_with_one_clear_error(env: dict[str
     db.parent.mkdir(parents=True)
     db.write_bytes(b"this is not a database " * 400)
     out = subprocess.run(
-        [sys.executable, "-m", "services.coordinator"],
+        [sys.executable, "-m", "hyperhive.coordinator"],
         env=env,
         capture_output=True,
         text=True,

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hyperhive.coordinator.registry import loaded
+from hyperhive.hive.protocol import decode_reply, encode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.coordinator.registry import loaded
-from services.hive.protocol import decode_reply, encode
 from tests.hivetest import RunningHive, hive_env
 
 COMMANDS = loaded()

@@ -1,5 +1,5 @@
 """The harness as the hive runs it: the coordinator's process backend starts `python -m
-services.agent` for hm1nd and for a spawned agent, with the environment it builds, and
+hyperhive.agent` for hm1nd and for a spawned agent, with the environment it builds, and
 both talk to the fake Messages API. Nothing here starts a harness by hand.
 """
 
@@ -31,7 +31,7 @@ def live(tmp_path: Path) -> Iterator[tuple[RunningHive, FakeAnthropic]]:
     with FakeAnthropic(default=model) as fake:
         env = hive_env(
             tmp_path,
-            HIVE_AGENT_COMMAND=f"{sys.executable} -m services.agent",
+            HIVE_AGENT_COMMAND=f"{sys.executable} -m hyperhive.agent",
             ANTHROPIC_API_KEY=API_KEY,
             ANTHROPIC_BASE_URL=fake.url,
         )

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 
-from services.hive.names import MANAGER
+from hyperhive.hive.names import MANAGER
+
 from tests.fakeapi import FakeAnthropic, Reply, Request, text, tool
 from tests.fakeapi.harness import (
     HarnessProcess,

@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from services.agent.settings import DEFAULT_MODEL
+from hyperhive.agent.settings import DEFAULT_MODEL
+
 from tests.fakeapi import FakeAnthropic, text
 from tests.fakeapi.harness import (
     HarnessProcess,

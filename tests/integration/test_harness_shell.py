@@ -9,8 +9,9 @@ import os
 import threading
 from pathlib import Path
 
-from services.agent.cancel import CancelToken
-from services.agent.shell import MAX_OUTPUT, BashSession
+from hyperhive.agent.cancel import CancelToken
+from hyperhive.agent.shell import MAX_OUTPUT, BashSession
+
 from tests.fakeapi.harness import exits_within
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import signal
 
-from services.hive import events as ev
-from services.hive.db import Notification, open_db
+from hyperhive.hive import events as ev
+from hyperhive.hive.db import Notification, open_db
+
 from tests.hivetest import RunningHive
 from tests.integration.flowtools import (
     commit_file,

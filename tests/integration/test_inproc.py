@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 import pytest
+from hyperhive.coordinator import registry
+from hyperhive.hive.client import Refused, Unreachable
+from hyperhive.hive.vocab import Code
 
-from services.coordinator import registry
-from services.hive.client import Refused, Unreachable
-from services.hive.vocab import Code
 from tests.hivetest import spawn
 from tests.inproc import InProcessHive
 from tests.integration.flowtools import harness_pid, pid_alive

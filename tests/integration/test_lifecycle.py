@@ -8,9 +8,9 @@ import signal
 import time
 
 import pytest
+from hyperhive.hive.client import Refused
+from hyperhive.hive.paths import Paths
 
-from services.hive.client import Refused
-from services.hive.paths import Paths
 from tests.hivetest import running_hive, spawn
 from tests.inproc import InProcessHive
 from tests.integration.flowtools import (
@@ -182,9 +182,9 @@ def test_watch_wakes_on_every_kind_of_change(inproc: InProcessHive) -> None:
 
 
 def test_a_crash_recorded_while_the_coordinator_was_down_is_not_hidden(env: dict[str, str]) -> None:
-    from services.hive.db import open_db
-    from services.hive.events import ContainerCrash
-    from services.hive.inbox import notify_manager
+    from hyperhive.hive.db import open_db
+    from hyperhive.hive.events import ContainerCrash
+    from hyperhive.hive.inbox import notify_manager
 
     with running_hive(env) as hive, hive.admin() as a:
         a.call("spawn", name="alice")

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hyperhive.hive.client import HiveClient, Refused
+from hyperhive.hive.protocol import MAX_BODY, MAX_BODY_ESCAPED, MAX_LINE, decode_reply, encode
 
-from services.hive.client import HiveClient, Refused
-from services.hive.protocol import MAX_BODY, MAX_BODY_ESCAPED, MAX_LINE, decode_reply, encode
 from tests.browser.webtest import RunningWeb
 from tests.hivetest import RunningHive, hivectl
 

@@ -7,10 +7,10 @@ import threading
 import time
 
 import pytest
+from hyperhive.hive.client import Refused
+from hyperhive.hive.db import Notification, OperatorQuestion, open_db
+from hyperhive.hive.paths import Paths
 
-from services.hive.client import Refused
-from services.hive.db import Notification, OperatorQuestion, open_db
-from services.hive.paths import Paths
 from tests.hivetest import Hive, running_hive
 from tests.inproc import InProcessHive
 from tests.integration.flowtools import manager_events, wait_for_event

@@ -8,14 +8,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hyperhive.hive.vocab import Code
 
-from services.hive.vocab import Code
 from tests.browser.webtest import RunningWeb
 from tests.hivetest import RunningHive, hivectl
 
 
 def request(path: Any, cmd: str, **fields: Any) -> dict[str, Any]:
-    from services.hive.client import HiveClient
+    from hyperhive.hive.client import HiveClient
 
     with HiveClient(path) as c:
         return c.request({"cmd": cmd, **fields})

@@ -15,7 +15,7 @@ def test_a_second_coordinator_on_the_same_state_refuses(hive: RunningHive) -> No
     # the second one would share the state, with sockets of its own elsewhere
     env = {**hive.env, "HIVE_RUNTIME_DIR": tempfile.mkdtemp(prefix="hh-", dir="/tmp")}
     second = subprocess.run(
-        [sys.executable, "-m", "services.coordinator"],
+        [sys.executable, "-m", "hyperhive.coordinator"],
         env=env,
         cwd=REPO,
         capture_output=True,

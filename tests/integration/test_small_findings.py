@@ -5,8 +5,8 @@ question options, names such as `a-` and `a--b`, and what an agent calling `kill
 from __future__ import annotations
 
 import pytest
+from hyperhive.hive.client import Refused
 
-from services.hive.client import Refused
 from tests.hivetest import RunningHive, hivectl
 
 

@@ -8,9 +8,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from hyperhive.hive.client import HiveClient, Refused
+from hyperhive.hive.protocol import MAX_LINE, decode_reply, encode
 
-from services.hive.client import HiveClient, Refused
-from services.hive.protocol import MAX_LINE, decode_reply, encode
 from tests.hivetest import RunningHive
 
 
@@ -226,7 +226,7 @@ def test_a_second_coordinator_refuses_to_steal_the_sockets(hive: RunningHive) ->
     # same runtime dir: the live sockets are never taken over.
     other_state = str(Path(hive.env["HIVE_STATE_DIR"]).parent / "other-state")
     out = subprocess.run(
-        [sys.executable, "-m", "services.coordinator"],
+        [sys.executable, "-m", "hyperhive.coordinator"],
         env={**hive.env, "HIVE_STATE_DIR": other_state},
         capture_output=True,
         text=True,

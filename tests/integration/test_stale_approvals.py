@@ -11,8 +11,8 @@ import json
 import time
 
 import git
+from hyperhive.hive.client import Refused
 
-from services.hive.client import Refused
 from tests.browser.webtest import RunningWeb, SSEReader
 from tests.hivetest import Hive, RunningHive, hivectl, running_hive, spawn
 from tests.inproc import InProcessHive

@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from services.hive.client import HiveClient
+from hyperhive.hive.client import HiveClient
+
 from tests.hivetest import RunningHive
 
 
@@ -55,7 +56,7 @@ def test_socket_activation_by_name(env: dict[str, str]) -> None:
         "os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4)\n"
         "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='2',"
         " LISTEN_FDNAMES='manager:admin')\n"
-        "os.execv(sys.executable, [sys.executable, '-m', 'services.coordinator'])\n"
+        "os.execv(sys.executable, [sys.executable, '-m', 'hyperhive.coordinator'])\n"
     )
     hive = RunningHive(
         env,
@@ -89,7 +90,7 @@ def test_connections_queue_while_a_socket_activated_coordinator_restarts(
         "import os, sys\n"
         "os.dup2(int(sys.argv[1]), 3)\n"
         "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1', LISTEN_FDNAMES='manager')\n"
-        "os.execv(sys.executable, [sys.executable, '-m', 'services.coordinator'])\n"
+        "os.execv(sys.executable, [sys.executable, '-m', 'hyperhive.coordinator'])\n"
     )
     argv = [sys.executable, "-c", launcher, str(manager.fileno())]
     first = RunningHive(env, argv=argv, pass_fds=(manager.fileno(),))

@@ -17,7 +17,7 @@ def admin(hive: RunningHive, cmd: str, **fields: Any) -> dict[str, Any]:
 
 def test_the_tour_walks_a_spawn_a_config_change_and_a_question(hive: RunningHive) -> None:
     tour = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "tour", "--step-timeout", "120"],
+        [sys.executable, "-m", "hyperhive.cli", "tour", "--step-timeout", "120"],
         env=hive.env,
         cwd=REPO,
         stdout=subprocess.PIPE,

@@ -10,9 +10,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from hyperhive.hive.client import Refused
+from hyperhive.hive.paths import Paths
 
-from services.hive.client import Refused
-from services.hive.paths import Paths
 from tests.hivetest import RunningHive, running_hive, spawn
 from tests.integration.flowtools import environ_of, harness_pid, pid_alive
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import git
 import pytest
+from hyperhive.hive.client import Refused
 
-from services.hive.client import Refused
 from tests.hivetest import RunningHive, running_hive, spawn
 from tests.integration.flowtools import commit_file, config_text
 

@@ -39,7 +39,7 @@ def test_a_new_platform_is_applied_at_start_once_per_container(
     try:
         if with_autoupdate:  # hive-autoupdate.service starts beside it: the same rebuilds
             updater = subprocess.run(
-                [sys.executable, "-m", "services.autoupdate"],
+                [sys.executable, "-m", "hyperhive.autoupdate"],
                 env=env,
                 cwd=REPO,
                 capture_output=True,

@@ -26,7 +26,7 @@ from tests.hivetest import REPO, RunningHive, running_hive
 
 def run_web(env: dict[str, str], timeout: float = 20) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.web"],
+        [sys.executable, "-m", "hyperhive.web"],
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -141,7 +141,7 @@ def test_socket_activation_and_ready(
             *passed,
             sys.executable,
             "-m",
-            "services.web",
+            "hyperhive.web",
         ],
         env=child_env,
         cwd=REPO,

@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from services.sandbox.host import SandboxHost
+from hyperhive.sandbox.host import SandboxHost
+
 from tests.hivetest import REPO, free_port
 
 VENV_BIN = REPO / ".venv" / "bin"
@@ -39,7 +40,7 @@ class HiveHost:
         """One request on a hive socket inside the sandbox, through the real client."""
         code = (
             "import json, sys\n"
-            "from services.hive.client import HiveClient\n"
+            "from hyperhive.hive.client import HiveClient\n"
             "with HiveClient(sys.argv[1]) as c:\n"
             "    print(json.dumps(c.request(json.loads(sys.argv[2]))))\n"
         )

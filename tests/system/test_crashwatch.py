@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hyperhive.hive.log import MESSAGE_IDS
 
-from services.hive.log import MESSAGE_IDS
 from tests.system.hivehost import HiveHost, booted_hive
 
 WATCHER = "hive-crashwatch.service"

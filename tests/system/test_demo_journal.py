@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from services.sandbox.host import SandboxHost
+from hyperhive.sandbox.host import SandboxHost
+
 from tests.hivetest import REPO
 
 PY = str(REPO / ".venv" / "bin" / "python")
@@ -36,7 +37,7 @@ def test_hivectl_logs_reads_the_kept_journal_of_two_demo_runs(tmp_path: Path) ->
     boot_and_log(tmp_path, journal, "said in the first run")
     boot_and_log(tmp_path, journal, "said in the second run")
     out = subprocess.run(
-        [sys.executable, "-m", "services.cli", "logs", "alice"],
+        [sys.executable, "-m", "hyperhive.cli", "logs", "alice"],
         env={**os.environ, "HIVE_JOURNAL_DIR": str(journal), "PYTHONPATH": str(REPO)},
         cwd=REPO,
         capture_output=True,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from services.hive.log import MESSAGE_IDS
+from hyperhive.hive.log import MESSAGE_IDS
+
 from tests.system.hivehost import booted_hive
 
 

@@ -4,6 +4,7 @@ in a booted sandbox host, and `hivectl install` brings the hive up from it."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -11,7 +12,8 @@ import time
 import zipfile
 from pathlib import Path
 
-from services.sandbox.host import SandboxHost
+from hyperhive.sandbox.host import SandboxHost
+
 from tests.hivetest import REPO, free_port
 
 PREFIX = "/opt/hyperhive"
@@ -34,13 +36,15 @@ def run(*argv: str, cwd: Path = REPO) -> None:
 
 def test_the_wheel_installs_and_hivectl_install_runs_the_hive(tmp_path: Path) -> None:
     dist, from_sdist, deps = tmp_path / "dist", tmp_path / "from-sdist", tmp_path / "deps"
+    shutil.rmtree(REPO / "build", ignore_errors=True)  # setuptools reuses what it finds there
     run(sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel", "-o", str(dist))
     wheel = next(dist.glob("hyperhive-*.whl"))
     sdist = next(dist.glob("hyperhive-*.tar.gz"))
     names = wheel_names(wheel)
     assert any(n.endswith("share/hyperhive/units/hive-coordinator.service") for n in names)
     assert any(n.endswith("share/hyperhive/units/tmpfiles.d/hyperhive.conf") for n in names)
-    assert any(n.endswith("services/web/templates/layout.tpl") for n in names)
+    assert any(n.endswith("hyperhive/web/templates/layout.tpl") for n in names)
+    assert not any(n.startswith("services/") for n in names)  # the import package is hyperhive
     assert any(m.endswith("/units/hive-web.service") for m in sdist_names(sdist))
     # the sdist is whole: the wheel built from it holds the same files
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(from_sdist), str(sdist))

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from services.agent.cancel import Cancelled, CancelToken
+from hyperhive.agent.cancel import Cancelled, CancelToken
 
 
 def test_aborts_of_running_steps_run_on_cancel_and_are_then_forgotten() -> None:

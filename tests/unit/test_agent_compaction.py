@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from services.agent.compaction import CONTINUE, DROPPED, SUMMARY_REQUEST, compact, drop_oldest
-from services.agent.conversation import Conversation, Message, text_block
+from hyperhive.agent.compaction import CONTINUE, DROPPED, SUMMARY_REQUEST, compact, drop_oldest
+from hyperhive.agent.conversation import Conversation, Message, text_block
 
 
 def history(tmp_path: Path) -> Conversation:

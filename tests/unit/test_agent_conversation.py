@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from services.agent.conversation import Conversation, render_inbox_message, text_block
+from hyperhive.agent.conversation import Conversation, render_inbox_message, text_block
 
 MSG = {"id": 7, "sender": "operator", "recipient": "alice", "body": "hi", "created_at": 0.0}
 

@@ -6,9 +6,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from services.agent.credentials import KEY_FILE, find_key, wait_for_key
-from services.agent.dirwatch import DirWatch
+from hyperhive.agent.credentials import KEY_FILE, find_key, wait_for_key
+from hyperhive.agent.dirwatch import DirWatch
 
 
 def test_the_key_file_wins_over_the_environment(tmp_path: Path) -> None:

@@ -6,8 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from services.agent.editor import EditorError, run
+from hyperhive.agent.editor import EditorError, run
 
 
 def test_view_numbers_lines_and_honours_a_range(tmp_path: Path) -> None:

@@ -10,10 +10,9 @@ import re
 from pathlib import Path
 
 import pytest
-
-from services.agent import hivetools
-from services.agent.prompt import role_prompt
-from services.hive.events import VARIANTS
+from hyperhive.agent import hivetools
+from hyperhive.agent.prompt import role_prompt
+from hyperhive.hive.events import VARIANTS
 
 MANAGER = role_prompt("manager")
 AGENT = role_prompt("agent")

@@ -11,15 +11,14 @@ import anthropic
 import httpx2
 import pytest
 from anthropic.types import Message, TextBlock, ToolUseBlock, Usage
-
-from services.agent import api, hivetools
-from services.agent.conversation import text_block
-from services.agent.pricing import Usage as TurnUsage
-from services.agent.prompt import system_blocks
-from services.agent.settings import Settings
-from services.agent.tools import CACHE, Toolbox
-from services.agent.turn import with_cache_breakpoint
-from services.hive.agentconfig import AgentConfig
+from hyperhive.agent import api, hivetools
+from hyperhive.agent.conversation import text_block
+from hyperhive.agent.pricing import Usage as TurnUsage
+from hyperhive.agent.prompt import system_blocks
+from hyperhive.agent.settings import Settings
+from hyperhive.agent.tools import CACHE, Toolbox
+from hyperhive.agent.turn import with_cache_breakpoint
+from hyperhive.hive.agentconfig import AgentConfig
 
 
 def settings(tmp_path: Path, kind: str = "agent", prompt: str = "") -> Settings:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from services.agent.settings import DEFAULT_MODEL, SettingsError, from_env
+from hyperhive.agent.settings import DEFAULT_MODEL, SettingsError, from_env
 
 
 def base(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -55,7 +54,7 @@ def test_a_bad_environment_is_one_sentence(
 def test_hive_agent_without_its_environment_says_what_is_missing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from services.agent.__main__ import main
+    from hyperhive.agent.__main__ import main
 
     monkeypatch.delenv("HIVE_AGENT", raising=False)
     assert main([]) == 2

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from services.hive.agentconfig import (
+from hyperhive.hive.agentconfig import (
     MAX_CONFIG_BYTES,
     Bind,
     ConfigError,

@@ -10,14 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from services.crashwatch import watcher as watcher_mod
-from services.crashwatch.journal import MAX_LINE, format_entry
-from services.crashwatch.machined import _rows
-from services.crashwatch.units import CLD_DUMPED, CLD_EXITED, CLD_KILLED, UnitStatus, unit_of
-from services.crashwatch.watcher import CrashWatcher, Verdict, agent_of
-from services.hive import db
-from services.hive.events import ContainerCrash, from_json
+from hyperhive.crashwatch import watcher as watcher_mod
+from hyperhive.crashwatch.journal import MAX_LINE, format_entry
+from hyperhive.crashwatch.machined import _rows
+from hyperhive.crashwatch.units import CLD_DUMPED, CLD_EXITED, CLD_KILLED, UnitStatus, unit_of
+from hyperhive.crashwatch.watcher import CrashWatcher, Verdict, agent_of
+from hyperhive.hive import db
+from hyperhive.hive.events import ContainerCrash, from_json
 
 RUN1 = "0f" * 16
 RUN2 = "a1" * 16

@@ -7,8 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from services.hive import db
+from hyperhive.hive import db
 
 
 def test_pragmas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,9 +7,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
-from services.cli.parser import SUBCOMMANDS
-from services.coordinator.registry import loaded
+from hyperhive.cli.parser import SUBCOMMANDS
+from hyperhive.coordinator.registry import loaded
 
 COMMANDS = loaded()
 
@@ -57,8 +56,8 @@ def test_tests_named_in_the_security_page_exist() -> None:
 def test_the_port_in_use_sentence_is_the_one_hive_web_says() -> None:
     import socket
 
-    from services.web.serve import BindError, bind
-    from services.web.settings import Listen
+    from hyperhive.web.serve import BindError, bind
+    from hyperhive.web.settings import Listen
 
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from services.hive import events as ev
+from hyperhive.hive import events as ev
 
 SAMPLES: list[ev.HelperEvent] = [
     ev.ApprovalResolved(id=3, agent="alice", commit_ref="abc123", status="approved", note=None),

@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from services.hive import log, sd
+from hyperhive.hive import log, sd
 
 
 def test_message_ids_are_unique_128_bit_ids() -> None:
@@ -75,7 +74,7 @@ def test_listen_fds_by_name_in_a_socket_activated_process(tmp_path: Path) -> Non
         "os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4)\n"
         "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='2',"
         " LISTEN_FDNAMES='admin:manager')\n"
-        "from services.hive import sd\n"
+        "from hyperhive.hive import sd\n"
         "print(sorted(sd.listen_fds_by_name().items()))\n"
     )
     out = subprocess.run(

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from services.hive.names import InvalidName, machine_name, validate_agent_name
-from services.hive.paths import Paths
+from hyperhive.hive.names import InvalidName, machine_name, validate_agent_name
+from hyperhive.hive.paths import Paths
 
 GOOD = ["a", "alice", "web-1", "x" * 31, "hm1nd", "a-b-c-9"]
 BAD = [

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import git
 import pytest
-
-from services.coordinator import proposed
-from services.coordinator.repos import RepoError
-from services.hive.paths import Paths
+from hyperhive.coordinator import proposed
+from hyperhive.coordinator.repos import RepoError
+from hyperhive.hive.paths import Paths
 
 CONFIG = b'system_prompt = "x"\n'
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from services.hive import protocol as p
-from services.hive.vocab import Code
+from hyperhive.hive import protocol as p
+from hyperhive.hive.vocab import Code
 
 
 def feed_all(framer: p.LineFramer, *chunks: bytes) -> list[bytes | p.Oversize]:

@@ -11,8 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from services.hive import safefs
+from hyperhive.hive import safefs
 
 SECRET = b"root:x:0:0:host secret\n"
 

@@ -6,9 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-
-from services.hive.statelock import DirLock, Held, LockError
-from services.sandbox import __main__ as demo
+from hyperhive.hive.statelock import DirLock, Held, LockError
+from hyperhive.sandbox import __main__ as demo
 
 
 def test_a_second_owner_is_refused_with_the_first_named(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.hive.vocab import AgentState, ApprovalStatus, Code, TurnPhase, Verb
+from hyperhive.hive.vocab import AgentState, ApprovalStatus, Code, TurnPhase, Verb
 
 
 def test_verbs_say_what_they_did_and_who_may_use_them() -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from hyperhive.web import display, views
 from hypothesis import example, given
 from hypothesis import strategies as st
-
-from services.web import display, views
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
 counts = st.integers(min_value=0, max_value=2**62)

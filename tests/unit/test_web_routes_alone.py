@@ -14,12 +14,11 @@ from typing import Any
 
 import bottle
 import pytest
-
-from services.hive.vocab import Code
-from services.web import actions, app, guard, pageviews, signin, streams
-from services.web.admin import Refused, Unreachable
-from services.web.auth import Visitor
-from services.web.context import BadRequest, Context, form_text
+from hyperhive.hive.vocab import Code
+from hyperhive.web import actions, app, guard, pageviews, signin, streams
+from hyperhive.web.admin import Refused, Unreachable
+from hyperhive.web.auth import Visitor
+from hyperhive.web.context import BadRequest, Context, form_text
 
 OPERATOR = Visitor(7, "s" * 43)
 OTHER = Visitor(8, "t" * 43)

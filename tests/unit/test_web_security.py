@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from services.hive import sessions
-from services.web import security
-from services.web.settings import Listen, SettingsError, WebSettings, is_loopback, parse_listen
+from hyperhive.hive import sessions
+from hyperhive.web import security
+from hyperhive.web.settings import Listen, SettingsError, WebSettings, is_loopback, parse_listen
 
 HOST = {"Host": "127.0.0.1:7800"}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import time
 
-from services.web import display, pages, views
-from services.web.live import Subscriber, _Topic, sse
+from hyperhive.web import display, pages, views
+from hyperhive.web.live import Subscriber, _Topic, sse
 
 
 def row(**kw: object) -> dict[str, object]:

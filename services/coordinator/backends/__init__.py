@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from services.hive.agentconfig import AgentConfig
-from services.hive.paths import Paths
-from services.hive.protocol import Refusal
-from services.hive.vocab import Code
+from ...hive.agentconfig import AgentConfig
+from ...hive.paths import Paths
+from ...hive.protocol import Refusal
+from ...hive.vocab import Code
 
 ExitHandler = Callable[[str, str], None]
 """(agent, note): the payload exited without being asked to; may be called from any thread."""
@@ -89,13 +89,13 @@ def backend_from_env(paths: Paths, env: dict[str, str] | None = None) -> Backend
     e = env if env is not None else dict(os.environ)
     choice = e.get("HIVE_BACKEND") or "nspawn"
     if choice == "process":
-        from services.coordinator.backends.process import ProcessBackend
+        from .process import ProcessBackend
 
         return ProcessBackend(paths, command=e.get("HIVE_AGENT_COMMAND"))
     if choice == "nspawn":
         import shlex
 
-        from services.coordinator.backends.nspawn import NspawnBackend
+        from .nspawn import NspawnBackend
 
         command = e.get("HIVE_AGENT_COMMAND")
         return NspawnBackend(paths, command=shlex.split(command) if command else None)

@@ -13,12 +13,12 @@ import shutil
 import sys
 from pathlib import Path
 
-from services.coordinator import agentfiles, layers, units
-from services.coordinator.backends import AgentSpec, ExitHandler, git_identity
-from services.hive.agentconfig import CONFIG_FILE
-from services.hive.names import machine_name
-from services.hive.paths import Paths
-from services.hive.platform import platform_paths
+from ...hive.agentconfig import CONFIG_FILE
+from ...hive.names import machine_name
+from ...hive.paths import Paths
+from ...hive.platform import PACKAGE, platform_paths
+from .. import agentfiles, layers, units
+from . import AgentSpec, ExitHandler, git_identity
 
 DROPIN = "hive-agent.conf"
 NSPAWN = "/usr/bin/systemd-nspawn"
@@ -50,7 +50,7 @@ class NspawnBackend:
         unit_dir: Path = Path("/run/systemd/system"),
     ) -> None:
         self.paths = paths
-        self.command = command or [sys.executable, "-m", "services.agent"]
+        self.command = command or [sys.executable, "-m", f"{PACKAGE}.agent"]
         self.unit_dir = unit_dir
         self.layers_dir = paths.state_dir / "layers"
 

@@ -18,10 +18,11 @@ import sys
 import threading
 from pathlib import Path
 
-from services.coordinator import agentfiles
-from services.coordinator.backends import AgentSpec, BackendError, ExitHandler, git_identity
-from services.hive import log as hlog
-from services.hive.paths import Paths
+from ...hive import log as hlog
+from ...hive.paths import Paths
+from ...hive.platform import PACKAGE
+from .. import agentfiles
+from . import AgentSpec, BackendError, ExitHandler, git_identity
 
 STOP_TIMEOUT = 10.0
 TAIL_LINES = 20
@@ -41,7 +42,9 @@ class ProcessBackend:
 
     def __init__(self, paths: Paths, command: str | None = None) -> None:
         self.paths = paths
-        self.command = shlex.split(command) if command else [sys.executable, "-m", "services.agent"]
+        self.command = (
+            shlex.split(command) if command else [sys.executable, "-m", f"{PACKAGE}.agent"]
+        )
         self._children: dict[str, _Child] = {}
         self._lock = threading.Lock()
         self._on_exit: ExitHandler = lambda agent, note: None
