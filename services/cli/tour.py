@@ -21,6 +21,7 @@ from ..hive.agentconfig import CONFIG_FILE
 from ..hive.client import HiveClient, Refused
 from ..hive.names import MANAGER
 from ..hive.paths import Paths
+from ..hive.vocab import ApprovalStatus, QuestionStatus
 
 LABEL = "[tour · playing hm1nd]"
 QUESTION_TTL = 600
@@ -63,7 +64,7 @@ class Tour:
     def approval(self, aid: int) -> dict[str, Any] | None:
         rows = self.admin("pending", all=True)["approvals"]
         row = next((a for a in rows if a["id"] == aid), None)
-        return row if row is not None and row["status"] not in ("pending", "applying") else None
+        return row if row is not None and not ApprovalStatus(row["status"]).open else None
 
     # hm1nd's side ---------------------------------------------------------------------------
     def free_name(self) -> str:
@@ -125,7 +126,7 @@ class Tour:
         )
         done = self.wait_until(f"approval #{aid}", lambda: self.approval(aid))
         say(f"✓ approval #{aid}: {done['status']}" + (f" ({done['note']})" if done["note"] else ""))
-        if done["status"] != "approved":
+        if done["status"] != ApprovalStatus.APPROVED:
             say("The tour needs that agent for its next steps: run it again to see them.")
             return name
         # 2. a config change -----------------------------------------------------------
@@ -174,7 +175,7 @@ class Tour:
     def _question(self, qid: int) -> dict[str, Any] | None:
         rows = self.admin("questions", all=True)["questions"]
         q = next((x for x in rows if x["id"] == qid), None)
-        return q if q is not None and q["status"] != "pending" else None
+        return q if q is not None and q["status"] != QuestionStatus.PENDING else None
 
 
 _GIT_IDENTITY = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")

@@ -19,6 +19,8 @@ from typing import Any
 
 import peewee as pw
 
+from .vocab import AgentState, ApprovalStatus, QuestionStatus
+
 SCHEMA_VERSION = 4
 
 
@@ -75,7 +77,7 @@ class Agent(_Model):
 
     name = pw.CharField(primary_key=True, max_length=31)
     kind = pw.CharField(default="agent")  # "manager" | "agent"
-    state = pw.CharField(default="stopped")  # spawning|running|stopped|failed|destroyed
+    state = pw.CharField(default=AgentState.STOPPED)  # vocab.AgentState
     note = pw.TextField(null=True)  # why it failed, shown to the operator
     model = pw.CharField(null=True)  # the model override in effect, None = config/default
     applied_sha = pw.CharField(null=True)
@@ -116,11 +118,11 @@ class Approval(_Model):
 
     id = pw.AutoField()
     agent = pw.CharField(max_length=31)
-    kind = pw.CharField()  # "apply_commit" | "spawn"
+    kind = pw.CharField()  # vocab.ApprovalKind
     commit_ref = pw.CharField(null=True)
     blob = pw.BlobField(null=True)  # the exact bytes the operator approves
     diff = pw.TextField(null=True)
-    status = pw.CharField(default="pending")  # pending|applying|approved|denied|failed|stale
+    status = pw.CharField(default=ApprovalStatus.PENDING)  # vocab.ApprovalStatus
     note = pw.TextField(null=True)
     requested_at = pw.FloatField(default=now)
     resolved_at = pw.FloatField(null=True)
@@ -143,7 +145,7 @@ class OperatorQuestion(_Model):
     options = pw.TextField(default="[]")  # JSON list of strings
     multi = pw.BooleanField(default=False)
     deadline = pw.FloatField(null=True)
-    status = pw.CharField(default="pending")  # pending|answered|cancelled|expired
+    status = pw.CharField(default=QuestionStatus.PENDING)  # vocab.QuestionStatus
     answer = pw.TextField(null=True)
     asked_at = pw.FloatField(default=now)
     resolved_at = pw.FloatField(null=True)

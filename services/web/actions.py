@@ -10,7 +10,7 @@ from typing import Any
 from bottle import request  # type: ignore[import-untyped]
 
 from ..hive.names import InvalidName, validate_agent_name
-from ..hive.vocab import Verb
+from ..hive.vocab import ApprovalKind, Verb
 from . import views
 from .admin import SLOW, Refused, Unreachable
 from .context import (
@@ -71,7 +71,7 @@ def model_set(ctx: Context) -> Done:
 def approve(ctx: Context, aid: int) -> Done:
     got = act(ctx, "approve", id=aid, wait=False)["approval"]
     audit(f"approved #{aid}", got.get("agent"), approval=aid)
-    what = "spawning" if got.get("kind") == "spawn" else "applying to"
+    what = "spawning" if got.get("kind") == ApprovalKind.SPAWN else "applying to"
     return f"approval #{aid} approved: {what} {got.get('agent')}", {"approval": got}
 
 

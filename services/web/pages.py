@@ -18,6 +18,7 @@ from typing import Any
 
 import bottle  # type: ignore[import-untyped]
 
+from ..hive.vocab import AgentState
 from ..hive.wire import AgentRow
 from . import views
 
@@ -135,7 +136,7 @@ class Renderer:
         if name == "staterow":
             return self.fragment("staterow", a=None if row is None else views.agent_view(row))
         if name == "turn":
-            state = str(row.get("state") or "stopped") if row else "stopped"
+            state = AgentState.of(row.get("state") if row else None)
             return self.fragment("turn", t=views.turn_view(row.get("turn") if row else None, state))
         if name == "inbox":
             return self._keyed("message", "m", "msg", views.inbox(agent))

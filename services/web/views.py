@@ -23,7 +23,7 @@ from ..hive.db import (
     open_db,
 )
 from ..hive.names import MANAGER, OPERATOR, SYSTEM
-from ..hive.vocab import TurnPhase
+from ..hive.vocab import AgentState, ApprovalStatus, QuestionStatus, TurnPhase
 from ..hive.wire import AgentRow, TurnRow
 from . import display
 
@@ -84,13 +84,13 @@ def turn_running(turn: TurnRow | None) -> bool:
 def agent_status(row: AgentRow) -> str:
     """running / failed / spawning / stopped / needs_login (the badge): the agent's state
     first; needs_login only refines a running agent."""
-    state = str(row.get("state") or "stopped")
-    if state == "running" and row.get("needs_login"):
-        return "needs_login"
-    return state if state in ("running", "failed", "spawning", "stopped") else "stopped"
+    state = AgentState.of(row.get("state"))
+    if state is AgentState.RUNNING and row.get("needs_login"):
+        return TurnPhase.NEEDS_LOGIN
+    return state
 
 
-def turn_view(turn: TurnRow | None, agent_state: str = "running") -> dict[str, Any] | None:
+def turn_view(turn: TurnRow | None, agent_state: str = AgentState.RUNNING) -> dict[str, Any] | None:
     """The last turn the harness reported; for an agent that is not running it is history
     (`gone` names the agent's state, and nothing counts as running)."""
     if not turn:
@@ -98,7 +98,7 @@ def turn_view(turn: TurnRow | None, agent_state: str = "running") -> dict[str, A
     started, ended = turn.get("started_at"), turn.get("ended_at")
     total = int(turn.get("input_tokens") or 0) + int(turn.get("output_tokens") or 0)
     took = ended - started if started is not None and ended is not None else None
-    alive = agent_state == "running"
+    alive = agent_state == AgentState.RUNNING
     return {
         "state": turn.get("state") or "idle",
         "running": alive and turn_running(turn),
@@ -122,14 +122,14 @@ def agent_view(row: AgentRow) -> dict[str, Any]:
     """One row of `list`, shaped for the agents table and the per-agent state row."""
     status = agent_status(row)
     transient = row.get("transient")
-    turn = turn_view(row.get("turn"), str(row.get("state") or "stopped"))
-    running = status in ("running", "needs_login")
+    turn = turn_view(row.get("turn"), AgentState.of(row.get("state")))
+    running = status in (AgentState.RUNNING, TurnPhase.NEEDS_LOGIN)
     return {
         "name": row["name"],
         "is_manager": row["name"] == MANAGER,
         "status": status,
         "transient": transient,
-        "busy": bool(transient) or status == "spawning",
+        "busy": bool(transient) or status == AgentState.SPAWNING,
         "label": transient or status,
         "note": row.get("note"),
         "model": row.get("model") or "default",
@@ -137,9 +137,9 @@ def agent_view(row: AgentRow) -> dict[str, Any]:
         "inbox": int(row.get("inbox") or 0),
         "needs_update": bool(row.get("needs_update")),
         "turn": turn,
-        "can_start": status in ("stopped", "failed") and not transient,
+        "can_start": status in (AgentState.STOPPED, AgentState.FAILED) and not transient,
         "can_stop": running and not transient,
-        "can_destroy": row["name"] != MANAGER and status != "spawning" and not transient,
+        "can_destroy": row["name"] != MANAGER and status != AgentState.SPAWNING and not transient,
         "can_cancel": bool(turn and turn["running"]),
     }
 
@@ -160,9 +160,10 @@ def approval_view(a: Approval) -> dict[str, Any]:
         "spawn": a.kind == "spawn",
         "commit": (a.commit_ref or "")[:12],
         "status": a.status,
-        "applying": a.status == "applying",
+        "applying": a.status == ApprovalStatus.APPLYING,
         # the applied config moved since the diff was computed: approving is refused
-        "stale": a.status == "stale" or (a.status == "pending" and a.stale_at is not None),
+        "stale": a.status == ApprovalStatus.STALE
+        or (a.status == ApprovalStatus.PENDING and a.stale_at is not None),
         "base": (a.base_commit or "")[:12],
         "note": a.note,
         "requested_at": a.requested_at,
@@ -174,7 +175,7 @@ def approval_view(a: Approval) -> dict[str, Any]:
 
 def approvals() -> list[dict[str, Any]]:
     """Approvals waiting (pending or applying), oldest first; the header counts them all."""
-    waiting = Approval.status.in_(("pending", "applying"))
+    waiting = Approval.status.in_([s for s in ApprovalStatus if s.open])
     rows = Approval.select().where(waiting).order_by(Approval.id).limit(APPROVALS_SHOWN)
     return [approval_view(a) for a in rows]
 
@@ -183,7 +184,7 @@ def decisions() -> list[dict[str, Any]]:
     """The last few resolved approvals, newest first."""
     rows = (
         Approval.select()
-        .where(Approval.status.in_(("approved", "denied", "failed", "stale")))
+        .where(Approval.status.in_([s for s in ApprovalStatus if not s.open]))
         .order_by(Approval.id.desc())
         .limit(DECISIONS_SHOWN)
     )
@@ -211,7 +212,7 @@ def questions() -> list[dict[str, Any]]:
     """Pending questions, oldest first."""
     rows = (
         OperatorQuestion.select()
-        .where(OperatorQuestion.status == "pending")
+        .where(OperatorQuestion.status == QuestionStatus.PENDING)
         .order_by(OperatorQuestion.id)
         .limit(QUESTIONS_SHOWN)
     )
@@ -236,9 +237,11 @@ def notifications() -> list[dict[str, Any]]:
 
 def counts() -> dict[str, int]:
     """Pending approvals and questions (the header), and approvals still being applied."""
-    pending = Approval.select().where(Approval.status == "pending").count()
-    applying = Approval.select().where(Approval.status == "applying").count()
-    questions = OperatorQuestion.select().where(OperatorQuestion.status == "pending").count()
+    pending = Approval.select().where(Approval.status == ApprovalStatus.PENDING).count()
+    applying = Approval.select().where(Approval.status == ApprovalStatus.APPLYING).count()
+    questions = (
+        OperatorQuestion.select().where(OperatorQuestion.status == QuestionStatus.PENDING).count()
+    )
     return {
         "approvals": pending,
         "questions": questions,
