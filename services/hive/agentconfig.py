@@ -70,6 +70,7 @@ class AgentConfig:
     tasks: int | None = None
     allowed_recipients: tuple[str, ...] | None = None  # None = anyone
     network: str = "host"
+    spend_usd: float | None = None  # the gateway refuses model requests beyond it; None = no cap
 
     def may_send_to(self, recipient: str) -> bool:
         return self.allowed_recipients is None or recipient in self.allowed_recipients
@@ -182,8 +183,10 @@ def parse(data: bytes | str) -> AgentConfig:
     if not isinstance(limits, dict):
         raise ConfigError("config key 'limits' must be a table")
     for k in limits:
-        if k not in ("memory", "cpu", "tasks"):
-            raise ConfigError(f"unknown config key 'limits.{k}': use memory, cpu or tasks")
+        if k not in ("memory", "cpu", "tasks", "spend_usd"):
+            raise ConfigError(
+                f"unknown config key 'limits.{k}': use memory, cpu, tasks or spend_usd"
+            )
     memory = limits.get("memory")
     if memory is not None and (not isinstance(memory, str) or not _MEMORY.fullmatch(memory)):
         raise ConfigError("config key 'limits.memory' must look like '512M' or '2G'")
@@ -195,6 +198,11 @@ def parse(data: bytes | str) -> AgentConfig:
     tasks = limits.get("tasks")
     if tasks is not None and (isinstance(tasks, bool) or not isinstance(tasks, int) or tasks < 1):
         raise ConfigError("config key 'limits.tasks' must be a positive integer")
+    spend = limits.get("spend_usd")
+    if spend is not None and (
+        isinstance(spend, bool) or not isinstance(spend, int | float) or not 0 <= spend <= 1e9
+    ):
+        raise ConfigError("config key 'limits.spend_usd' must be a number of US dollars, 0 or more")
 
     recipients: tuple[str, ...] | None = None
     if "allowed_recipients" in raw:
@@ -219,6 +227,7 @@ def parse(data: bytes | str) -> AgentConfig:
         tasks=tasks,
         allowed_recipients=recipients,
         network=network,
+        spend_usd=float(spend) if spend is not None else None,
     )
 
 
@@ -249,6 +258,7 @@ def template(name: str, *, manager: bool = False) -> str:
         f'# memory = "2G"\n'
         f"# cpu = 1.0\n"
         f"# tasks = 512\n"
+        f"# spend_usd = 20.0               # the most its model requests may cost, in total\n"
         f"\n"
         f"# [[binds]]\n"
         f'# source = "/srv/shared"\n'

@@ -21,7 +21,10 @@ import peewee as pw
 
 from .vocab import AgentState, ApprovalStatus, QuestionStatus
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+DB_MODE = 0o660
+"""hive.db and its -wal/-shm: the group (hive-admin) writes too, for the gateway's usage rows
+(SQLite gives the -wal and -shm files the database file's mode)."""
 
 
 class Synchronous(StrEnum):
@@ -83,6 +86,7 @@ class Agent(_Model):
     applied_sha = pw.CharField(null=True)
     created_at = pw.FloatField(default=now)
     updated_at = pw.FloatField(default=now)
+    spend_cap_usd = pw.FloatField(null=True)  # limits.spend_usd of the applied config; None: none
 
     class Meta:
         table_name = "agents"
@@ -170,9 +174,40 @@ class TurnState(_Model):
     cached_tokens = pw.IntegerField(default=0)
     cost_usd = pw.FloatField(default=0.0)
     updated_at = pw.FloatField(default=now)
+    turn = pw.CharField(null=True, max_length=64)  # the harness's id of the turn (X-Hive-Turn)
 
     class Meta:
         table_name = "turn_state"
+
+
+class Usage(_Model):
+    """What one model response used and cost, metered by the gateway (one row per response).
+
+    `agent` is the socket the request came in on, never anything the request says; `turn`
+    is the harness's X-Hive-Turn header, kept for grouping only. Token columns are the API's
+    own usage block: `input_tokens` is the uncached input, cache writes and reads apart.
+    """
+
+    id = pw.AutoField()
+    agent = pw.CharField(max_length=31)
+    turn = pw.CharField(null=True, max_length=64)
+    model = pw.CharField(max_length=100)
+    request_id = pw.CharField(null=True, max_length=100)  # the API's request-id header
+    input_tokens = pw.IntegerField(default=0)
+    output_tokens = pw.IntegerField(default=0)
+    cache_write_tokens = pw.IntegerField(default=0)
+    cache_read_tokens = pw.IntegerField(default=0)
+    cost_usd = pw.FloatField(default=0.0)
+    complete = pw.BooleanField(default=True)  # False: the response was cut off before its end
+    started_at = pw.FloatField(default=now)
+    created_at = pw.FloatField(default=now)
+
+    class Meta:
+        table_name = "usage"
+        indexes = (
+            (("agent", "created_at", "cost_usd"), False),  # covers an agent's spend
+            (("agent", "turn"), False),
+        )
 
 
 class TransientState(_Model):
@@ -259,6 +294,7 @@ MODELS: list[type[_Model]] = [
     Approval,
     OperatorQuestion,
     TurnState,
+    Usage,
     TransientState,
     Notification,
     Event,
@@ -286,7 +322,18 @@ def open_db(
         with db.atomic("IMMEDIATE"):
             _migrate(db)  # first: a new index may cover an added column
             db.create_tables(MODELS, safe=True)
+        _group_writable(p)
     return db
+
+
+def _group_writable(path: Path) -> None:
+    """Give the database files DB_MODE, where this process owns them (best effort)."""
+    for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if f.stat().st_uid == os.geteuid() and f.stat().st_mode & 0o777 != DB_MODE:
+                os.chmod(f, DB_MODE)
+        except OSError:
+            continue
 
 
 ADDED_COLUMNS: list[tuple[str, str, str]] = [
@@ -301,6 +348,8 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("approvals", "stale_at", "REAL"),
     ("approvals", "decided_by", "TEXT"),
     ("operator_questions", "decided_by", "TEXT"),
+    ("agents", "spend_cap_usd", "REAL"),
+    ("turn_state", "turn", "VARCHAR(64)"),
 ]
 """A column added to an existing table is listed here too, so older databases get it."""
 

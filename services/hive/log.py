@@ -38,6 +38,9 @@ MESSAGE_IDS: dict[str, str] = {
     "connection_refused": "0a6a2f6b9713430db730c9a14f676a0a",
     "operator_login": "742fc312729b476c94fc40b3430c7c20",
     "operator_action": "adef47a84de14245a8f26872f91131e0",
+    "gateway": "180598ed41b743b89868bd347cebab84",
+    "model_usage": "d45ccb3b72cd4744bbcbd5edd73ab9a7",
+    "gateway_refused": "3b753c21f51b4021a3e3aeb43527ffc4",
 }
 
 DEBUG = syslog.LOG_DEBUG

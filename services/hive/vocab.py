@@ -112,11 +112,99 @@ class TurnPhase(StrEnum):
     WAITING = "waiting"
     ERROR = "error"
     NEEDS_LOGIN = "needs_login"
+    """The model gateway has no usable API key: the harness waits, its inbox untouched."""
+    CAPPED = "capped"
+    """The agent reached its spending cap: its turn waits, open, until the cap is raised."""
 
     @property
     def busy(self) -> bool:
         """A turn is under way (or stopped in error) while the harness says this."""
         return self in (TurnPhase.THINKING, TurnPhase.TOOL, TurnPhase.WAITING, TurnPhase.ERROR)
+
+    @property
+    def blocked(self) -> bool:
+        """The harness waits for the operator (a key, a higher cap) before it reads its inbox."""
+        return self in (TurnPhase.NEEDS_LOGIN, TurnPhase.CAPPED)
+
+
+class GatewayRefusal(StrEnum):
+    """Why the model gateway answered a request itself instead of forwarding it: the
+    `hive_refusal` of its Anthropic-shaped error body, which the harness branches on."""
+
+    NO_KEY = "no_key"
+    """The gateway holds no API key."""
+    CAPPED = "capped"
+    """The agent has spent its cap (`limits.spend_usd`)."""
+    NOT_FORWARDED = "not_forwarded"
+    """A method or path the gateway does not forward."""
+    TOO_LARGE = "too_large"
+    """The request body is over the gateway's limit."""
+    BUSY = "busy"
+    """Too many requests or connections of this agent at once."""
+    BAD_REQUEST = "bad_request"
+    """Not HTTP the gateway can read."""
+    UPSTREAM_DOWN = "upstream_down"
+    """The API could not be reached, or did not answer in time."""
+    UNAVAILABLE = "unavailable"
+    """The gateway cannot meter now (its database failed), so it forwards nothing."""
+
+    @property
+    def http_status(self) -> int:
+        return {
+            GatewayRefusal.NO_KEY: 401,
+            GatewayRefusal.CAPPED: 403,
+            GatewayRefusal.NOT_FORWARDED: 404,
+            GatewayRefusal.TOO_LARGE: 413,
+            GatewayRefusal.BUSY: 429,
+            GatewayRefusal.BAD_REQUEST: 400,
+            GatewayRefusal.UPSTREAM_DOWN: 502,
+            GatewayRefusal.UNAVAILABLE: 503,
+        }[self]
+
+    @property
+    def error_type(self) -> str:
+        """The Anthropic API's error type for the same status, so SDKs read it natively."""
+        return {
+            GatewayRefusal.NO_KEY: "authentication_error",
+            GatewayRefusal.CAPPED: "permission_error",
+            GatewayRefusal.NOT_FORWARDED: "not_found_error",
+            GatewayRefusal.TOO_LARGE: "request_too_large",
+            GatewayRefusal.BUSY: "rate_limit_error",
+            GatewayRefusal.BAD_REQUEST: "invalid_request_error",
+            GatewayRefusal.UPSTREAM_DOWN: "api_error",
+            GatewayRefusal.UNAVAILABLE: "overloaded_error",
+        }[self]
+
+    @property
+    def code(self) -> Code:
+        """The hive's refusal code for it (docs, logs, clients that know the hive)."""
+        return {
+            GatewayRefusal.NO_KEY: Code.UNAVAILABLE,
+            GatewayRefusal.CAPPED: Code.FORBIDDEN,
+            GatewayRefusal.NOT_FORWARDED: Code.NOT_FOUND,
+            GatewayRefusal.TOO_LARGE: Code.INVALID,
+            GatewayRefusal.BUSY: Code.UNAVAILABLE,
+            GatewayRefusal.BAD_REQUEST: Code.INVALID,
+            GatewayRefusal.UPSTREAM_DOWN: Code.UNAVAILABLE,
+            GatewayRefusal.UNAVAILABLE: Code.UNAVAILABLE,
+        }[self]
+
+    @classmethod
+    def of(cls, value: object) -> GatewayRefusal | None:
+        """The refusal an error body names; None for an error that came from upstream."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return None
+
+
+class KeyState(StrEnum):
+    """What the model gateway knows of its API key (its status endpoint's `key`)."""
+
+    OK = "ok"
+    MISSING = "missing"
+    REFUSED = "refused"
+    """The API answered 401 to it since the gateway started: a new key and a restart."""
 
 
 class Change(StrEnum):

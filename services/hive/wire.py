@@ -11,7 +11,8 @@ from typing import Any, TypedDict, cast
 
 
 class TurnRow(TypedDict):
-    """The last `set_turn_state` of an agent's harness."""
+    """The last `set_turn_state` of an agent's harness; its tokens and cost are the gateway's
+    metering of that turn (`usage` rows with its `turn` id), not the harness's own count."""
 
     state: str
     tool: str | None
@@ -23,6 +24,7 @@ class TurnRow(TypedDict):
     cached_tokens: int
     cost_usd: float
     updated_at: float
+    turn: str | None
 
 
 class AgentRecord(TypedDict):
@@ -38,6 +40,10 @@ class AgentRecord(TypedDict):
     set_aside: int
     created_at: float
     turn: TurnRow | None
+    spent_usd: float
+    """What the agent's model requests cost since it was made, metered by the gateway."""
+    spend_cap_usd: float | None
+    """Its applied `limits.spend_usd`, which the gateway enforces; None: no cap."""
 
 
 class AgentRow(AgentRecord):

@@ -149,3 +149,26 @@ def test_a_config_cannot_change_whom_git_records() -> None:
     for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_EMAIL"):
         with pytest.raises(ConfigError, match=f"environment.{key}"):
             parse(f'[environment]\n{key} = "the operator"\n')
+
+
+@pytest.mark.parametrize(
+    ("text", "cap"),
+    [("", None), ("[limits]\nspend_usd = 12.5", 12.5), ("[limits]\nspend_usd = 0", 0.0)],
+)
+def test_the_spending_cap_is_a_number_of_dollars(text: str, cap: float | None) -> None:
+    assert parse(text).spend_usd == cap
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[limits]\nspend_usd = -1",
+        "[limits]\nspend_usd = true",
+        "[limits]\nspend_usd = '5'",
+        "[limits]\nspend_usd = inf",
+        "[limits]\nspend_usd = nan",
+    ],
+)
+def test_a_bad_spending_cap_is_refused_naming_the_key(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"'limits\.spend_usd'"):
+        parse(text)
