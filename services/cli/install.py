@@ -24,9 +24,10 @@ UNIT_FILES = (
     "hive-autoupdate.service",
     "hive-autoupdate.path",
     "hive-web.service",
+    "hive-gateway.service",
     "hive-agent@.service",
 )
-HARDENED = ("hive-coordinator", "hive-crashwatch", "hive-autoupdate", "hive-web")
+HARDENED = ("hive-coordinator", "hive-crashwatch", "hive-autoupdate", "hive-web", "hive-gateway")
 """Services with PrivateTmp=/ProtectHome=: they must still see where hyperhive is installed."""
 HIDDEN_BY_HARDENING = ("/tmp", "/var/tmp", "/home", "/root", "/run/user")
 DEFAULT_ENV = "# hyperhive settings, read by every hive-* unit\nHIVE_BACKEND=nspawn\n"
