@@ -24,13 +24,13 @@ from ..hive import log as hlog
 from ..hive import sd
 from ..hive.db import Event, TransientState, open_db
 from ..hive.events import HelperEvent
-from ..hive.inbox import notify_manager
+from ..hive.inbox import notify_manager, ring_doorbell
 from ..hive.names import MANAGER, OPERATOR, SYSTEM
 from ..hive.paths import Paths
 from ..hive.platform import current_rev, read_marker
 from ..hive.protocol import Oversize, Refusal, decode_request, refusal
 from ..hive.statelock import DirLock
-from ..hive.vocab import AgentState, Code, TurnPhase
+from ..hive.vocab import AgentState, Change, Code, TurnPhase
 from ..hive.wire import AgentRecord, AgentRow
 from . import agentfiles, agents, registry, sockets
 from .approvals import Approvals
@@ -160,8 +160,11 @@ class Coordinator:
             )
 
     def changed(self, *kinds: str) -> None:
-        """Something the dashboard shows changed: wake `watch` (all kinds if none named)."""
+        """Something the dashboard shows changed: wake `watch` (all kinds if none named);
+        the gateway too when it is the agents table (agents, their caps)."""
         self.feed.bump(*kinds)
+        if not kinds or Change.AGENTS in kinds:
+            ring_doorbell(self.paths.gateway_doorbell)
 
     def notify(self, event: HelperEvent) -> None:
         """A helper event to hm1nd; in this process the broker wakes the manager directly."""
@@ -278,6 +281,7 @@ class Coordinator:
         path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             path.parent.rmdir()
+        sockets.remove_gateway_dir(self.paths, name)
 
     async def start(self) -> None:
         try:
@@ -325,6 +329,7 @@ class Coordinator:
         if interval is not None:
             self._tasks.append(asyncio.get_running_loop().create_task(self._watchdog(interval)))
         self.questions.recover()
+        self.lifecycle.sync_caps()
         finishing = self.approvals.recover()
         await self.lifecycle.resume(skip=finishing)
         await self.bootstrap_manager()
