@@ -1,9 +1,10 @@
 """One Messages API request, streamed with the anthropic SDK, retried, and cancellable.
 
-The stream runs in a worker thread so a cancel returns at once: the abort shuts the
-connection down and the worker's result is dropped. Overloaded, rate-limited, 5xx and
-network failures are retried here with backoff (the SDK's own retries are off); any
-other failure is raised as one of this module's exceptions.
+Requests go to the model gateway over its unix socket, with no key (the gateway adds its
+own) and the turn's id as `X-Hive-Turn`. The stream runs in a worker thread so a cancel
+returns at once: the abort shuts the connection down and the worker's result is dropped.
+Overloaded, rate-limited, 5xx and network failures are retried here with backoff (the
+SDK's own retries are off); any other failure is raised as one of this module's exceptions.
 """
 
 from __future__ import annotations
@@ -13,15 +14,23 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import anthropic
 import httpx2
 
+from ..hive.pricing import Usage
+from ..hive.vocab import GatewayRefusal
 from .cancel import Cancelled, CancelToken
-from .pricing import Usage
+from .gateway import BASE_URL
 
 TRANSIENT_TYPES = frozenset({"overloaded_error", "rate_limit_error", "api_error", "timeout_error"})
+TURN_HEADER = "X-Hive-Turn"
+NO_KEY_HEADERS = cast(
+    dict[str, str], {"X-Api-Key": anthropic.omit, "Authorization": anthropic.omit}
+)
+"""The SDK sends no key at all: the harness has none, and the gateway adds its own."""
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 300.0
 """Seconds without a byte from the API (it sends pings while it thinks) before a retry."""
@@ -33,6 +42,10 @@ class AuthFailed(Exception):
 
 class ContextTooLong(Exception):
     """The request is over the model's context window: compact, then try again."""
+
+
+class Capped(Exception):
+    """The gateway refused: this agent has spent its cap. The turn waits, open."""
 
 
 class ApiFailure(Exception):
@@ -110,8 +123,19 @@ def _error_type(e: anthropic.APIStatusError) -> str | None:
     return None
 
 
+def hive_refusal(e: BaseException) -> GatewayRefusal | None:
+    """The gateway's own refusal in an error, None for one that came from the API."""
+    if isinstance(e, anthropic.APIStatusError) and isinstance(e.body, dict):
+        err = e.body.get("error")
+        if isinstance(err, dict):
+            return GatewayRefusal.of(err.get("hive_refusal"))
+    return None
+
+
 def classify(e: BaseException) -> str:
-    """'auth', 'too_long', 'transient' or 'fatal' for an exception from one request."""
+    """'capped', 'auth', 'too_long', 'transient' or 'fatal' for an exception from one request."""
+    if hive_refusal(e) is GatewayRefusal.CAPPED:
+        return "capped"
     if isinstance(e, anthropic.AuthenticationError):
         return "auth"
     if isinstance(e, anthropic.APIStatusError):
@@ -173,19 +197,24 @@ class _Exchange:
 class Api:
     def __init__(
         self,
-        key: str,
-        base_url: str | None,
+        gateway_socket: Path,
         *,
         retry_base: float,
         retry_cap: float,
         max_retries: int,
     ) -> None:
-        self.key = key
+        timeout = httpx2.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
         self.client = anthropic.Anthropic(
-            api_key=key,
-            base_url=base_url,
+            api_key="",  # explicit, so the SDK looks for no credentials of its own
+            base_url=BASE_URL,
+            default_headers=NO_KEY_HEADERS,
             max_retries=0,
-            timeout=httpx2.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
+            timeout=timeout,
+            http_client=httpx2.Client(
+                transport=httpx2.HTTPTransport(uds=str(gateway_socket)),
+                trust_env=False,  # never a proxy from the environment: only the socket
+                timeout=timeout,
+            ),
         )
         self.retry_base = retry_base
         self.retry_cap = retry_cap
@@ -208,19 +237,23 @@ class Api:
         *,
         on_attempt: Callable[[int], None],
         on_retry: Callable[[str], None],
+        turn: str | None = None,
     ) -> Response:
-        """Stream one request to its end, retrying transient failures; honours `cancel`."""
+        """Stream one request to its end, retrying transient failures; honours `cancel`.
+        `turn` goes to the gateway as X-Hive-Turn (it groups the usage it meters)."""
         attempt = 0
         while True:
             attempt += 1
             cancel.check()
             on_attempt(attempt)
             try:
-                return self._stream_once(params, cancel)
+                return self._stream_once(params, cancel, turn)
             except Cancelled:
                 raise
             except Exception as e:
                 kind = classify(e)
+                if kind == "capped":
+                    raise Capped(describe(e)) from None
                 if kind == "auth":
                     raise AuthFailed(describe(e)) from None
                 if kind == "too_long":
@@ -233,12 +266,15 @@ class Api:
                 on_retry(f"retrying: {describe(e)}; attempt {attempt + 1} in {delay:.1f} s")
                 cancel.sleep(delay)
 
-    def _stream_once(self, params: dict[str, Any], cancel: CancelToken) -> Response:
+    def _stream_once(
+        self, params: dict[str, Any], cancel: CancelToken, turn: str | None
+    ) -> Response:
         ex = _Exchange()
+        headers = {TURN_HEADER: turn} if turn else None
 
         def work() -> None:
             try:
-                with self.client.messages.stream(**params) as stream:
+                with self.client.messages.stream(**params, extra_headers=headers) as stream:
                     ex.stream = stream
                     if not ex.done.is_set():
                         ex.message = stream.get_final_message()
