@@ -82,12 +82,25 @@ def turn_running(turn: TurnRow | None) -> bool:
 
 
 def agent_status(row: AgentRow) -> str:
-    """running / failed / spawning / stopped / needs_login (the badge): the agent's state
-    first; needs_login only refines a running agent."""
+    """running / failed / spawning / stopped / needs_login / capped (the badge): the agent's
+    state first; needs_login and capped only refine a running agent."""
     state = AgentState.of(row.get("state"))
     if state is AgentState.RUNNING and row.get("needs_login"):
         return TurnPhase.NEEDS_LOGIN
+    turn = row.get("turn")
+    if state is AgentState.RUNNING and turn and turn.get("state") == TurnPhase.CAPPED:
+        return TurnPhase.CAPPED
     return state
+
+
+def spend_view(row: AgentRow) -> dict[str, Any]:
+    """What the agent's model requests cost since it was made (the gateway's metering), and
+    its cap."""
+    spent = float(row.get("spent_usd") or 0.0)
+    cap = row.get("spend_cap_usd")
+    capped = cap is not None and spent >= cap
+    text = display.cost(spent) + (f" of {display.cost(cap)} cap" if cap is not None else "")
+    return {"text": text, "capped": capped, "shown": bool(spent) or cap is not None}
 
 
 def turn_view(turn: TurnRow | None, agent_state: str = AgentState.RUNNING) -> dict[str, Any] | None:
@@ -123,7 +136,7 @@ def agent_view(row: AgentRow) -> dict[str, Any]:
     status = agent_status(row)
     transient = row.get("transient")
     turn = turn_view(row.get("turn"), AgentState.of(row.get("state")))
-    running = status in (AgentState.RUNNING, TurnPhase.NEEDS_LOGIN)
+    running = status in (AgentState.RUNNING, TurnPhase.NEEDS_LOGIN, TurnPhase.CAPPED)
     return {
         "name": row["name"],
         "is_manager": row["name"] == MANAGER,
@@ -137,6 +150,7 @@ def agent_view(row: AgentRow) -> dict[str, Any]:
         "inbox": int(row.get("inbox") or 0),
         "needs_update": bool(row.get("needs_update")),
         "turn": turn,
+        "spend": spend_view(row),
         "can_start": status in (AgentState.STOPPED, AgentState.FAILED) and not transient,
         "can_stop": running and not transient,
         "can_destroy": row["name"] != MANAGER and status != AgentState.SPAWNING and not transient,

@@ -7,6 +7,9 @@
 % else:
 <span class="chip turn dim">no turn yet</span>
 % end
+% if a['spend']['shown']:
+<span class="chip spend{{' capped' if a['spend']['capped'] else ''}}" title="spent on the model since it was made, metered by the gateway">{{a['spend']['text']}}</span>
+% end
 % if a['inbox']:
 <span class="chip inbox" title="undelivered messages">✉ {{a['inbox']}}</span>
 % end
