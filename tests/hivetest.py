@@ -49,12 +49,16 @@ def free_port() -> int:
 
 
 def hive_env(root: Path, **extra: str) -> dict[str, str]:
-    """Environment for hive processes living under `root` (state) and a short runtime dir."""
+    """Environment for hive processes living under `root` (state) and a short runtime dir.
+
+    With ANTHROPIC_BASE_URL in `extra` (the fake API), the coordinator's process backend runs
+    the model gateway, which takes that URL and ANTHROPIC_API_KEY; without it, no gateway
+    runs (the agents of most tests never call the model)."""
     runtime = Path(tempfile.mkdtemp(prefix="hh-", dir="/tmp"))
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("HIVE_", "NOTIFY_SOCKET", "WATCHDOG_", "LISTEN_"))
+        if not k.startswith(("HIVE_", "NOTIFY_SOCKET", "WATCHDOG_", "LISTEN_", "ANTHROPIC_"))
     }
     env.update(
         HIVE_STATE_DIR=str(root / "state"),
@@ -64,6 +68,8 @@ def hive_env(root: Path, **extra: str) -> dict[str, str]:
         HIVE_AGENT_COMMAND="sleep infinity",  # a real payload process that just stays up
         PYTHONPATH=str(REPO),
     )
+    if "ANTHROPIC_BASE_URL" not in extra:
+        env["HIVE_GATEWAY_COMMAND"] = ""  # no model API: no gateway
     env.update(extra)
     return env
 

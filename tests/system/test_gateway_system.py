@@ -1,0 +1,193 @@
+"""The model gateway as a unit in a booted host: the real harness in a real nspawn container
+completes a tool-use turn through it against the Messages API stand-in (running here, on
+the network the sandbox shares), the usage it recorded is the stand-in's usage blocks
+exactly, and the API key is nowhere in the container: not in its processes' environments,
+its files, what its tools see, nor its unit and drop-in.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fakeapi import FakeAnthropic, Reply, Request, text, tool
+from tests.system.hivehost import HiveHost, booted_hive
+
+KEY = "sk-ant-system-test-key-7f3a9c"
+DB = "/var/lib/hyperhive/hive.db"
+
+
+def model(req: Request) -> Reply:
+    """alice answers "look around" with one bash command, then a text; all else is noted."""
+    last = req.messages[-1]["content"]
+    if isinstance(last, list) and any(b.get("type") == "tool_result" for b in last):
+        return text("I looked around")
+    if "You are alice" in req.system_text and "look around" in req.text():
+        return tool(
+            "bash",
+            command="env; tr '\\0' '\\n' < /proc/1/environ; ls -la /state /run/hive-gateway",
+        )
+    return text("noted")
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HiveHost, FakeAnthropic]]:
+    """The hive installed with the real harness in every container; the gateway's key and
+    upstream (the stand-in) in credentials.env, as an operator puts them."""
+    with (
+        FakeAnthropic(api_key=KEY, default=model) as fake,
+        booted_hive(tmp_path_factory.mktemp("gateway"), settings={}) as host,
+    ):
+        host.sandbox.run(
+            "/bin/sh",
+            "-c",
+            "umask 077; cat > /etc/hyperhive/credentials.env",
+            input=f"ANTHROPIC_API_KEY={KEY}\nANTHROPIC_BASE_URL={fake.url}\n",
+        )
+        host.sh("systemctl restart hive-gateway.service")
+        yield host, fake
+
+
+def usage(host: HiveHost) -> list[dict[str, object]]:
+    out = host.sandbox.run(
+        "sqlite3", "-json", "-cmd", ".timeout 10000", DB, "SELECT * FROM usage ORDER BY id"
+    ).stdout
+    return list(json.loads(out)) if out.strip() else []
+
+
+def container_pids(host: HiveHost, unit: str) -> list[int]:
+    """Every process in the unit's cgroup (nspawn, the container's init, the harness, its
+    children), as /proc says."""
+    out = host.sh(f"grep -l '/{unit}' /proc/[0-9]*/cgroup 2>/dev/null || true")
+    return sorted(int(line.split("/")[2]) for line in out.split())
+
+
+def test_the_gateway_unit_is_ready_verified_and_says_what_it_serves(
+    live: tuple[HiveHost, FakeAnthropic],
+) -> None:
+    host, fake = live
+    assert host.unit_prop("hive-gateway.service", "ActiveState") == "active"
+    assert host.unit_prop("hive-gateway.service", "Type") == "notify"
+    status = host.unit_prop("hive-gateway.service", "StatusText")
+    assert status.startswith("serving ") and "key ok (ANTHROPIC_API_KEY)" in status, status
+    assert fake.url in status
+    out = host.sandbox.run(
+        "systemd-analyze", "verify", "hive-gateway.service", "hyperhive.target", check=False
+    )
+    assert out.returncode == 0 and out.stderr.strip() == "", out.stderr
+    assert host.unit_prop("hive-gateway.service", "User") == "hive-gateway"
+    assert host.unit_prop("hive-gateway.service", "WatchdogUSec") == "30s"
+
+
+def test_a_tool_use_turn_in_a_container_goes_through_the_gateway_and_no_key_is_inside(
+    live: tuple[HiveHost, FakeAnthropic],
+) -> None:
+    host, fake = live
+    host.hivectl("spawn", "alice")
+    host.hivectl("send", "alice", "please look around")
+    result = fake.wait_for(
+        lambda r: "You are alice" in r.system_text and bool(r.tool_results()), timeout=120
+    )
+    deadline = time.monotonic() + 60
+    while (row := host.hivectl("status", "alice")["agents"][0])["turn"]["detail"] != "turn ended":
+        assert time.monotonic() < deadline, row
+        time.sleep(0.5)
+    # the turn: a tool call run in the container, and its answer, through the gateway
+    seen_by_tools = json.dumps(result.tool_results())
+    assert "HIVE_GATEWAY_SOCKET=/run/hive-gateway/api.sock" in seen_by_tools
+    assert "api.sock" in seen_by_tools  # the socket is there, bound read-only
+    assert result.headers["x-api-key"] == KEY and "authorization" not in result.headers
+    assert row["turn"]["state"] == "idle" and row["turn"]["output_tokens"] > 0
+
+    # the key is in no process of the container, nor in what its tool printed
+    pids = container_pids(host, "hive-agent@alice.service")
+    assert len(pids) >= 2  # nspawn's stub init and the harness at least
+    for pid in pids:
+        environ = host.sh(f"cat /proc/{pid}/environ | tr '\\0' '\\n'", check=False)
+        assert KEY not in environ and "ANTHROPIC_" not in environ, (pid, environ)
+    assert KEY not in seen_by_tools and "ANTHROPIC_" not in seen_by_tools
+    # nor in its files: the container's own view of every writable or bound tree
+    leader = host.sh("machinectl show --property=Leader --value h-alice").strip()
+
+    def grep(needle: str) -> list[str]:
+        out = host.sh(
+            f"nsenter -t {leader} -m -- grep -rlsF -D skip -e '{needle}' "
+            "/state /run /tmp /var /etc /hive /root /home; true"
+        )
+        return out.split()
+
+    # (the search sees the container's files: the tool's output is in its conversation)
+    assert "/state/conversation.json" in grep("HIVE_GATEWAY_SOCKET=/run/hive-gateway")
+    assert grep(KEY) == []
+    # its gateway dir is read-only inside: nothing can be planted or replaced there
+    planted = host.sandbox.run(
+        "nsenter", "-t", leader, "-m", "--", "touch", "/run/hive-gateway/planted", check=False
+    )
+    assert planted.returncode != 0 and "Read-only file system" in planted.stderr
+
+    # nor in its unit, drop-in included, nor the environment systemd gives it
+    unit = host.sh("systemctl cat hive-agent@alice.service")
+    assert KEY not in unit and "credentials.env" not in unit and "ANTHROPIC_" not in unit
+    assert KEY not in host.unit_prop("hive-agent@alice.service", "Environment")
+    assert "EnvironmentFile" not in host.sh(
+        "systemctl show hive-agent@alice.service -p EnvironmentFiles"
+    )
+
+    # what the gateway recorded is what the stand-in sent, exactly, every response
+    deadline = time.monotonic() + 60
+    while len(rows := usage(host)) != len(fake.usages):
+        assert time.monotonic() < deadline, (rows, fake.usages)
+        time.sleep(0.5)
+    recorded = sorted(
+        (r["input_tokens"], r["output_tokens"], r["cache_write_tokens"], r["cache_read_tokens"])
+        for r in rows
+    )
+    sent = sorted(
+        (
+            u["input_tokens"],
+            u["output_tokens"],
+            u["cache_creation_input_tokens"],
+            u["cache_read_input_tokens"],
+        )
+        for u in fake.usages
+    )
+    assert recorded == sent
+    alices = [r for r in rows if r["agent"] == "alice"]
+    assert len(alices) >= 2 and {r["turn"] for r in alices} == {row["turn"]["turn"]}
+    assert row["turn"]["cost_usd"] == pytest.approx(
+        sum(float(r["cost_usd"]) for r in alices), abs=1e-6
+    )  # type: ignore[arg-type]
+
+
+def test_a_local_user_on_the_host_cannot_reach_an_agents_gateway_socket(
+    live: tuple[HiveHost, FakeAnthropic],
+) -> None:
+    host, _ = live
+    host.hivectl("spawn", "bob")
+    sock = "/run/hyperhive/gateway/bob/api.sock"
+    host.sh(f"test -S {sock}")  # it is there, served
+    code = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "try:\n"
+        "    s.connect(sys.argv[1])\n"
+        "except PermissionError:\n"
+        "    print('refused')\n"
+        "else:\n"
+        "    print('connected')\n"
+    )
+    out = host.sandbox.run(
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "/usr/bin/python3",
+        "-c",
+        code,
+        sock,
+    )
+    assert out.stdout.strip() == "refused"
+    assert host.sh("stat -c %a /run/hyperhive/gateway").strip() == "700"
