@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hyperhive.hive.client import HiveClient, Unreachable
+
+from bench.host import db_value
 
 if TYPE_CHECKING:
     from tests.system.hivehost import HiveHost
@@ -93,12 +94,7 @@ class Link:
 
 def _lookup(sql: str, *args: Any) -> Any:
     """One read from the hive's database (to learn whether a lost request was stored)."""
-    conn = sqlite3.connect(f"file:{DB}?mode=ro", uri=True, timeout=10)
-    try:
-        row = conn.execute(sql, args).fetchone()
-        return None if row is None else row[0]
-    finally:
-        conn.close()
+    return db_value(DB, sql, *args)
 
 
 def _status(table: str, row_id: int) -> Any:
