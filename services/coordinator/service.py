@@ -22,6 +22,7 @@ from peewee import fn
 
 from ..hive import log as hlog
 from ..hive import sd
+from ..hive import waiting as hive_waiting
 from ..hive.db import Event, TransientState, open_db
 from ..hive.events import HelperEvent
 from ..hive.inbox import notify_manager
@@ -193,9 +194,15 @@ class Coordinator:
         """`list` rows plus what the dashboard needs: transient state, model, update, login."""
         transient = {t.agent: t.state for t in TransientState.select()}
         rev = current_rev()
-        return [self._agent_row(r, transient.get(r["name"]), rev) for r in agents.rows(only)]
+        wait = hive_waiting.agents_waiting()
+        return [
+            self._agent_row(r, transient.get(r["name"]), rev, r["name"] in wait)
+            for r in agents.rows(only)
+        ]
 
-    def _agent_row(self, record: AgentRecord, transient: str | None, rev: str) -> AgentRow:
+    def _agent_row(
+        self, record: AgentRecord, transient: str | None, rev: str, waits: bool
+    ) -> AgentRow:
         name = record["name"]
         config = self.lifecycle.config_of(name)
         turn = record["turn"]
@@ -209,6 +216,7 @@ class Coordinator:
                 and read_marker(self.paths.rev_marker(name)) != rev
             ),
             # the agent's state comes first: a stopped agent's last turn state is history
+            waiting_operator=waits,
             needs_login=(
                 record["state"] == AgentState.RUNNING
                 and turn is not None

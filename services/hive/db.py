@@ -253,6 +253,24 @@ class LoginLink(_Model):
         table_name = "login_links"
 
 
+class Decision(_Model):
+    """The audit trail: one row per operator decision or lifecycle action, kept for good
+    (a purge of an agent never deletes its history)."""
+
+    id = pw.AutoField()
+    at = pw.FloatField(default=now)
+    actor = pw.TextField()  # who: a dashboard session, an action link, hivectl's uid, hm1nd
+    channel = pw.CharField()  # vocab.Channel
+    action = pw.CharField()  # approve, deny, answer, spawn, start, …, login, logout
+    target = pw.CharField(default="")  # the agent, or "approval #3" / "question #7"
+    detail = pw.TextField(default="{}")  # JSON: ids, the diff's hash, the model, …
+    outcome = pw.TextField()  # "ok", or "refused: <the sentence>"
+
+    class Meta:
+        table_name = "decisions"
+        indexes = ((("target", "at"), False), (("at",), False))
+
+
 MODELS: list[type[_Model]] = [
     Agent,
     Message,
@@ -264,6 +282,7 @@ MODELS: list[type[_Model]] = [
     Event,
     WebSession,
     LoginLink,
+    Decision,
 ]
 
 

@@ -129,6 +129,29 @@ class Change(StrEnum):
     NOTIFICATIONS = "notifications"
     TURNS = "turns"
     SESSIONS = "sessions"
+    HISTORY = "history"
+
+
+class Channel(StrEnum):
+    """How an operator decision reached the hive (the audit trail's `channel`)."""
+
+    CLI = "cli"
+    DASHBOARD = "dashboard"
+    LINK = "link"
+    MANAGER = "manager"
+    ADMIN_SOCKET = "admin_socket"
+
+    @classmethod
+    def of_actor(cls, actor: str) -> Channel:
+        if actor.startswith("hivectl"):
+            return cls.CLI
+        if actor.startswith("dashboard"):
+            return cls.DASHBOARD
+        if actor.startswith("action link"):
+            return cls.LINK
+        if actor.startswith("hm1nd"):
+            return cls.MANAGER
+        return cls.ADMIN_SOCKET
 
 
 class Role(StrEnum):

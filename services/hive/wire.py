@@ -48,6 +48,7 @@ class AgentRow(AgentRecord):
     listening: int
     needs_update: bool
     needs_login: bool
+    waiting_operator: bool
 
 
 class ApprovalRow(TypedDict):
@@ -103,6 +104,19 @@ class InboxRow(TypedDict):
     delivered_at: float | None
     set_aside_at: float | None
     dropped_at: float | None
+
+
+class DecisionRow(TypedDict):
+    """One entry of the audit trail (`history`)."""
+
+    id: int
+    at: float
+    actor: str
+    channel: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+    outcome: str
 
 
 class SessionRow(TypedDict):

@@ -127,10 +127,12 @@ BASE: dict[str, dict[str, Any]] = {
     "sessions": {},
     "logout_all": {},
     "set_password": {"password": "a password long enough"},
+    "history": {"agent": "alice", "since": 0},
+    "waiting": {},
 }
 MANAGER_FIELDS = {"start", "restart", "kill"}  # the manager names its target `agent`
 NAME_FIELDS = {"name", "agent", "to"}
-OPTIONAL_NAME = {"agent_status"}  # a null name there means "every agent"
+OPTIONAL_NAME = {"agent_status", "history"}  # a null name there means "every agent"
 SOCKET_OF = {ADMIN: "admin", MANAGER_ROLE: "manager", AGENT: "alice"}
 
 
