@@ -13,6 +13,7 @@ from typing import Any
 
 import peewee as pw
 
+from ..hive.agentconfig import risks_of
 from ..hive.db import (
     Agent,
     Approval,
@@ -170,6 +171,8 @@ def approval_view(a: Approval) -> dict[str, Any]:
         "requested_clock": display.clock(a.requested_at),
         "resolved_at": a.resolved_at,
         "diff": display.diff_lines(a.diff),
+        # computed from the bytes being approved, never from what the manager says of them
+        "risks": risks_of(a.blob, a.agent) if a.status == ApprovalStatus.PENDING else [],
     }
 
 
