@@ -109,9 +109,9 @@ def install(paths: Paths, name: str, config: AgentConfig) -> None:
     if config.network is not Network.EGRESS:
         shutil.rmtree(target, ignore_errors=True)
         return
-    paths.egress_root.mkdir(mode=0o755, parents=True, exist_ok=True)
-    target.mkdir(mode=0o755, exist_ok=True)
-    os.chmod(target, 0o755)
+    for d in (paths.egress_root, target):  # the proxy's user reads them (umask is 0007)
+        d.mkdir(exist_ok=True)
+        os.chmod(d, 0o755)
     for rel in FILES:
         data = (paths.applied_repo(name) / rel).read_bytes()
         tmp = target / f".{rel}.tmp"
