@@ -36,8 +36,9 @@ INBOX_SHOWN = 200
 
 RUNNING_TURN_STATES = frozenset(p for p in TurnPhase if p.busy)
 CRASH_KINDS = frozenset({"container_crash"})
-ALERT_KINDS = CRASH_KINDS | {"message_set_aside"}
-"""Notifications shown in red: a crash, a message that can never be delivered."""
+ALERT_KINDS = CRASH_KINDS | {"message_set_aside", "network_upgrade"}
+"""Notifications shown in red: a crash, a message that can never be delivered, an agent
+the upgrade left on the host's network."""
 
 
 class NoDatabase(Exception):

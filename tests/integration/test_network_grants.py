@@ -68,6 +68,8 @@ def test_the_upgrade_keeps_host_for_old_configs_once(inproc: InProcessHive) -> N
         }
         assert set(notes) == {"alice", "hm1nd"}
         assert notes["alice"].startswith("alice keeps the host network it was approved with")
+        shown = [n for n in views.notifications() if n["kind"] == "network_upgrade"]
+        assert len(shown) == 2 and all(n["alert"] for n in shown)  # red on the dashboard
         # the pending approval's diff was computed against the old bytes: stale now
         row = next(a for a in again.admin("pending")["approvals"] if a["id"] == pending)
         assert row["stale"]
