@@ -284,7 +284,9 @@ class Lifecycle:
             blob = repos.applied_config(self.paths.applied_repo(name)) or b""
             files = {CONFIG_FILE: blob, **self.backend.render(spec)}
             applied = self.paths.applied_repo(name)
-            if any(_read(applied / rel) != data for rel, data in files.items()):
+            if any(_read(applied / rel) != data for rel, data in files.items()) or (
+                repos.tracked(applied) - set(files)
+            ):
                 repos.apply(self.paths.applied_repo(name), files, "regenerate (rebuild)")
             await self._run(self.backend.stop, name)
             await self._run(self.backend.create, spec)

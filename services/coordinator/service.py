@@ -33,7 +33,7 @@ from ..hive.protocol import Oversize, Refusal, decode_request, refusal
 from ..hive.statelock import DirLock
 from ..hive.vocab import AgentState, Code, TurnPhase
 from ..hive.wire import AgentRecord, AgentRow
-from . import agentfiles, agents, registry, sockets
+from . import agentfiles, agents, network_upgrade, registry, sockets
 from .approvals import Approvals
 from .backends import Backend
 from .broker import Broker
@@ -301,6 +301,9 @@ class Coordinator:
         self.paths.state_dir.mkdir(parents=True, exist_ok=True)
         agentfiles.clear_private_tmp(self.paths)
         agentfiles.migrate_legacy_state(self.paths)
+        # before approvals are re-checked (an upgraded config makes its pending ones stale)
+        # and before hm1nd is bootstrapped (a new hive has nothing to upgrade)
+        network_upgrade.keep_host_network(self.paths)
         sockets.ensure_dir(self.paths.runtime_dir)
         activated = sd.listen_fds_by_name()
         await self._listen(

@@ -119,14 +119,19 @@ class HiveHost:
 
 
 @contextmanager
-def booted_hive(log_dir: Path, *, settings: dict[str, str]) -> Iterator[HiveHost]:
+def booted_hive(
+    log_dir: Path, *, settings: dict[str, str], private_network: bool = False
+) -> Iterator[HiveHost]:
     """A booted sandbox with the hive installed by `hivectl install --set=K=V` for each of
-    `settings` (the dashboard on a free loopback port unless HIVE_WEB_LISTEN is given)."""
+    `settings` (the dashboard on a free loopback port unless HIVE_WEB_LISTEN is given).
+    `private_network`: the sandbox gets a network namespace of its own (SandboxHost), for
+    tests that make veths, firewall rules or servers: nothing of them reaches this machine."""
     sandbox = SandboxHost(
         f"hive-sys-{os.getpid()}-{time.monotonic_ns() % 100000}",
         binds=[REPO],
         binds_ro=[p for p in (Path("/var/lib/apt/lists"), Path("/etc/apt")) if p.exists()],
         log_path=log_dir / "sandbox.log",
+        private_network=private_network,
     )
     sandbox.boot()
     try:
