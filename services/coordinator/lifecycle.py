@@ -31,6 +31,7 @@ from ..hive.platform import (
     write_marker,
 )
 from ..hive.protocol import Refusal
+from ..hive.userns import IdRange, allocate
 from ..hive.vocab import AgentState, Transient
 from . import agentfiles, agents, proposed, repos, stale
 from .backends import AgentSpec, Backend
@@ -74,6 +75,11 @@ class Lifecycle:
         self.backend.set_exit_handler(self._exit_from_thread)
 
     # specs and files ---------------------------------------------------------------------
+    def ids_of(self, name: str) -> IdRange | None:
+        """The host uids `name`'s container runs as (allocated the first time it is asked);
+        None when the backend runs agents without a user namespace."""
+        return allocate(name) if self.backend.private_users else None
+
     def spec(self, name: str, blob: bytes | None = None) -> AgentSpec:
         applied = self.paths.applied_repo(name)
         data = blob if blob is not None else repos.applied_config(applied)
@@ -90,6 +96,7 @@ class Lifecycle:
             state_dir=self.paths.agent_state(name),
             config_path=applied / CONFIG_FILE,
             agents_dir=self.paths.agents_dir if kind == "manager" else None,
+            ids=self.ids_of(name),
         )
 
     def config_of(self, name: str) -> AgentConfig | None:
@@ -120,7 +127,7 @@ class Lifecycle:
     def set_model(self, name: str, model: str | None) -> None:
         """Mirror the operator's override to the agent's /state/hyperhive-model (never through
         anything planted there), then store it."""
-        agentfiles.write_model(self.paths, name, model)
+        agentfiles.write_model(self.paths, name, model, self.ids_of(name))
         Agent.update(model=model, updated_at=now()).where(Agent.name == name).execute()
         hlog.log(f"{name} model set to {model or 'its default'}", kind="lifecycle", agent=name)
         self.effects.changed("agents")
@@ -178,6 +185,7 @@ class Lifecycle:
             name,
             lambda path: repos.build_proposed(path, text, name),
             if_missing=if_missing,
+            manager=self.ids_of(MANAGER),  # the manager writes every proposed repo
         )
 
     async def create(self, name: str, blob: bytes, sha: str | None, label: str) -> bool:

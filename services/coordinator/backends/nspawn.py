@@ -17,7 +17,7 @@ from ...hive.agentconfig import CONFIG_FILE
 from ...hive.names import machine_name
 from ...hive.paths import Paths
 from ...hive.platform import PACKAGE, platform_paths
-from .. import agentfiles, layers, units
+from .. import agentfiles, layers, repos, units
 from . import AgentSpec, ExitHandler, git_identity
 
 DROPIN = "hive-agent.conf"
@@ -26,6 +26,17 @@ SOCKET_IN_CONTAINER = "/run/hive"
 APPLIED_IN_CONTAINER = "/hive/applied"
 SECRETS = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
+DROPPED_CAPABILITIES = (
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_MKNOD",
+    "CAP_AUDIT_CONTROL",
+    "CAP_AUDIT_WRITE",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_LINUX_IMMUTABLE",
+)
+"""Taken from the payload on top of nspawn's own reductions: under a user namespace they act
+only on the container's own namespaces, and the harness needs none of them (docs/security.md)."""
 
 
 def unit_name(agent: str) -> str:
@@ -41,6 +52,7 @@ def quote(arg: str) -> str:
 
 class NspawnBackend:
     name = "nspawn"
+    private_users = True  # each agent's container runs under a uid range of its own
 
     def __init__(
         self,
@@ -71,6 +83,7 @@ class NspawnBackend:
             f"--machine={machine_name(spec.name)}",
             "--settings=no",
             "--no-new-privileges=yes",
+            *self.userns_argv(spec),
             f"--bind={spec.state_dir}:/state",
             f"--bind={spec.socket.parent}:{SOCKET_IN_CONTAINER}",
             f"--bind-ro={self.paths.applied_repo(spec.name)}:{APPLIED_IN_CONTAINER}",
@@ -102,6 +115,14 @@ class NspawnBackend:
         argv += ["--chdir=/state", "--", *self.command]
         return argv
 
+    # user namespace (docs/security.md) -------------------------------------------------
+    def userns_argv(self, spec: AgentSpec) -> list[str]:
+        """Root in the container is `spec.ids.base` on the host; nothing is chowned by nspawn
+        (the coordinator gives the agent its files), and the payload loses what it never needs."""
+        if spec.ids is None:
+            return []
+        return [*spec.ids.nspawn_args(), f"--drop-capability={','.join(DROPPED_CAPABILITIES)}"]
+
     def render(self, spec: AgentSpec) -> dict[str, bytes]:
         c = spec.config
         layer = self.layers_dir / layers.layer_key(c.packages) if c.packages else None
@@ -124,7 +145,12 @@ class NspawnBackend:
         return self.unit_dir / f"{unit_name(name)}.d"
 
     def create(self, spec: AgentSpec) -> None:
-        agentfiles.ensure_state_dir(self.paths, spec.name)  # a real dir of ours, or refused
+        # a real dir of ours (its container's root's, under a user namespace), or refused
+        agentfiles.ensure_state_dir(self.paths, spec.name, spec.ids)
+        if spec.ids is not None:
+            if spec.agents_dir is not None:  # hm1nd writes every proposed repo
+                agentfiles.give_agents_dir(self.paths, spec.ids)
+            repos.share_applied(self.paths.applied_repo(spec.name))
         layers.ensure_layer(self.layers_dir, spec.config.packages)
         source = self.paths.applied_repo(spec.name) / DROPIN
         target_dir = self._dropin_dir(spec.name)
