@@ -251,10 +251,25 @@ class Lifecycle:
         return ok, note
 
     def is_stale(self, name: str) -> bool:
-        """Built from a platform other than the installed one (and in a rebuildable state)."""
+        """Built from a platform other than the installed one, or from files this coordinator
+        would generate differently (and in a rebuildable state)."""
         row = Agent.get_or_none(Agent.name == name)
-        marker = read_marker(self.paths.rev_marker(name))
-        return row is not None and row.state in REBUILDABLE and marker != current_rev()
+        if row is None or row.state not in REBUILDABLE:
+            return False
+        return read_marker(self.paths.rev_marker(name)) != current_rev() or self.drifted(name)
+
+    def drifted(self, name: str) -> bool:
+        """What this coordinator generates from `name`'s applied config (its unit drop-in)
+        differs from what is applied. After an upgrade the rebuild that a new platform rev
+        starts may run on the old code, before the services restart: the restarted coordinator
+        then still has containers to rebuild, with what its own code renders (a user
+        namespace, say), though their marker is current."""
+        try:
+            files = self.backend.render(self.spec(name))
+        except (Refusal, OSError):
+            return False  # a rebuild would fail the same way; `rebuild` says why
+        applied = self.paths.applied_repo(name)
+        return any(_read(applied / rel) != data for rel, data in files.items())
 
     async def rebuild_if_stale(self, name: str) -> tuple[bool, str | None] | None:
         """`rebuild`, unless the container is already built from the installed platform;
@@ -271,9 +286,18 @@ class Lifecycle:
     async def update_stale(self) -> None:
         """Rebuild every stale container, the manager first (at start, as the seed asks)."""
         markers = {n: read_marker(self.paths.rev_marker(n)) for n in agents.names()}
-        for name in stale_agents(markers, agents.rows(), current_rev()):
+        rows = agents.rows()
+        stale = stale_agents(markers, rows, current_rev())
+        stale += [
+            str(r["name"])
+            for r in rows
+            if r["state"] in REBUILDABLE and r["name"] not in stale and self.drifted(r["name"])
+        ]
+        for name in sorted(stale, key=lambda n: (n != MANAGER, n)):
             hlog.log(
-                f"{name} was built from another platform: rebuilding", kind="rebuild", agent=name
+                f"{name} was built from another platform (or by older code): rebuilding",
+                kind="rebuild",
+                agent=name,
             )
             try:
                 await self.rebuild_if_stale(name)
