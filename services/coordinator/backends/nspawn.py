@@ -9,6 +9,7 @@ Crashes are the crash watcher's to report, not this backend's.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -37,6 +38,11 @@ DROPPED_CAPABILITIES = (
 )
 """Taken from the payload on top of nspawn's own reductions: under a user namespace they act
 only on the container's own namespaces, and the harness needs none of them (docs/security.md)."""
+NSPAWN_RUNTIME = "/run/systemd/nspawn"
+"""Where nspawn keeps its per-container files: writable under ProtectSystem=strict."""
+
+
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9._+@=,/-]*")
 
 
 def unit_name(agent: str) -> str:
@@ -115,13 +121,36 @@ class NspawnBackend:
         argv += ["--chdir=/state", "--", *self.command]
         return argv
 
-    # user namespace (docs/security.md) -------------------------------------------------
+    # user namespace and the unit's view of the host (docs/security.md) -------------------
     def userns_argv(self, spec: AgentSpec) -> list[str]:
         """Root in the container is `spec.ids.base` on the host; nothing is chowned by nspawn
         (the coordinator gives the agent its files), and the payload loses what it never needs."""
         if spec.ids is None:
             return []
         return [*spec.ids.nspawn_args(), f"--drop-capability={','.join(DROPPED_CAPABILITIES)}"]
+
+    def writable_paths(self, spec: AgentSpec) -> list[str] | None:
+        """What nspawn may write under the unit's ProtectSystem=strict: its runtime dir and
+        the sources of the container's writable binds. None when a source has a character a
+        unit file would read differently (then the unit keeps the host writable, as before)."""
+        sources = [str(spec.state_dir)]
+        if spec.agents_dir is not None:
+            sources.append(str(spec.agents_dir))
+        sources += [b.source for b in spec.config.binds if not b.readonly]
+        if any(not _PLAIN_PATH.fullmatch(p) for p in sources):
+            return None
+        return [NSPAWN_RUNTIME, *sources]
+
+    def sandbox_lines(self, spec: AgentSpec) -> list[str]:
+        writable = self.writable_paths(spec)
+        if spec.ids is None or writable is None:
+            return []
+        return [
+            "ProtectSystem=strict",
+            "ProtectHome=read-only",
+            "PrivateTmp=yes",
+            "ReadWritePaths=" + " ".join(f"-{p}" for p in writable),
+        ]
 
     def render(self, spec: AgentSpec) -> dict[str, bytes]:
         c = spec.config
@@ -131,6 +160,7 @@ class NspawnBackend:
             "[Service]",
             "ExecStart=",
             "ExecStart=" + " ".join(quote(a) for a in self.nspawn_argv(spec, layer)),
+            *self.sandbox_lines(spec),
         ]
         if c.memory:
             lines.append(f"MemoryMax={c.memory}")
