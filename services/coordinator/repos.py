@@ -101,6 +101,16 @@ def apply(path: Path, files: dict[str, bytes], message: str) -> str:
     return _commit(repo, files, message)
 
 
+def share_applied(path: Path) -> None:
+    """Let the container read its applied config through its read-only bind when its root is
+    an unprivileged uid: the repo's top dir and its files readable by all (`applied/` above
+    is 0750 root, so no host user gets this far); `.git` stays the coordinator's."""
+    os.chmod(path, 0o755)
+    for entry in os.scandir(path):
+        if entry.is_file(follow_symlinks=False):
+            os.chmod(entry.path, 0o644)
+
+
 def diff(old: bytes | None, new: bytes, agent: str, sha: str | None, author: str = "") -> str:
     """A unified diff of the config file from what is applied to what would be; the new
     side names the commit and, when known, who authored it."""

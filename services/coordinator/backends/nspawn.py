@@ -9,6 +9,7 @@ Crashes are the crash watcher's to report, not this backend's.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from ...hive.names import machine_name
 from ...hive.paths import Paths
 from ...hive.platform import PACKAGE, platform_paths
 from ...hive.vocab import Network
-from .. import agentfiles, egress, layers, units
+from .. import agentfiles, egress, layers, repos, units
 from . import AgentSpec, ExitHandler, git_identity
 
 DROPIN = "hive-agent.conf"
@@ -28,6 +29,22 @@ SOCKET_IN_CONTAINER = "/run/hive"
 APPLIED_IN_CONTAINER = "/hive/applied"
 SECRETS = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
+DROPPED_CAPABILITIES = (
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_MKNOD",
+    "CAP_AUDIT_CONTROL",
+    "CAP_AUDIT_WRITE",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_LINUX_IMMUTABLE",
+)
+"""Taken from the payload on top of nspawn's own reductions: under a user namespace they act
+only on the container's own namespaces, and the harness needs none of them (docs/security.md)."""
+NSPAWN_RUNTIME = "/run/systemd/nspawn"
+"""Where nspawn keeps its per-container files: writable under ProtectSystem=strict."""
+
+
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9._+@=,/-]*")
 
 
 def unit_name(agent: str) -> str:
@@ -43,6 +60,7 @@ def quote(arg: str) -> str:
 
 class NspawnBackend:
     name = "nspawn"
+    private_users = True  # each agent's container runs under a uid range of its own
 
     def __init__(
         self,
@@ -73,6 +91,7 @@ class NspawnBackend:
             f"--machine={machine_name(spec.name)}",
             "--settings=no",
             "--no-new-privileges=yes",
+            *self.userns_argv(spec),
             f"--bind={spec.state_dir}:/state",
             f"--bind={spec.socket.parent}:{SOCKET_IN_CONTAINER}",
             f"--bind-ro={self.paths.applied_repo(spec.name)}:{APPLIED_IN_CONTAINER}",
@@ -120,6 +139,37 @@ class NspawnBackend:
             return {}
         return egress.link(self.paths, spec.name).environment()
 
+    # user namespace and the unit's view of the host (docs/security.md) -------------------
+    def userns_argv(self, spec: AgentSpec) -> list[str]:
+        """Root in the container is `spec.ids.base` on the host; nothing is chowned by nspawn
+        (the coordinator gives the agent its files), and the payload loses what it never needs."""
+        if spec.ids is None:
+            return []
+        return [*spec.ids.nspawn_args(), f"--drop-capability={','.join(DROPPED_CAPABILITIES)}"]
+
+    def writable_paths(self, spec: AgentSpec) -> list[str] | None:
+        """What nspawn may write under the unit's ProtectSystem=strict: its runtime dir and
+        the sources of the container's writable binds. None when a source has a character a
+        unit file would read differently (then the unit keeps the host writable, as before)."""
+        sources = [str(spec.state_dir)]
+        if spec.agents_dir is not None:
+            sources.append(str(spec.agents_dir))
+        sources += [b.source for b in spec.config.binds if not b.readonly]
+        if any(not _PLAIN_PATH.fullmatch(p) for p in sources):
+            return None
+        return [NSPAWN_RUNTIME, *sources]
+
+    def sandbox_lines(self, spec: AgentSpec) -> list[str]:
+        writable = self.writable_paths(spec)
+        if spec.ids is None or writable is None:
+            return []
+        return [
+            "ProtectSystem=strict",
+            "ProtectHome=read-only",
+            "PrivateTmp=yes",
+            "ReadWritePaths=" + " ".join(f"-{p}" for p in writable),
+        ]
+
     def render(self, spec: AgentSpec) -> dict[str, bytes]:
         c = spec.config
         layer = self.layers_dir / layers.layer_key(c.packages) if c.packages else None
@@ -130,6 +180,7 @@ class NspawnBackend:
             "[Service]",
             "ExecStart=",
             "ExecStart=" + " ".join(quote(a) for a in self.nspawn_argv(spec, layer)),
+            *self.sandbox_lines(spec),
         ]
         if c.memory:
             lines.append(f"MemoryMax={c.memory}")
@@ -147,7 +198,12 @@ class NspawnBackend:
         return self.unit_dir / f"{unit_name(name)}.d"
 
     def create(self, spec: AgentSpec) -> None:
-        agentfiles.ensure_state_dir(self.paths, spec.name)  # a real dir of ours, or refused
+        # a real dir of ours (its container's root's, under a user namespace), or refused
+        agentfiles.ensure_state_dir(self.paths, spec.name, spec.ids)
+        if spec.ids is not None:
+            if spec.agents_dir is not None:  # hm1nd writes every proposed repo
+                agentfiles.give_agents_dir(self.paths, spec.ids)
+            repos.share_applied(self.paths.applied_repo(spec.name))
         layers.ensure_layer(self.layers_dir, spec.config.packages)
         source = self.paths.applied_repo(spec.name) / DROPIN
         target_dir = self._dropin_dir(spec.name)
