@@ -37,7 +37,6 @@ import random
 import select
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -49,7 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.host import loadavg, source_rev
+from bench.host import db_value, loadavg, source_rev
 from bench.stats import nearest_rank
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,15 +146,6 @@ def payload_pid(machine: str) -> int:
 
     wait_for(f"{machine}'s payload", started)
     return found[0]
-
-
-def db_value(db: Path, sql: str, *args: object) -> Any:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        row = conn.execute(sql, args).fetchone()
-        return None if row is None else row[0]
-    finally:
-        conn.close()
 
 
 class Inbox:

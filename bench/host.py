@@ -1,13 +1,16 @@
-"""What a benchmark's table header says about the run: the load average and the commit.
+"""What benchmarks read off the host: the load average and the commit for a table's header,
+and one value from the hive's database.
 
-Only reads the host (/proc, git); never changes anything.
+Only reads (/proc, git, SQLite opened read-only); never changes anything.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 
 def loadavg() -> str:
@@ -37,3 +40,13 @@ def source_rev(source: Path) -> str:
     except (OSError, subprocess.SubprocessError):
         return f"{source} (not a git checkout)"
     return f"commit {rev}" + (" + uncommitted changes in services/" if dirty else "")
+
+
+def db_value(db: Path, sql: str, *args: object) -> Any:
+    """The first column of the first row of `sql` on the database at `db`, read-only."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        row = conn.execute(sql, args).fetchone()
+        return None if row is None else row[0]
+    finally:
+        conn.close()

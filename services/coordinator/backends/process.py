@@ -130,6 +130,7 @@ class GatewayChild:
 
 class ProcessBackend:
     name = "process"
+    private_users = False  # the harness runs as the coordinator's own user
 
     def __init__(
         self,
