@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, overload
 
+from hyperhive.agent.gateway import Gateway, GatewayDown, Status
 from hyperhive.hive.client import HiveClient
 from hyperhive.hive.paths import Paths
 
@@ -39,6 +40,23 @@ def reap_agents(runtime_dir: str) -> list[int]:
         except (OSError, ProcessLookupError):
             continue
     return killed
+
+
+def wait_serving(paths: Paths, name: str, timeout: float = 30) -> Status:
+    """The model gateway's status for `name`, waiting (inotify on its dir, as the harness
+    does) until its socket answers."""
+    gateway = Gateway(paths.gateway_socket(name))
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                return gateway.status()
+            except GatewayDown:
+                left = deadline - time.monotonic()
+                assert left > 0, f"the gateway never served {name}"
+                gateway.wait_for_socket(left)
+    finally:
+        gateway.close()
 
 
 def free_port() -> int:

@@ -10,7 +10,6 @@ import json
 import socket
 import sqlite3
 import threading
-import time
 from typing import Any
 
 import anthropic
@@ -21,7 +20,7 @@ from hyperhive.hive.pricing import cost
 
 from tests.fakeapi import API_KEY, FakeAnthropic, Held, Reply, Text, text
 from tests.fakeapi.harness import fake_api  # noqa: F401 - the pytest fixture `fake`
-from tests.hivetest import RunningHive, running_hive, spawn
+from tests.hivetest import RunningHive, running_hive, spawn, wait_serving
 from tests.integration.flowtools import commit_file, config_text
 
 MODEL = "claude-haiku-4-5"
@@ -30,24 +29,8 @@ CACHED = [{"type": "text", "text": "you test the gateway", "cache_control": {"ty
 
 def client(hive: RunningHive, name: str) -> anthropic.Anthropic:
     """The harness's own client (no key, the unix socket as transport), for agent `name`."""
-    wait_serving(hive, name)
+    wait_serving(hive.paths, name)
     return Api(hive.paths.gateway_socket(name), retry_base=0, retry_cap=0, max_retries=0).client
-
-
-def wait_serving(hive: RunningHive, name: str, timeout: float = 30) -> Status:
-    """The gateway's status for `name`, waiting (inotify on its dir) for its socket."""
-    gateway = Gateway(hive.paths.gateway_socket(name))
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                return gateway.status()
-            except GatewayDown:
-                left = deadline - time.monotonic()
-                assert left > 0, f"the gateway never served {name}"
-                gateway.wait_for_socket(left)
-    finally:
-        gateway.close()
 
 
 def usage_rows(hive: RunningHive) -> list[dict[str, Any]]:
@@ -194,7 +177,7 @@ def test_a_capped_agent_is_refused_in_the_apis_shape_until_its_cap_is_raised(
     c = client(hive, "alice")
     fake.script(text("the last one under the cap"))
     ask(c)  # under the cap when it starts: it goes through, and passes the cap
-    status = wait_serving(hive, "alice")
+    status = wait_serving(hive.paths, "alice")
     assert status.capped and status.phase == "capped"
     assert status.detail is not None and "spending cap (limits.spend_usd)" in status.detail
     with pytest.raises(anthropic.PermissionDeniedError) as refused:
@@ -229,14 +212,14 @@ def test_the_gateway_follows_agents_as_they_come_and_go(
     """Woken by the coordinator's doorbell, not its ten-minute safety net."""
     with running_hive({**env, "HIVE_GATEWAY_RECHECK": "600"}) as hive:
         spawn(hive, "alice")
-        wait_serving(hive, "alice")
+        wait_serving(hive.paths, "alice")
         spawn(hive, "carol")
-        assert wait_serving(hive, "carol").usable
+        assert wait_serving(hive.paths, "carol").usable
         hive.admin("destroy", name="carol")
         assert not hive.paths.gateway_socket_dir("carol").exists()
         with pytest.raises(GatewayDown):
             Gateway(hive.paths.gateway_socket("carol")).status()
-        assert wait_serving(hive, "alice").usable
+        assert wait_serving(hive.paths, "alice").usable
 
 
 def raw_request(path: Any, data: bytes) -> tuple[int, dict[str, Any], bytes]:
@@ -284,7 +267,7 @@ def test_what_the_gateway_does_not_forward_is_refused_in_the_apis_shape(
     refusal: str,
 ) -> None:
     spawn(hive, "alice")
-    wait_serving(hive, "alice")
+    wait_serving(hive.paths, "alice")
     got, body, _ = raw_request(hive.paths.gateway_socket("alice"), request_bytes)
     assert got == status
     assert body["type"] == "error" and body["error"]["type"] == error_type
