@@ -11,8 +11,8 @@ message_stop), a JSON message otherwise, and errors with the API's JSON error sh
 400 invalid_request_error). It checks requests as strictly as the API on what the harness
 could get wrong (the key, tool_use/tool_result pairing, empty text, cache breakpoints)
 and records every request so tests can assert on the model, tools, cache_control and
-messages, and every usage block it sent (`usages`). Replies are scripted in order; an
-unscripted request gets a plain end_turn.
+messages, and every usage block it sent (`usages`; each request keeps its own as `usage`).
+Replies are scripted in order; an unscripted request gets a plain end_turn.
 """
 
 from __future__ import annotations
@@ -143,6 +143,9 @@ class Request:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    usage: dict[str, int] | None = None
+    """The usage block sent in answer, whole (None until its response is complete): which
+    agent spent it is whoever sent this request."""
 
     @property
     def model(self) -> str:
@@ -349,8 +352,9 @@ class FakeAnthropic:
             self.errors.append(e)
             return ApiError(400, message=f"the test's responder failed: {e!r}")
 
-    def _used(self, usage: dict[str, int]) -> None:
+    def _used(self, req: Request, usage: dict[str, int]) -> None:
         with self._cond:
+            req.usage = dict(usage)
             self.usages.append(dict(usage))
             self._cond.notify_all()
 
@@ -489,11 +493,12 @@ class _Handler(BaseHTTPRequestHandler):
             if not isinstance(reply, Reply):
                 self._error(500, "api_error", "Internal server error")
                 return
-            self._json(200, self._message(body, reply, usage))
+            self._json(200, self._message(req, reply, usage))
             return
-        self._stream(body, reply, usage)
+        self._stream(req, reply, usage)
 
-    def _message(self, body: dict[str, Any], reply: Reply, usage: dict[str, int]) -> dict[str, Any]:
+    def _message(self, req: Request, reply: Reply, usage: dict[str, int]) -> dict[str, Any]:
+        body = req.body
         content: list[dict[str, Any]] = []
         for b in reply.blocks:
             if isinstance(b, Text):
@@ -501,7 +506,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 content.append({"type": "tool_use", "id": b.id, "name": b.name, "input": b.input})
         final = {**usage, "output_tokens": reply.output_tokens or 5 + len(json.dumps(content)) // 4}
-        self.fake._used(final)
+        self.fake._used(req, final)
         return {
             "id": _id("msg"),
             "type": "message",
@@ -515,10 +520,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(
         self,
-        body: dict[str, Any],
+        req: Request,
         reply: Reply | StreamError | Stall | Held,
         usage: dict[str, int],
     ) -> None:
+        body = req.body
         self._start_stream()
         start = {
             "id": _id("msg"),
@@ -552,7 +558,7 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     self._tool_block(index, block)
             output = reply.output_tokens or 5 + sum(len(str(b)) for b in reply.blocks) // 4
-            self.fake._used({**usage, "output_tokens": output})
+            self.fake._used(req, {**usage, "output_tokens": output})
             self._event(
                 "message_delta",
                 {
