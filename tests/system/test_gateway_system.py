@@ -98,6 +98,16 @@ def test_the_gateway_unit_is_ready_verified_and_says_what_it_serves(
     assert host.unit_prop("hive-gateway.service", "WatchdogUSec") == "30s"
 
 
+def test_the_gateway_unit_is_no_more_exposed_than_documented(
+    live: tuple[HiveHost, FakeAnthropic],
+) -> None:
+    host, _ = live
+    out = host.sh("systemd-analyze security --no-pager hive-gateway.service")
+    m = re.search(r"Overall exposure level for hive-gateway.service: ([0-9.]+)", out)
+    assert m is not None, out
+    assert float(m[1]) <= 1.3, out  # docs/operations.md
+
+
 def test_a_tool_use_turn_in_a_default_container_goes_through_the_gateway_and_no_key_is_inside(
     live: tuple[HiveHost, FakeAnthropic],
 ) -> None:
