@@ -170,6 +170,20 @@ SUBCOMMANDS: list[Sub] = [
         lambda ns: {"cmd": "logout_all"},
     ),
     Sub(
+        "notify-test",
+        "send a test notification to every URL of HIVE_NOTIFY_URLS and say which worked",
+        None,
+        [
+            (
+                "--env-file",
+                {
+                    "default": "/etc/hyperhive/hive.env",
+                    "help": "where to read HIVE_NOTIFY_URLS when it is not in the environment",
+                },
+            )
+        ],
+    ),
+    Sub(
         "tour",
         "a guided tour of approvals and questions, playing the manager's part (no API key needed)",
         None,

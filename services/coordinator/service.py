@@ -24,13 +24,13 @@ from ..hive import log as hlog
 from ..hive import sd
 from ..hive.db import Event, TransientState, open_db
 from ..hive.events import HelperEvent
-from ..hive.inbox import notify_manager
+from ..hive.inbox import notify_manager, ring_doorbell
 from ..hive.names import MANAGER, OPERATOR, SYSTEM
 from ..hive.paths import Paths
 from ..hive.platform import current_rev, read_marker
 from ..hive.protocol import Oversize, Refusal, decode_request, refusal
 from ..hive.statelock import DirLock
-from ..hive.vocab import AgentState, Code, TurnPhase
+from ..hive.vocab import AgentState, Change, Code, TurnPhase
 from ..hive.wire import AgentRecord, AgentRow
 from . import agentfiles, agents, registry, sockets
 from .approvals import Approvals
@@ -47,6 +47,7 @@ from .limits import (
     current_nofile,
     raise_nofile,
 )
+from .links import ActionLinks
 from .logins import Logins
 from .proposed import ReadLimits
 from .questions import Questions
@@ -118,6 +119,7 @@ class Coordinator:
         self.approvals = Approvals(paths, self, self.lifecycle, self.repo_limits)
         self.questions = Questions(self)
         self.logins = Logins(paths.web_password, lambda: self.changed("sessions"))
+        self.links = ActionLinks(self.approvals, self.questions)
         self._last_event_id = 0
 
     # requests ----------------------------------------------------------------------------
@@ -160,8 +162,13 @@ class Coordinator:
             )
 
     def changed(self, *kinds: str) -> None:
-        """Something the dashboard shows changed: wake `watch` (all kinds if none named)."""
+        """Something the dashboard shows changed: wake `watch` (all kinds if none named).
+
+        A change of notifications may have queued a notice in the outbox: hive-notify's
+        doorbell is rung too (best effort; its slow safety net covers a lost ring)."""
         self.feed.bump(*kinds)
+        if not kinds or Change.NOTIFICATIONS in kinds:
+            ring_doorbell(self.paths.notify_doorbell)
 
     def notify(self, event: HelperEvent) -> None:
         """A helper event to hm1nd; in this process the broker wakes the manager directly."""
