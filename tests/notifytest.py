@@ -45,6 +45,16 @@ class Got:
         """The action-link URLs in the message, in order."""
         return [m.group(0) for m in LINK.finditer(self.message)]
 
+    def link_of(self, text: str) -> str:
+        """The action link of the notice that says `text` (alone, or one of a burst)."""
+        if text in self.title:
+            (only,) = self.links()
+            return only
+        blocks = [b for b in self.message.split("\n\n") if b.startswith("• ") and text in b]
+        assert len(blocks) == 1, (text, self.message)
+        (link,) = [m.group(0) for m in LINK.finditer(blocks[0])]
+        return link
+
 
 class Receiver:
     """A local notification service: JSON webhooks (apprise `json://`) and ntfy's JSON publish
