@@ -156,6 +156,10 @@ class NotifyService:
     # one look at the outbox ----------------------------------------------------------------
     def step(self, t: float) -> float:
         """Send what is due on each idle channel; when to look again (absolute time)."""
+        with self._lock:
+            idle = [c for c in self.usable if c.key not in self._busy]
+        if self.usable and not idle:  # every channel is sending: its end wakes the loop
+            return t + self.settings.safety_net
         settled = ledger.settle(ledger.due_items(t), self.settings.events, self.settings.give_up, t)
         for item in settled.expired:
             hlog.log(
@@ -169,10 +173,7 @@ class NotifyService:
         upcoming = ledger.next_due(t)
         if upcoming is not None:
             wakes.append(upcoming)
-        for channel in self.usable:
-            with self._lock:
-                if channel.key in self._busy:
-                    continue
+        for channel in idle:
             todo, later = ledger.plan(settled.live, channel.key, t)
             if later is not None:
                 wakes.append(later)
