@@ -172,6 +172,7 @@ GET_ROUTES = [
     "/api/journal/{s}?lines={i}",
     "/api/journal/{s}/stream?after={s}",
     "/api/model?name={s}",
+    "/act/{s}",
     "/{s}",
     "/agent/{s}/{s}",
 ]
@@ -193,6 +194,7 @@ POST_ROUTES = [
     "/api/model",
     "/login",
     "/approve/{s}",
+    "/act/{s}",
     "/{s}",
 ]
 HEADER_TEXT = st.text(
