@@ -44,7 +44,7 @@ def secret_of_path(path: str) -> str | None:
     if not path.startswith(PATH):
         return None
     rest = path[len(PATH) :]
-    return rest if "/" not in rest else None
+    return rest if rest and "/" not in rest else None
 
 
 def find(secret: str | None) -> ActionLink | None:

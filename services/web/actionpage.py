@@ -19,7 +19,7 @@ from ..hive import actionlinks
 from ..hive.vocab import LinkState
 from . import pages, views
 from .admin import Refused, Unreachable
-from .context import Context, audit, wants_json
+from .context import BadRequest, Context, audit, wants_json
 
 HEADINGS = {
     LinkState.OPEN: "d3cide",
@@ -81,6 +81,14 @@ def _page(
     )
 
 
+def _texts(name: str) -> list[str]:
+    """Every value of form field `name` (the page's form posts plain fields), as text."""
+    try:
+        return [str(v).encode("latin-1").decode("utf-8") for v in request.forms.getall(name)]
+    except UnicodeError:
+        raise BadRequest(f"field {name!r} is not UTF-8 text") from None
+
+
 def show(ctx: Context, secret: str) -> str:
     """GET /act/<secret>: the item and its form; changes nothing."""
     v = view(secret)
@@ -89,20 +97,25 @@ def show(ctx: Context, secret: str) -> str:
 
 def confirm(ctx: Context, secret: str) -> Any:
     """POST /act/<secret> (`action`, `answer`…, `note`): act once through the link."""
-    forms = request.forms.decode()
-    answers = [a for a in forms.getall("answer") if a]
-    fields: dict[str, Any] = {
-        "secret": secret,
-        "token": forms.get("csrf") or "",
-        "action": forms.get("action") or "",
-        "note": forms.get("note") or None,
-        "answer": answers if len(answers) > 1 else (answers[0] if answers else None),
-        "actor": "action link page",
-    }
     try:
+        answers = [a for a in _texts("answer") if a]
+        fields: dict[str, Any] = {
+            "secret": secret,
+            "token": next(iter(_texts("csrf")), ""),
+            "action": next(iter(_texts("action")), ""),
+            "note": next(iter(_texts("note")), "") or None,
+            "answer": answers if len(answers) > 1 else (answers[0] if answers else None),
+            "actor": "action link page",
+        }
         got = ctx.admin.call("action_redeem", **fields)
-    except (Refused, Unreachable) as e:
-        status = e.code.http_status if isinstance(e, Refused) else 503
+    except (Refused, Unreachable, BadRequest) as e:
+        status = (
+            e.code.http_status
+            if isinstance(e, Refused)
+            else 400
+            if isinstance(e, BadRequest)
+            else 503
+        )
         if wants_json():
             response.status = status
             response.content_type = "application/json"
