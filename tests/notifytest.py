@@ -7,10 +7,7 @@ Every process and thread started here is stopped in `stop()` / the context manag
 from __future__ import annotations
 
 import json
-import os
 import re
-import selectors
-import signal
 import subprocess
 import sys
 import threading
@@ -22,7 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.hivetest import REPO
+from hyperhive.hive.paths import Paths
+
+from tests.hivetest import REPO, RunningHive
 
 LINK = re.compile(r"https?://\S+/act/([A-Za-z0-9_-]{43})")
 
@@ -149,11 +148,12 @@ def receiver() -> Iterator[Receiver]:
         r.stop()
 
 
-class RunningNotify:
+class RunningNotify(RunningHive):
     """A `python -m hyperhive.notify` process; `stop()` ends it by its PID."""
 
     def __init__(self, env: dict[str, str], **extra: str) -> None:
         self.env = {**env, **extra}
+        self.paths = Paths.from_env(self.env)
         state = Path(env["HIVE_STATE_DIR"]).parent
         self.log_path = state / f"notify-{time.time_ns()}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
@@ -164,42 +164,7 @@ class RunningNotify:
             stderr=self._log,
             cwd=REPO,
         )
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 20.0) -> None:
-        assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        seen = b""
-        while b"hive-notify is running" not in seen:
-            left = deadline - time.monotonic()
-            if left <= 0 or not sel.select(left):
-                self.stop()
-                raise AssertionError(f"hive-notify not ready: {self.log()}")
-            chunk = os.read(self.proc.stdout.fileno(), 4096)
-            if not chunk:
-                self.proc.wait()
-                raise AssertionError(f"hive-notify exited {self.proc.returncode}: {self.log()}")
-            seen += chunk
-        sel.close()
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self._log.close()
-        return self.proc.returncode
+        self._wait_ready(marker=b"hive-notify is running", what="hive-notify")
 
 
 @contextmanager
