@@ -26,6 +26,7 @@ UNIT_FILES = (
     "hive-web.service",
     "hive-notify.service",
     "hive-agent@.service",
+    "hive-egress@.service",
 )
 HARDENED = ("hive-coordinator", "hive-crashwatch", "hive-autoupdate", "hive-web", "hive-notify")
 """Services with PrivateTmp=/ProtectHome=: they must still see where hyperhive is installed."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 Request = Callable[[argparse.Namespace], dict[str, Any]]
@@ -54,6 +56,34 @@ def _passwd(ns: argparse.Namespace) -> dict[str, Any]:
     if not password:
         raise UsageError("an empty password: nothing was changed (--clear removes it)")
     return {"cmd": "set_password", "password": password}
+
+
+def _since(text: str) -> float:
+    """`--since`: `30m`, `2h`, `3d` ago, an ISO date or time (`2026-11-29`,
+    `2026-11-29T08:00`), or epoch seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value = text.strip()
+    if value[:-1].replace(".", "", 1).isdigit() and value[-1:] in units:
+        return time.time() - float(value[:-1]) * units[value[-1]]
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time: use 30m, 2h, 3d, 2026-11-29 or 2026-11-29T08:00"
+        ) from None
+
+
+def _history(ns: argparse.Namespace) -> dict[str, Any]:
+    req: dict[str, Any] = {"cmd": "history"}
+    if ns.agent:
+        req["agent"] = ns.agent
+    if ns.since is not None:
+        req["since"] = ns.since
+    return req
 
 
 SUBCOMMANDS: list[Sub] = [
@@ -181,6 +211,20 @@ SUBCOMMANDS: list[Sub] = [
                     "help": "where to read HIVE_NOTIFY_URLS when it is not in the environment",
                 },
             )
+        ],
+    ),
+    Sub(
+        "waiting",
+        "everything that waits on you: approvals, questions, crashed agents",
+        lambda ns: {"cmd": "waiting"},
+    ),
+    Sub(
+        "history",
+        "the audit trail: every decision and lifecycle action, newest first",
+        _history,
+        [
+            ("--agent", {"metavar": "NAME", "help": "only what was done to this agent"}),
+            ("--since", {"type": _since, "metavar": "T", "help": "30m, 2h, 3d, a date or a time"}),
         ],
     ),
     Sub(

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from ..hive.vocab import AgentState, ApprovalStatus, QuestionStatus
+from ..hive.waiting import WAITING_OPERATOR
 from ..hive.wire import AgentRow, ApprovalRow, QuestionRow, agent_rows
 
 
@@ -41,6 +42,8 @@ def agents_table(rows: list[AgentRow]) -> str:
         if r["state"] != AgentState.RUNNING and turn:  # the agent's state comes first
             turn_text = "-" + (f" (last {_ago(ended)})" if ended else "")
         state = str(r.get("transient") or r.get("state", ""))
+        if state == AgentState.RUNNING and r.get("waiting_operator"):
+            state = WAITING_OPERATOR
         if r.get("needs_update"):
             state += " (needs update)"
         out.append(
@@ -68,6 +71,8 @@ def approvals_text(rows: list[ApprovalRow]) -> str:
             head += "  STALE: the applied config changed since this diff was made"
         if a.get("note"):
             head += f"  ({a['note']})"
+        for risk in a.get("risks") or []:
+            head += f"\n  ⚠ RISK: {risk}"
         diff = a["diff"]
         parts.append(head + ("\n" + diff.rstrip() if diff else ""))
     return "\n\n".join(parts)
@@ -120,12 +125,47 @@ def inbox_text(body: dict[str, Any]) -> str:
     return text
 
 
+def waiting_text(w: dict[str, Any]) -> str:
+    if not w.get("count"):
+        return "nothing waits on you"
+    parts = [f"{w['count']} thing(s) wait on you"]
+    if w.get("approvals"):
+        parts.append("approvals:\n" + approvals_text(w["approvals"]))
+    if w.get("questions"):
+        parts.append("questions (soonest deadline first):\n" + questions_text(w["questions"]))
+    if w.get("crashed"):
+        lines = [f"  {c['name']}: {c.get('note') or 'failed'}" for c in w["crashed"]]
+        parts.append("crashed, not restarted (hivectl start NAME):\n" + "\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def history_text(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "nothing decided yet"
+    out: list[tuple[str, ...]] = [
+        (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d["at"])),
+            str(d["action"]),
+            str(d["target"]),
+            str(d["channel"]),
+            str(d["actor"]),
+            str(d["outcome"])[:80],
+        )
+        for d in rows
+    ]
+    return table(("WHEN", "ACTION", "TARGET", "CHANNEL", "WHO", "OUTCOME"), out)
+
+
 def reply(command: str, body: dict[str, Any]) -> str:
     if command == "model":  # the model only, whether it was asked for or set
         row = (body.get("agents") or [{}])[0]
         model = row.get("model") if "agents" in body else body.get("model")
         override = " (the operator's override)" if row.get("model_override") else ""
         return f"{model or 'the default model'}{override}"
+    if command == "waiting":
+        return waiting_text(body["waiting"])
+    if command == "history":
+        return history_text(body["decisions"])
     if command == "inbox":
         return inbox_text(body)
     if command == "drop":

@@ -14,7 +14,7 @@ from ..hive.agentconfig import valid_model
 from ..hive.db import TurnState, now
 from ..hive.names import MANAGER, OPERATOR, validate_agent_name
 from ..hive.vocab import AgentState, Code, TurnPhase
-from . import agents, approvals, inboxes, questions
+from . import agents, approvals, history, inboxes, questions, waiting
 from .broker import MAX_WAIT_SECONDS
 from .connection import Connection, Reply
 from .context import Hive
@@ -387,3 +387,18 @@ async def watch(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     wait = p.get_number(req, "wait_seconds", 0, minimum=0, maximum=MAX_WAIT_SECONDS)
     version, kinds = await hive.feed.wait(conn, after, float(wait))
     return {"changes": version, "kinds": kinds}
+
+
+@command("history", OPERATOR_ONLY, "history {agent?, since?}: the audit trail, newest first")
+def history_of(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
+    agent = p.get_str(req, "agent", None, max_bytes=64)
+    if agent is not None:
+        agent = validate_agent_name(agent)
+    since = p.get_number(req, "since", None, minimum=0)
+    rows = history.listing(agent, since)
+    return p.fit_listing("decisions", rows, age="at")
+
+
+@command("waiting", OPERATOR_ONLY, "waiting: everything that waits on the operator")
+def waiting_now(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
+    return {"waiting": waiting.waiting()}

@@ -55,4 +55,7 @@ async def action_redeem(hive: Hive, conn: Connection, req: dict[str, Any]) -> Re
     else:
         answer = p.get_str(req, "answer", None, max_bytes=8000)
     note = p.get_str(req, "note", None, max_bytes=4000)
-    return await hive.links.redeem(secret, token, action, answer, note, conn.peer_user())
+    try:
+        return await hive.links.redeem(secret, token, action, answer, note, conn.peer_user())
+    finally:
+        hive.changed("history")  # the link's decision is in the trail, whatever it was

@@ -19,10 +19,19 @@ from ..hive import log as hlog
 from ..hive.db import ActionLink, Approval, OperatorQuestion, now, write_tx
 from ..hive.protocol import Refusal
 from ..hive.vocab import ApprovalStatus, Code, LinkAction, LinkItem, QuestionStatus
+from . import history
 from .approvals import Approvals, approval_dict
 from .questions import Questions
 
 TTL_SETTING = "HIVE_NOTIFY_LINK_TTL"
+
+
+_COMMAND_OF = {
+    LinkAction.APPROVE: "approve",
+    LinkAction.DENY: "deny",
+    LinkAction.ANSWER: "answer_question",
+}
+"""The admin command each link action stands for, as the audit trail names it."""
 
 
 class LinkRefused(Refusal):
@@ -125,6 +134,8 @@ class ActionLinks:
             raise LinkRefused("choose or type an answer first", code=Code.INVALID)
         self._use(link, action)
         by = f"action link #{link.id} ({link.channel}), {peer}"
+        cmd = _COMMAND_OF[action]
+        trail = {"id": int(link.item_id), "answer": answer, "note": note}
         try:
             result = await self._act(link, action, answer, note, by)
         except Refusal as e:
@@ -132,7 +143,9 @@ class ActionLinks:
                 ActionLink.update(used_at=None, used_action=None).where(
                     ActionLink.id == link.id
                 ).execute()
+            history.record(cmd, by, trail, f"refused: {e}")
             raise
+        history.record(cmd, by, trail, "ok", result)
         hlog.log(
             f"{item} #{link.item_id} {action.done} through action link #{link.id} ({link.channel})",
             kind="operator_action",

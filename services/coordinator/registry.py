@@ -14,6 +14,7 @@ from ..hive import log as hlog
 from ..hive import protocol as p
 from ..hive.names import InvalidName, validate_agent_name
 from ..hive.vocab import Code, Role
+from . import history
 from .connection import Connection, Reply
 from .context import Hive
 
@@ -75,6 +76,9 @@ def sockets_of(roles: frozenset[str]) -> str:
     return " and ".join(names)
 
 
+MANAGER_LIFECYCLE = frozenset({"start", "restart", "kill"})
+"""What the manager may do to a sub-agent: recorded in the audit trail like the operator's."""
+
 READ_ONLY = frozenset(
     {
         "whoami",
@@ -86,6 +90,8 @@ READ_ONLY = frozenset(
         "watch",
         "sessions",
         "session_seen",
+        "history",
+        "waiting",
     }
 )
 """Admin commands that change nothing; every other one is recorded with who asked."""
@@ -108,12 +114,28 @@ async def run(hive: Hive, conn: Connection, req: dict[str, Any]) -> Reply:
             agent=_named_agent(req),
             operator=who,
         )
-    result = cmd.handler(hive, conn, req)
-    if inspect.isawaitable(result):
-        result = await result
-    if isinstance(result, Reply):
-        return result
-    return Reply(p.ok(**result))
+    audited = cmd.name in history.ACTIONS and (
+        conn.caller.role == ADMIN or cmd.name in MANAGER_LIFECYCLE
+    )
+    actor = (
+        operator_identity(conn, req)
+        if conn.caller.role == ADMIN
+        else f"{conn.caller.name} ({conn.caller.role} socket)"
+    )
+    try:
+        result = cmd.handler(hive, conn, req)
+        if inspect.isawaitable(result):
+            result = await result
+    except p.Refusal as e:
+        if audited:
+            history.record(cmd.name, actor, req, f"refused: {e}")
+            hive.changed("history")
+        raise
+    body = result.body if isinstance(result, Reply) else p.ok(**result)
+    if audited:
+        history.record(cmd.name, actor, req, history.outcome_of(body), body)
+        hive.changed("history")
+    return result if isinstance(result, Reply) else Reply(body)
 
 
 def _named_agent(req: dict[str, Any]) -> str | None:

@@ -315,6 +315,37 @@ class ActionLink(_Model):
         table_name = "action_links"
 
 
+class Decision(_Model):
+    """The audit trail: one row per operator decision or lifecycle action, kept for good
+    (a purge of an agent never deletes its history)."""
+
+    id = pw.AutoField()
+    at = pw.FloatField(default=now)
+    actor = pw.TextField()  # who: a dashboard session, an action link, hivectl's uid, hm1nd
+    channel = pw.CharField()  # vocab.Channel
+    action = pw.CharField()  # approve, deny, answer, spawn, start, …, login, logout
+    target = pw.CharField(default="")  # the agent, or "approval #3" / "question #7"
+    detail = pw.TextField(default="{}")  # JSON: ids, the diff's hash, the model, …
+    outcome = pw.TextField()  # "ok", or "refused: <the sentence>"
+
+    class Meta:
+        table_name = "decisions"
+        indexes = ((("target", "at"), False), (("at",), False))
+
+
+class UidRange(_Model):
+    """The host uids an agent's container runs as (its user namespace): container uid N is
+    host uid `base` + N, for N below 65536 (`hive.userns`). Kept for good, destroy and purge
+    included: files it wrote may outlive it, and no other name is ever given its ids."""
+
+    agent = pw.CharField(primary_key=True, max_length=31)
+    base = pw.IntegerField(unique=True)
+    created_at = pw.FloatField(default=now)
+
+    class Meta:
+        table_name = "uid_ranges"
+
+
 MODELS: list[type[_Model]] = [
     Agent,
     Message,
@@ -329,6 +360,8 @@ MODELS: list[type[_Model]] = [
     OutboxItem,
     OutboxDelivery,
     ActionLink,
+    Decision,
+    UidRange,
 ]
 
 

@@ -37,6 +37,7 @@ MESSAGE_IDS: dict[str, str] = {
     "message_dropped": "ee049c264c1545fb869bf558231f54fe",
     "connection_refused": "0a6a2f6b9713430db730c9a14f676a0a",
     "operator_login": "742fc312729b476c94fc40b3430c7c20",
+    "operator_decision": "4d911fd4c692449980742a03800eb909",
     "operator_action": "adef47a84de14245a8f26872f91131e0",
     "notification": "245d5793aa5e4043bdcd110e729e29a4",
 }

@@ -48,6 +48,7 @@ class AgentRow(AgentRecord):
     listening: int
     needs_update: bool
     needs_login: bool
+    waiting_operator: bool
 
 
 class ApprovalRow(TypedDict):
@@ -60,6 +61,8 @@ class ApprovalRow(TypedDict):
     base_commit: str | None
     note: str | None
     diff: str | None
+    risks: list[str]
+    """What the operator must read before approving: computed from the config it carries."""
     requested_at: float
     resolved_at: float | None
     decided_by: str | None
@@ -103,6 +106,19 @@ class InboxRow(TypedDict):
     delivered_at: float | None
     set_aside_at: float | None
     dropped_at: float | None
+
+
+class DecisionRow(TypedDict):
+    """One entry of the audit trail (`history`)."""
+
+    id: int
+    at: float
+    actor: str
+    channel: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+    outcome: str
 
 
 class SessionRow(TypedDict):

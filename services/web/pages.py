@@ -26,13 +26,16 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 LOOKUP = [str(TEMPLATES) + "/"]
 
 INDEX = "index"
+WAITING = "waiting"
+HISTORY = "history"
 AGENT_PREFIX = "agent:"
 
 ROW_KINDS = frozenset({"agents", "turns", "messages"})
 """Changes that alter a `list` row (state, turn, inbox count)."""
 
 NOTES = frozenset({"notifications"})
-COUNT_KINDS = frozenset({"approvals", "questions"})
+COUNT_KINDS = frozenset({"approvals", "questions", "agents"})
+"""Changes that move the header's counts (waiting counts crashed agents too)."""
 
 INDEX_SECTIONS: dict[str, frozenset[str]] = {
     "notes": NOTES,
@@ -42,6 +45,18 @@ INDEX_SECTIONS: dict[str, frozenset[str]] = {
     "agents": ROW_KINDS,
     "decisions": frozenset({"approvals"}),
 }
+WAITING_SECTIONS: dict[str, frozenset[str]] = {
+    "notes": NOTES,
+    "approvals": frozenset({"approvals"}),
+    "questions": frozenset({"questions"}),
+    "crashed": ROW_KINDS,
+}
+HISTORY_SECTIONS: dict[str, frozenset[str]] = {
+    "notes": NOTES,
+    "history": frozenset({"history"}),
+}
+PAGE_TOPICS = {INDEX: INDEX_SECTIONS, WAITING: WAITING_SECTIONS, HISTORY: HISTORY_SECTIONS}
+"""The topics of pages that are not an agent's, each with its live sections."""
 AGENT_SECTIONS: dict[str, frozenset[str]] = {
     "notes": NOTES,
     "staterow": ROW_KINDS,
@@ -73,7 +88,11 @@ def topic_agent(topic: str) -> str | None:
 
 
 def sections_of(topic: str) -> dict[str, frozenset[str]]:
-    return AGENT_SECTIONS if topic_agent(topic) is not None else INDEX_SECTIONS
+    return AGENT_SECTIONS if topic_agent(topic) is not None else PAGE_TOPICS[topic]
+
+
+def known_topic(topic: str) -> bool:
+    return topic in PAGE_TOPICS or topic_agent(topic) is not None
 
 
 def affected(topic: str, kinds: Iterable[str]) -> list[str]:
@@ -128,6 +147,11 @@ class Renderer:
             return self._keyed("question", "q", "question", views.questions())
         if name == "agents":
             return self._keyed("agent_row", "a", "agent", [views.agent_view(r) for r in rows])
+        if name == "crashed":
+            crashed = [views.agent_view(r) for r in rows if r["state"] == AgentState.FAILED]
+            return self._keyed("agent_row", "a", "agent", crashed)
+        if name == "history":
+            return self._keyed("decision_row", "d", "hist", views.history())
         if name == "updatebar":
             return self.fragment("updatebar", stale=views.stale(rows))
         if agent is None:
@@ -157,7 +181,7 @@ class Renderer:
         joined = {n: s.joined() if isinstance(s, Keyed) else s for n, s in sections.items()}
         agent = topic_agent(topic)
         return render(
-            "agent" if agent is not None else "index",
+            "agent" if agent is not None else topic,
             name=agent,
             sections=joined,
             counts=counts,

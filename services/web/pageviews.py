@@ -29,6 +29,16 @@ def index(ctx: Context) -> str:
     return page(ctx, pages.INDEX)
 
 
+def waiting_page(ctx: Context) -> str:
+    """GET /waiting: everything that waits on the operator."""
+    return page(ctx, pages.WAITING)
+
+
+def history_page(ctx: Context) -> str:
+    """GET /history: the audit trail."""
+    return page(ctx, pages.HISTORY)
+
+
 def agent_page(ctx: Context, name: str) -> str:
     """GET /agent/<name>: 404 for a bad name or an agent that does not exist."""
     try:

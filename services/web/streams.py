@@ -44,8 +44,8 @@ def events(ctx: Context) -> Iterator[str]:
     """GET /api/events?topic=index|agent:<name>: the hub's pushes for one topic."""
     topic = request.query.getunicode("topic") or pages.INDEX
     agent = pages.topic_agent(topic)
-    if topic != pages.INDEX and agent is None:
-        raise HTTPError(400, "topic must be 'index' or 'agent:<name>'")
+    if not pages.known_topic(topic):
+        raise HTTPError(400, "topic must be 'index', 'waiting', 'history' or 'agent:<name>'")
     if agent is not None:
         path_agent(agent)
     who = take_slot(ctx)

@@ -13,9 +13,12 @@ from typing import Any
 
 import peewee as pw
 
+from ..hive import waiting
+from ..hive.agentconfig import risks_of
 from ..hive.db import (
     Agent,
     Approval,
+    Decision,
     Message,
     Notification,
     OperatorQuestion,
@@ -24,6 +27,7 @@ from ..hive.db import (
 )
 from ..hive.names import MANAGER, OPERATOR, SYSTEM
 from ..hive.vocab import AgentState, ApprovalStatus, QuestionStatus, TurnPhase
+from ..hive.waiting import WAITING_OPERATOR
 from ..hive.wire import AgentRow, TurnRow
 from . import display
 
@@ -35,8 +39,9 @@ INBOX_SHOWN = 200
 
 RUNNING_TURN_STATES = frozenset(p for p in TurnPhase if p.busy)
 CRASH_KINDS = frozenset({"container_crash"})
-ALERT_KINDS = CRASH_KINDS | {"message_set_aside"}
-"""Notifications shown in red: a crash, a message that can never be delivered."""
+ALERT_KINDS = CRASH_KINDS | {"message_set_aside", "network_upgrade"}
+"""Notifications shown in red: a crash, a message that can never be delivered, an agent
+the upgrade left on the host's network."""
 
 
 class NoDatabase(Exception):
@@ -85,6 +90,8 @@ def agent_status(row: AgentRow) -> str:
     """running / failed / spawning / stopped / needs_login (the badge): the agent's state
     first; needs_login only refines a running agent."""
     state = AgentState.of(row.get("state"))
+    if state is AgentState.RUNNING and row.get("waiting_operator"):
+        return WAITING_OPERATOR  # what the operator can act on comes before the rest
     if state is AgentState.RUNNING and row.get("needs_login"):
         return TurnPhase.NEEDS_LOGIN
     return state
@@ -123,7 +130,7 @@ def agent_view(row: AgentRow) -> dict[str, Any]:
     status = agent_status(row)
     transient = row.get("transient")
     turn = turn_view(row.get("turn"), AgentState.of(row.get("state")))
-    running = status in (AgentState.RUNNING, TurnPhase.NEEDS_LOGIN)
+    running = status in (AgentState.RUNNING, TurnPhase.NEEDS_LOGIN, WAITING_OPERATOR)
     return {
         "name": row["name"],
         "is_manager": row["name"] == MANAGER,
@@ -170,6 +177,8 @@ def approval_view(a: Approval) -> dict[str, Any]:
         "requested_clock": display.clock(a.requested_at),
         "resolved_at": a.resolved_at,
         "diff": display.diff_lines(a.diff),
+        # computed from the bytes being approved, never from what the manager says of them
+        "risks": risks_of(a.blob, a.agent) if a.status == ApprovalStatus.PENDING else [],
     }
 
 
@@ -247,6 +256,7 @@ def counts() -> dict[str, int]:
         "questions": questions,
         "approvals_total": pending + applying,
         "questions_total": questions,
+        "waiting": waiting.count(),
     }
 
 
@@ -312,3 +322,31 @@ def notifications_after(after: int) -> list[dict[str, Any]]:
 def question_is_multi(qid: int) -> bool:
     q = OperatorQuestion.get_or_none(OperatorQuestion.id == qid)
     return bool(q is not None and q.multi)
+
+
+# the audit trail -------------------------------------------------------------------------
+
+HISTORY_SHOWN = 300
+
+
+def history() -> list[dict[str, Any]]:
+    """The newest decisions, as the history page shows them."""
+    rows = Decision.select().order_by(Decision.id.desc()).limit(HISTORY_SHOWN)
+    return [
+        {
+            "id": d.id,
+            "at": d.at,
+            "at_clock": display.clock(d.at),
+            "actor": d.actor,
+            "channel": d.channel,
+            "action": d.action,
+            "target": d.target,
+            "agent": d.target if d.target and "#" not in d.target else None,
+            "outcome": d.outcome,
+            "refused": d.outcome.startswith("refused"),
+            "detail": ", ".join(
+                f"{k}={v}" for k, v in sorted(json.loads(d.detail).items()) if k != "name"
+            ),
+        }
+        for d in rows
+    ]

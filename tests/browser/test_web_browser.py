@@ -149,7 +149,7 @@ def test_model_slash_command_and_chat(hive: RunningHive, web: RunningWeb, page: 
     chat.fill("/model")
     chat.press("Enter")
     toast(page, "alice uses claude-opus-4-1")
-    page.wait_for_function("document.querySelector('form.chat textarea').value === ''")
+    page.wait_for_function("() => document.querySelector('form.chat textarea').value === ''")
     chat.fill("hello alice")
     page.locator("form.chat button").click()
     toast(page, "sent to alice")
@@ -334,3 +334,22 @@ def test_many_notes_fit_without_a_scrollbar(hive: RunningHive, web: RunningWeb, 
     )
     assert overflow == [0, 0, 0], overflow
     assert page.evaluate("document.querySelector('.notes-list').scrollHeight") > 0
+
+
+def test_the_waiting_count_is_live_in_the_header_and_the_title(
+    hive: RunningHive, web: RunningWeb, page: Any
+) -> None:
+    spawn(hive, "alice")
+    open_live(page, web.base + "/")
+    assert page.locator('header [data-count="waiting"]').inner_text() == "0"
+    assert "waiting" not in page.title()
+    with hive.agent("alice") as a:
+        a.call("ask_operator", question="may I?", options=["yes", "no"])
+    page.wait_for_function(
+        "() => document.querySelector('header [data-count=waiting]').textContent === '1'"
+    )
+    page.locator("#agent-alice[data-status=waiting_operator]").wait_for()
+    page.wait_for_function("() => document.title.startsWith('(1 waiting')")
+    page.locator('header a[href="/waiting"]').click()
+    page.wait_for_url(web.base + "/waiting")
+    page.locator(".question").first.wait_for()

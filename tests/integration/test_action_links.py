@@ -74,6 +74,11 @@ def test_a_link_approves_exactly_its_diff_once_and_names_itself(linked: InProces
     assert applied == blob  # exactly the bytes the link was made for
     again = refused(linked, secret, "approve")
     assert again.code is Code.CONFLICT and "used already" in str(again)
+    trail = linked.admin("history", agent="alice")["decisions"]
+    by_link = [d for d in trail if d["channel"] == "link"]  # type: ignore[index]
+    assert len(by_link) == 1, trail  # the link's one decision; the refused reuse never acted
+    assert by_link[0]["action"] == "approve" and by_link[0]["outcome"] == "ok"  # type: ignore[index]
+    assert str(by_link[0]["actor"]).startswith(f"action link #{lid} (ntfy), uid ")  # type: ignore[index]
 
 
 def test_a_wrong_token_or_action_does_not_spend_the_link(linked: InProcessHive) -> None:

@@ -327,8 +327,14 @@
       el.classList.toggle("unseen", fresh);
       if (fresh) unseen++;
     }
-    document.title = document.title.replace(/^\(\d+\) /, "");
-    if (unseen) document.title = "(" + unseen + ") " + document.title;
+    // the title says what waits on the operator (live, from the header's count)
+    const waitingEl = $('[data-count="waiting"]');
+    const waiting = waitingEl ? parseInt(waitingEl.textContent, 10) || 0 : 0;
+    document.title = document.title.replace(/^\([^)]*\) /, "");
+    const parts = [];
+    if (waiting) parts.push(waiting + " waiting");
+    if (unseen) parts.push(unseen + " new");
+    if (parts.length) document.title = "(" + parts.join(" · ") + ") " + document.title;
   }
   function notifyAll(list) {
     if (!("Notification" in window) || Notification.permission !== "granted") return;
