@@ -165,21 +165,27 @@ class RunningHive:
         )
         self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 20.0) -> None:
+    def _wait_ready(
+        self,
+        timeout: float = 20.0,
+        marker: bytes = b"hive-c0re is serving",
+        what: str = "coordinator",
+    ) -> None:
+        """Until the process prints `marker` on stdout; fail with its log if it exits or stalls."""
         assert self.proc.stdout is not None
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout
         seen = b""
-        while b"hive-c0re is serving" not in seen:
+        while marker not in seen:
             left = deadline - time.monotonic()
             if left <= 0 or not sel.select(left):
                 self.stop()
-                raise AssertionError(f"coordinator not ready: {self.log()}")
+                raise AssertionError(f"{what} not ready: {self.log()}")
             chunk = os.read(self.proc.stdout.fileno(), 4096)
             if not chunk:
                 self.proc.wait()
-                raise AssertionError(f"coordinator exited {self.proc.returncode}: {self.log()}")
+                raise AssertionError(f"{what} exited {self.proc.returncode}: {self.log()}")
             seen += chunk
         sel.close()
 

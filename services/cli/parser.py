@@ -200,6 +200,20 @@ SUBCOMMANDS: list[Sub] = [
         lambda ns: {"cmd": "logout_all"},
     ),
     Sub(
+        "notify-test",
+        "send a test notification to every URL of HIVE_NOTIFY_URLS and say which worked",
+        None,
+        [
+            (
+                "--env-file",
+                {
+                    "default": "/etc/hyperhive/hive.env",
+                    "help": "where to read HIVE_NOTIFY_URLS when it is not in the environment",
+                },
+            )
+        ],
+    ),
+    Sub(
         "waiting",
         "everything that waits on you: approvals, questions, crashed agents",
         lambda ns: {"cmd": "waiting"},

@@ -14,6 +14,7 @@ from .approvals import Approvals
 from .broker import Broker
 from .changes import ChangeFeed
 from .lifecycle import Lifecycle
+from .links import ActionLinks
 from .logins import Logins
 from .questions import Questions
 from .turns import TurnCancels
@@ -28,6 +29,7 @@ class Hive(Protocol):
     approvals: Approvals
     questions: Questions
     logins: Logins
+    links: ActionLinks
     cancels: TurnCancels
     feed: ChangeFeed
 

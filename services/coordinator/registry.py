@@ -152,6 +152,6 @@ def _named_agent(req: dict[str, Any]) -> str | None:
 
 def loaded() -> dict[str, Command]:
     """The whole table: the handler modules register their commands as they are imported."""
-    from . import commands, signin_commands  # noqa: F401
+    from . import commands, link_commands, signin_commands  # noqa: F401
 
     return COMMANDS

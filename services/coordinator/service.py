@@ -49,6 +49,7 @@ from .limits import (
     current_nofile,
     raise_nofile,
 )
+from .links import ActionLinks
 from .logins import Logins
 from .proposed import ReadLimits
 from .questions import Questions
@@ -120,6 +121,7 @@ class Coordinator:
         self.approvals = Approvals(paths, self, self.lifecycle, self.repo_limits)
         self.questions = Questions(self)
         self.logins = Logins(paths.web_password, lambda: self.changed("sessions"))
+        self.links = ActionLinks(self.approvals, self.questions)
         self._last_event_id = 0
 
     # requests ----------------------------------------------------------------------------
@@ -162,11 +164,16 @@ class Coordinator:
             )
 
     def changed(self, *kinds: str) -> None:
-        """Something the dashboard shows changed: wake `watch` (all kinds if none named);
-        the gateway too when it is the agents table (agents, their caps)."""
+        """Something the dashboard shows changed: wake `watch` (all kinds if none named).
+
+        The gateway's doorbell is rung when it is the agents table (agents, their caps), and
+        hive-notify's when notifications changed (a notice may be queued in the outbox); both
+        best effort, each with its slow safety net for a lost ring."""
         self.feed.bump(*kinds)
         if not kinds or Change.AGENTS in kinds:
             ring_doorbell(self.paths.gateway_doorbell)
+        if not kinds or Change.NOTIFICATIONS in kinds:
+            ring_doorbell(self.paths.notify_doorbell)
 
     def notify(self, event: HelperEvent) -> None:
         """A helper event to hm1nd; in this process the broker wakes the manager directly."""

@@ -61,10 +61,16 @@ class SystemHost:
 class CrashWatchService:
     """One watcher process: `run()` until SIGTERM/SIGINT, then close what it opened."""
 
-    def __init__(self, doorbell: Path | None, *, reconcile_every: float = RECONCILE_EVERY) -> None:
+    def __init__(
+        self,
+        doorbell: Path | None,
+        *,
+        reconcile_every: float = RECONCILE_EVERY,
+        notify_doorbell: Path | None = None,
+    ) -> None:
         self.events: deque[tuple[str, str]] = deque()
         self.bus = MachinedBus(lambda member, name: self.events.append((member, name)))
-        self.watcher = CrashWatcher(SystemHost(self.bus), doorbell)
+        self.watcher = CrashWatcher(SystemHost(self.bus), doorbell, notify_doorbell=notify_doorbell)
         self.reconcile_every = reconcile_every
         self._stop = False
         self._ready = False

@@ -19,7 +19,7 @@ from typing import Any
 
 import peewee as pw
 
-from .vocab import AgentState, ApprovalStatus, QuestionStatus
+from .vocab import AgentState, ApprovalStatus, OutboxState, QuestionStatus
 
 SCHEMA_VERSION = 5
 DB_MODE = 0o660
@@ -288,6 +288,68 @@ class LoginLink(_Model):
         table_name = "login_links"
 
 
+class OutboxItem(_Model):
+    """A notice for the operator's channels (apprise), queued by its producer in the same
+    transaction as what it tells of; hive-notify sends it and records the outcome."""
+
+    id = pw.AutoField()
+    kind = pw.CharField()  # vocab.Notice
+    key = pw.CharField(unique=True)  # one item, one notice: a second insert is a no-op
+    agent = pw.CharField(null=True, max_length=31)
+    item_id = pw.IntegerField(null=True)  # the approval or question it is about
+    title = pw.TextField()
+    body = pw.TextField(default="")
+    created_at = pw.FloatField(default=now)
+    due_at = pw.FloatField(default=now)  # not sent before (a deadline reminder)
+    state = pw.CharField(default=OutboxState.QUEUED)  # vocab.OutboxState
+    done_at = pw.FloatField(null=True)
+    note = pw.TextField(null=True)  # why it was not sent (moot, skipped, expired)
+
+    class Meta:
+        table_name = "outbox"
+        indexes = ((("state", "due_at"), False),)
+
+
+class OutboxDelivery(_Model):
+    """One outbox item on one channel (an apprise URL, known by a hash, never stored)."""
+
+    id = pw.AutoField()
+    item = pw.IntegerField()  # outbox.id
+    channel = pw.CharField()  # hash of the URL
+    label = pw.CharField()  # what the operator calls it: the URL's scheme (ntfy, json, …)
+    attempts = pw.IntegerField(default=0)
+    next_try_at = pw.FloatField(default=0.0)
+    sent_at = pw.FloatField(null=True)
+    last_error = pw.TextField(null=True)
+
+    class Meta:
+        table_name = "outbox_deliveries"
+        indexes = ((("item", "channel"), True),)
+
+
+class ActionLink(_Model):
+    """A capability in a notification: one item, one use, until it expires.
+
+    Only a SHA-256 of the secret is stored; an approval's link is bound to the hash of the
+    diff it was made for.
+    """
+
+    id = pw.AutoField()
+    token_hash = pw.CharField(unique=True)
+    item_kind = pw.CharField()  # vocab.LinkItem
+    item_id = pw.IntegerField()
+    item_hash = pw.CharField(null=True)  # approvals: sha256 of the diff and bytes shown
+    channel = pw.CharField()  # the notification channel it went out on (ntfy, json, …)
+    created_by = pw.TextField()
+    created_at = pw.FloatField(default=now)
+    expires_at = pw.FloatField()
+    used_at = pw.FloatField(null=True)
+    used_action = pw.CharField(null=True)  # vocab.LinkAction
+
+    class Meta:
+        table_name = "action_links"
+
+
 class Decision(_Model):
     """The audit trail: one row per operator decision or lifecycle action, kept for good
     (a purge of an agent never deletes its history)."""
@@ -331,6 +393,9 @@ MODELS: list[type[_Model]] = [
     Event,
     WebSession,
     LoginLink,
+    OutboxItem,
+    OutboxDelivery,
+    ActionLink,
     Decision,
     UidRange,
 ]

@@ -42,6 +42,7 @@ MESSAGE_IDS: dict[str, str] = {
     "gateway": "180598ed41b743b89868bd347cebab84",
     "model_usage": "d45ccb3b72cd4744bbcbd5edd73ab9a7",
     "gateway_refused": "3b753c21f51b4021a3e3aeb43527ffc4",
+    "notification": "245d5793aa5e4043bdcd110e729e29a4",
 }
 
 DEBUG = syslog.LOG_DEBUG

@@ -84,6 +84,16 @@ class Paths:
         """Datagram socket other processes ring after a durable write the coordinator must see."""
         return self.runtime_dir / "doorbell.sock"
 
+    @property
+    def notify_dir(self) -> Path:
+        """hive-notify's own runtime dir (its unit's RuntimeDirectory=)."""
+        return self.runtime_dir / "notify"
+
+    @property
+    def notify_doorbell(self) -> Path:
+        """Datagram socket producers ring after queueing a notice in the `outbox`."""
+        return self.notify_dir / "doorbell.sock"
+
     # state ---------------------------------------------------------------------------------
     @property
     def web_password(self) -> Path:

@@ -266,6 +266,102 @@ class Role(StrEnum):
     AGENT = "agent"
 
 
+class Notice(StrEnum):
+    """What the operator is told of away from the dashboard (`outbox`, HIVE_NOTIFY_EVENTS)."""
+
+    APPROVAL_WAITING = "approval_waiting"
+    QUESTION_ASKED = "question_asked"
+    QUESTION_DEADLINE = "question_deadline"
+    CONTAINER_CRASH = "container_crash"
+    BUDGET_REACHED = "budget_reached"
+
+    @property
+    def item(self) -> LinkItem | None:
+        """What an action link in this notice acts on (None: nothing to act on)."""
+        if self is Notice.APPROVAL_WAITING:
+            return LinkItem.APPROVAL
+        if self in (Notice.QUESTION_ASKED, Notice.QUESTION_DEADLINE):
+            return LinkItem.QUESTION
+        return None
+
+    @property
+    def urgent(self) -> bool:
+        """Shown as a warning by channels that have levels (a crash, a cap, a deadline)."""
+        return self in (Notice.CONTAINER_CRASH, Notice.BUDGET_REACHED, Notice.QUESTION_DEADLINE)
+
+
+class OutboxState(StrEnum):
+    """Where a notice is in the `outbox`: queued until every channel took it, or set aside."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    MOOT = "moot"
+    """Resolved on the dashboard (or by its deadline) before it could be sent."""
+    SKIPPED = "skipped"
+    """Its kind is not in HIVE_NOTIFY_EVENTS."""
+    EXPIRED = "expired"
+    """Not delivered within HIVE_NOTIFY_GIVE_UP of being due: given up, logged."""
+
+
+class LinkItem(StrEnum):
+    """What an action link is bound to."""
+
+    APPROVAL = "approval"
+    QUESTION = "question"
+
+    @property
+    def actions(self) -> tuple[LinkAction, ...]:
+        if self is LinkItem.APPROVAL:
+            return (LinkAction.APPROVE, LinkAction.DENY)
+        return (LinkAction.ANSWER,)
+
+
+class LinkAction(StrEnum):
+    """What the confirming POST of an action link does (`action_redeem {action}`)."""
+
+    APPROVE = "approve"
+    DENY = "deny"
+    ANSWER = "answer"
+
+    @property
+    def done(self) -> str:
+        return {
+            LinkAction.APPROVE: "approved",
+            LinkAction.DENY: "denied",
+            LinkAction.ANSWER: "answered",
+        }[self]
+
+
+class LinkState(StrEnum):
+    """What an action link may still do (its page says it; `action_redeem` refuses by it)."""
+
+    OPEN = "open"
+    STALE = "stale"
+    """An approval whose applied config moved: denying works, approving is refused."""
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    USED = "used"
+    RESOLVED = "resolved"
+    CHANGED = "changed"
+    """The approval no longer shows the diff the link was made for."""
+    GONE = "gone"
+
+    @property
+    def usable(self) -> bool:
+        return self in (LinkState.OPEN, LinkState.STALE)
+
+    @property
+    def code(self) -> Code:
+        """The refusal's code when the link is used in this state."""
+        return {
+            LinkState.UNKNOWN: Code.FORBIDDEN,
+            LinkState.EXPIRED: Code.FORBIDDEN,
+            LinkState.CHANGED: Code.STALE,
+            LinkState.STALE: Code.STALE,
+            LinkState.GONE: Code.NOT_FOUND,
+        }.get(self, Code.CONFLICT)
+
+
 class Code(StrEnum):
     """Why the hive refused, beside the sentence: what clients branch on (`code` in every
     refusal). The dashboard's HTTP status and hivectl's exit status derive from it."""

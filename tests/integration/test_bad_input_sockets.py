@@ -127,6 +127,14 @@ BASE: dict[str, dict[str, Any]] = {
     "sessions": {},
     "logout_all": {},
     "set_password": {"password": "a password long enough"},
+    "action_link": {"item": "approval", "id": 1, "channel": "ntfy"},
+    "action_redeem": {
+        "secret": "s" * 43,
+        "token": "t" * 64,
+        "action": "approve",
+        "answer": "a",
+        "note": "n",
+    },
     "history": {"agent": "alice", "since": 0},
     "waiting": {},
 }

@@ -16,6 +16,7 @@ SERVICES = (
     "hive-gateway.service",
     "hive-crashwatch.service",
     "hive-web.service",
+    "hive-notify.service",
 )
 SOCKETS = ("hive-admin.socket", "hive-manager.socket", "hive-autoupdate.path")
 
