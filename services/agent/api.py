@@ -44,7 +44,7 @@ class ContextTooLong(Exception):
     """The request is over the model's context window: compact, then try again."""
 
 
-class Capped(Exception):
+class OverBudget(Exception):
     """The gateway refused: this agent has spent its cap. The turn waits, open."""
 
 
@@ -133,9 +133,10 @@ def hive_refusal(e: BaseException) -> GatewayRefusal | None:
 
 
 def classify(e: BaseException) -> str:
-    """'capped', 'auth', 'too_long', 'transient' or 'fatal' for an exception from one request."""
-    if hive_refusal(e) is GatewayRefusal.CAPPED:
-        return "capped"
+    """'over_budget', 'auth', 'too_long', 'transient' or 'fatal' for an exception from one
+    request."""
+    if hive_refusal(e) is GatewayRefusal.OVER_BUDGET:
+        return "over_budget"
     if isinstance(e, anthropic.AuthenticationError):
         return "auth"
     if isinstance(e, anthropic.APIStatusError):
@@ -252,8 +253,8 @@ class Api:
                 raise
             except Exception as e:
                 kind = classify(e)
-                if kind == "capped":
-                    raise Capped(describe(e)) from None
+                if kind == "over_budget":
+                    raise OverBudget(describe(e)) from None
                 if kind == "auth":
                     raise AuthFailed(describe(e)) from None
                 if kind == "too_long":

@@ -33,7 +33,7 @@ class GatewayDown(Exception):
 @dataclass(frozen=True)
 class Status:
     key: KeyState
-    capped: bool
+    over_budget: bool
     state: str
     """An opaque token: the same while nothing the harness cares about changed."""
     detail: str | None
@@ -41,15 +41,15 @@ class Status:
 
     @property
     def usable(self) -> bool:
-        return self.key is KeyState.OK and not self.capped
+        return self.key is KeyState.OK and not self.over_budget
 
     @property
     def phase(self) -> TurnPhase | None:
         """The turn state the harness reports while it cannot go on (None: it can)."""
         if self.key is not KeyState.OK:
             return TurnPhase.NEEDS_LOGIN
-        if self.capped:
-            return TurnPhase.CAPPED
+        if self.over_budget:
+            return TurnPhase.OVER_BUDGET
         return None
 
 
@@ -75,7 +75,7 @@ def parse_status(data: Any) -> Status:
     detail = data.get("detail")
     return Status(
         key=key,
-        capped=data.get("capped") is True,
+        over_budget=data.get("over_budget") is True,
         state=str(data.get("state", "")),
         detail=detail if isinstance(detail, str) and detail else None,
     )

@@ -4,7 +4,7 @@ A message claimed from the inbox is saved as the open turn before anything else,
 turn is closed only when it ends (done, cancelled, failed), so a crash re-runs it. A
 message it cannot read or save is set aside in the hive rather than claimed again and
 again. The inbox is not touched while the model gateway cannot serve this agent (it has
-no usable key: needs_login; the agent spent its cap: capped); a turn that met either
+no usable key: needs_login; the agent is at a spending cap: over_budget); a turn that met either
 stays open and runs again once the gateway can.
 """
 
@@ -20,7 +20,7 @@ from types import FrameType
 from ..hive.log import ERR, WARNING, log
 from ..hive.vocab import TurnPhase
 from ..hive.wire import MessageRow
-from .api import Api, ApiFailure, AuthFailed, Capped
+from .api import Api, ApiFailure, AuthFailed, OverBudget
 from .bus import MAX_RECV_WAIT, Bus, BusDown
 from .cancel import Cancelled, CancelToken, CancelWatcher
 from .conversation import Conversation
@@ -102,7 +102,7 @@ class Harness:
 
     def ready(self) -> bool:
         """Wait until the model gateway can serve this agent (a usable key, under its cap),
-        reporting needs_login or capped once while it cannot; False if told to stop."""
+        reporting needs_login or over_budget once while it cannot; False if told to stop."""
         seen = ""
         blocked: TurnPhase | None = None
         down_since: float | None = None
@@ -141,7 +141,7 @@ class Harness:
                 blocked = phase
                 detail = status.detail or f"the model gateway cannot serve this agent ({phase})"
                 self.reporter.blocked(phase, detail)
-                what = "needs login" if phase is TurnPhase.NEEDS_LOGIN else "capped"
+                what = "needs login" if phase is TurnPhase.NEEDS_LOGIN else "over budget"
                 self.log(f"{what}: {detail}", WARNING)
             seen = status.state
         return False
@@ -216,7 +216,7 @@ class Harness:
             except AuthFailed as e:
                 self.log(f"the API refused the gateway's key: {e}", WARNING)
                 return  # the turn stays open; it re-runs once the gateway has a key
-            except Capped as e:
+            except OverBudget as e:
                 self.log(f"the gateway refused a model request: {e}", WARNING)
                 return  # the turn stays open; it re-runs once the cap is raised
             except ApiFailure as e:

@@ -44,7 +44,7 @@ class Settings:
     """Attempts before a turn gives up on a transient API error; 0 retries until cancelled."""
     login_recheck: float = 60.0
     """Safety-net seconds between asking the gateway again while waiting in needs_login or
-    capped (the gateway answers at once when its state changes)."""
+    over_budget (the gateway answers at once when its state changes)."""
 
     @property
     def is_manager(self) -> bool:

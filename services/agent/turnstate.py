@@ -83,5 +83,5 @@ class TurnReporter:
         self.report(TurnPhase.NEEDS_LOGIN, detail=detail)
 
     def blocked(self, phase: TurnPhase, detail: str) -> None:
-        """needs_login or capped: the harness waits for the operator."""
+        """needs_login or over_budget: the harness waits for the operator."""
         self.report(phase, detail=detail)

@@ -12,7 +12,9 @@ from typing import Any, cast
 
 from peewee import fn
 
-from ..hive.db import Agent, Message, TurnState, Usage, now, write_tx
+from ..hive import spend
+from ..hive.budget import Standing, tightest
+from ..hive.db import Agent, Budget, Message, TurnState, Usage, now, write_tx
 from ..hive.protocol import Refusal
 from ..hive.vocab import AgentState, Code
 from ..hive.wire import AgentRecord, TurnRow
@@ -70,10 +72,12 @@ def create(
 
 
 def delete(name: str) -> None:
-    """Remove an agent's record and its turn state (its messages stay, as history)."""
+    """Remove an agent's record, its turn state and its budget (its messages and its usage
+    stay, as history; a name made again starts with nothing spent)."""
     with write_tx():
         Agent.delete().where(Agent.name == name).execute()
         TurnState.delete().where(TurnState.agent == name).execute()
+        Budget.delete().where(Budget.agent == name).execute()
     _forget()
 
 
@@ -108,6 +112,7 @@ def rows(only: str | None = None) -> list[AgentRecord]:
     aside = set_aside_count(wanted) if wanted else {}
     metered = turn_usage(wanted)
     spent = spent_usd(wanted)
+    budgets = spend.capped(wanted)
     return [
         _row(
             a,
@@ -116,6 +121,7 @@ def rows(only: str | None = None) -> list[AgentRecord]:
             aside.get(a.name, 0),
             metered.get(a.name, Metered()),
             spent.get(a.name, 0.0),
+            tightest(budgets.get(a.name, [])),
         )
         for a in agents
     ]
@@ -177,6 +183,7 @@ def _row(
     aside: int,
     metered: Metered,
     spent: float,
+    budget: Standing | None,
 ) -> AgentRecord:
     return {
         "name": agent.name,
@@ -190,7 +197,7 @@ def _row(
         "created_at": agent.created_at,
         "turn": None if turn is None else turn_dict(turn, metered),
         "spent_usd": round(spent, 6),
-        "spend_cap_usd": agent.spend_cap_usd,
+        "budget": None if budget is None else budget.to_dict(),
     }
 
 

@@ -12,6 +12,7 @@ from ..hive.paths import Paths
 from ..hive.wire import AgentRow
 from .approvals import Approvals
 from .broker import Broker
+from .budgets import Budgets
 from .changes import ChangeFeed
 from .lifecycle import Lifecycle
 from .links import ActionLinks
@@ -30,6 +31,7 @@ class Hive(Protocol):
     questions: Questions
     logins: Logins
     links: ActionLinks
+    budgets: Budgets
     cancels: TurnCancels
     feed: ChangeFeed
 

@@ -67,6 +67,8 @@ class Lifecycle:
         self.repo_limits = repo_limits
         self.on_applied: Callable[[str], None] = lambda name: None
         """Told each time an agent's applied config is written (approvals re-check staleness)."""
+        self.on_config: Callable[[str, AgentConfig], None] = lambda name, config: None
+        """Told the config each time it is applied (the budgets take its caps)."""
         self.paths = paths
         self.backend = backend
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -138,28 +140,8 @@ class Lifecycle:
         files = {CONFIG_FILE: blob, **self.backend.render(spec)}
         sha = repos.apply(self.paths.applied_repo(name), files, message)
         self.on_applied(name)  # pending approvals of `name` may be stale now
-        self.set_cap(name, spec.config.spend_usd)
+        self.on_config(name, spec.config)
         return sha
-
-    def set_cap(self, name: str, cap: float | None) -> None:
-        """Record the applied config's spending cap where the gateway reads it (and wake it)."""
-        agent = Agent.get_or_none(Agent.name == name)
-        if agent is not None and agent.spend_cap_usd != cap:
-            Agent.update(spend_cap_usd=cap).where(Agent.name == name).execute()
-            hlog.log(
-                f"{name}'s spending cap is now " + (f"${cap:.2f}" if cap is not None else "none"),
-                kind="lifecycle",
-                agent=name,
-            )
-            self.effects.changed("agents")
-
-    def sync_caps(self) -> None:
-        """At start: every agent's cap as its applied config says (a crash may have come
-        between writing the config and recording its cap)."""
-        for agent in Agent.select(Agent.name):
-            config = self.config_of(agent.name)
-            if config is not None:
-                self.set_cap(agent.name, config.spend_usd)
 
     def mark_built(self, name: str) -> None:
         write_marker(self.paths.rev_marker(name), platform_rev())

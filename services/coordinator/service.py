@@ -38,6 +38,7 @@ from . import agentfiles, agents, network_upgrade, registry, sockets
 from .approvals import Approvals
 from .backends import Backend
 from .broker import Broker
+from .budgets import Budgets
 from .changes import ChangeFeed
 from .connection import SOCKET_BUDGET, Budget, Caller, Connection, Reply
 from .lifecycle import Lifecycle
@@ -122,6 +123,8 @@ class Coordinator:
         self.questions = Questions(self)
         self.logins = Logins(paths.web_password, lambda: self.changed("sessions"))
         self.links = ActionLinks(self.approvals, self.questions)
+        self.budgets = Budgets(self)  # a bad HIVE_BUDGET_* default stops the start, said
+        self.lifecycle.on_config = self.budgets.apply_config
         self._last_event_id = 0
 
     # requests ----------------------------------------------------------------------------
@@ -352,7 +355,7 @@ class Coordinator:
         if interval is not None:
             self._tasks.append(asyncio.get_running_loop().create_task(self._watchdog(interval)))
         self.questions.recover()
-        self.lifecycle.sync_caps()
+        self.budgets.sync({a: self.lifecycle.config_of(a) for a in agents.names()})
         finishing = self.approvals.recover()
         await self.lifecycle.resume(skip=finishing)
         await self.bootstrap_manager()

@@ -2,7 +2,7 @@
 
 `POST /v1/messages` (metered) and `POST /v1/messages/count_tokens` go upstream with the
 gateway's key, the response streamed back piece by piece as it arrives; `GET /hive/status`
-says whether the gateway can serve this agent now (a key, the cap), waiting for a change
+says whether the gateway can serve this agent now (a key, its budget), waiting for a change
 when asked. Who is calling is the socket the connection came in on (`agent`), never a
 header; the `X-Hive-Turn` header is kept only to group usage rows.
 """
@@ -25,7 +25,7 @@ from ..hive.db import now
 from ..hive.vocab import GatewayRefusal, KeyState
 from . import http1, refusals
 from .metering import JsonMeter, Meter, Metered, StreamMeter, meter_for
-from .roster import MAX_INFLIGHT, Account
+from .roster import MAX_INFLIGHT, Account, Limit
 from .upstream import Upstream, response_headers
 
 MESSAGES = "/v1/messages"
@@ -54,6 +54,8 @@ class Context:
     """Write a usage row (on the database thread); its cost."""
     changed: Callable[[], None]
     """Wake the status requests that wait for a change."""
+    reached: Callable[[Account, Limit], None]
+    """An agent is at a cap: tell the manager and the operator (once per window)."""
     wait_change: Callable[[float], Coroutine[Any, Any, None]]
     key_hint: str
     """Where the operator puts a key (one clause, for the sentences below)."""
@@ -75,7 +77,9 @@ def turn_of(request: http1.Request) -> str | None:
 
 
 def status_token(key: KeyState, account: Account) -> str:
-    return f"{key.value}/{'capped' if account.capped else 'open'}"
+    """Changes whenever the answer to "may this agent think now" changes."""
+    stop = account.stop(now())
+    return f"{key.value}/" + (f"over:{stop.period}:{stop.cap.cap_usd}" if stop else "open")
 
 
 async def refuse(conn: http1.Connection, agent: str, refusal: GatewayRefusal, message: str) -> None:
@@ -83,7 +87,7 @@ async def refuse(conn: http1.Connection, agent: str, refusal: GatewayRefusal, me
         f"refused a model request of {agent}: {message}",
         kind="gateway_refused",
         agent=agent,
-        priority=hlog.NOTICE if refusal is GatewayRefusal.CAPPED else hlog.DEBUG,
+        priority=hlog.NOTICE if refusal is GatewayRefusal.OVER_BUDGET else hlog.DEBUG,
         refusal=refusal.value,
     )
     if conn.can_respond:
@@ -133,7 +137,8 @@ async def handle(agent: str, conn: http1.Connection, request: http1.Request, ctx
 
 
 async def status(agent: str, conn: http1.Connection, request: http1.Request, ctx: Context) -> bool:
-    """{agent, key, capped, spent_usd, cap_usd, state}; with `wait` and `seen`, held until
+    """{agent, key, over_budget, period, spent_usd, cap_usd, state, detail}; with `wait` and
+    `seen`, held until
     `state` differs from `seen` (or `wait` seconds pass, or the client hangs up)."""
     query = parse_qs(request.query)
     try:
@@ -171,15 +176,17 @@ async def status(agent: str, conn: http1.Connection, request: http1.Request, ctx
             )
             return False
     key = ctx.key_state()
+    stop = account.stop(now())
     answer = {
         "agent": agent,
         "key": key.value,
-        "capped": account.capped,
-        "spent_usd": round(account.spent_usd, 6),
-        "cap_usd": account.cap_usd,
+        "over_budget": stop is not None,
+        "period": None if stop is None else str(stop.period),
+        "spent_usd": round(account.spent_usd if stop is None else stop.spent, 6),
+        "cap_usd": None if stop is None else stop.cap.cap_usd,
         "state": status_token(key, account),
         "detail": key_sentence(key, ctx.key_hint)
-        or (account.cap_sentence() if account.capped else None),
+        or (None if stop is None else stop.standing().sentence(agent)),
     }
     await conn.respond(200, [refusals.JSON], json.dumps(answer).encode())
     return True
@@ -202,8 +209,10 @@ async def forward(agent: str, conn: http1.Connection, request: http1.Request, ct
             conn, agent, GatewayRefusal.NO_KEY, key_sentence(KeyState.MISSING, ctx.key_hint) or ""
         )
         return True
-    if metered and account.capped:
-        await refuse(conn, agent, GatewayRefusal.CAPPED, account.cap_sentence())
+    stop = account.stop(now()) if metered else None
+    if stop is not None:
+        ctx.reached(account, stop)  # said once per window, even after a restart
+        await refuse(conn, agent, GatewayRefusal.OVER_BUDGET, stop.standing().sentence(agent))
         return True
     if account.inflight >= MAX_INFLIGHT:
         await refuse(
@@ -322,7 +331,7 @@ async def _record(
     account: Account,
     ctx: Context,
 ) -> None:
-    was_capped = account.capped
+    was = account.stop(now())
     try:
         price = await ctx.record(agent, turn, usage, request_id, started)
     except Exception as e:  # the journal keeps the numbers the database could not
@@ -337,7 +346,8 @@ async def _record(
             priority=hlog.ERR,
             turn=turn,
         )
-    account.spent_usd += price
-    if account.capped != was_capped:
-        hlog.log(account.cap_sentence(), kind="gateway_refused", agent=agent, priority=hlog.WARNING)
+    account.add(price, now())
+    stop = account.stop(now())
+    if stop is not None and was is None:
+        ctx.reached(account, stop)
         ctx.changed()

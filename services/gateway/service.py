@@ -14,22 +14,24 @@ import signal
 import socket
 import stat
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 import peewee as pw
 
+from ..hive import budget, sd
 from ..hive import log as hlog
-from ..hive import sd
-from ..hive.db import open_db
+from ..hive.db import now, open_db
+from ..hive.events import BudgetReached
+from ..hive.inbox import ring_doorbell
 from ..hive.paths import Paths
 from ..hive.statelock import DirLock
 from ..hive.vocab import GatewayRefusal, KeyState
 from . import http1, proxy, refusals, roster
 from .metering import Metered
-from .roster import MAX_CONNECTIONS, Account, Roster
+from .roster import MAX_CONNECTIONS, Account, Limit, Roster
 from .settings import Settings
 from .upstream import Upstream
 
@@ -64,6 +66,7 @@ class Gateway:
         self._again = False
         self._doorbell: socket.socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._pending: set[asyncio.Task[None]] = set()
         self._pidfd: int | None = None
         self.stopped = asyncio.Event()
         self.context = proxy.Context(
@@ -73,6 +76,7 @@ class Gateway:
             account=self.roster.get,
             record=self.record,
             changed=self.changed,
+            reached=self.reached,
             wait_change=self.wait_change,
             key_hint=settings.key_hint,
         )
@@ -108,6 +112,62 @@ class Gateway:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
 
+    # budgets -----------------------------------------------------------------------------
+    def reached(self, account: Account, limit: Limit) -> None:
+        """`account` is at `limit`'s cap: a budget_reached event for hm1nd and a notice for
+        the operator, once per window (the database keeps that across restarts)."""
+        told = (limit.period, limit.since)
+        if told in account.told:
+            return
+        account.told.add(told)
+        event = BudgetReached(
+            agent=account.name,
+            spent_usd=round(limit.spent, 6),
+            cap_usd=limit.cap.cap_usd,
+            period=str(limit.period),
+            since=budget.iso(limit.since),
+        )
+        self._background(self._tell(event))
+
+    async def _tell(self, event: BudgetReached) -> None:
+        try:
+            new = await self.db(roster.tell_reached, event)
+        except (pw.DatabaseError, OSError) as e:
+            hlog.log(
+                f"could not record {event.agent}'s budget_reached: {e}",
+                kind="gateway",
+                agent=event.agent,
+                priority=hlog.ERR,
+            )
+            return
+        if new:
+            ring_doorbell(self.paths.doorbell)  # the coordinator wakes hm1nd and hive-notify
+            hlog.log(
+                f"{event.agent} reached its {event.period} spending cap: "
+                f"${event.spent_usd:.2f} of ${event.cap_usd:.2f}",
+                kind="budget_reached",
+                agent=event.agent,
+                priority=hlog.WARNING,
+                period=event.period,
+            )
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and (e := task.exception()) is not None:
+            hlog.log(f"internal error: {e!r}", kind="gateway", priority=hlog.ERR)
+
+    async def _rollover(self) -> None:
+        """At each local midnight a day (maybe a month) ends: agents over a daily cap may
+        think again, so the status requests waiting on it are woken."""
+        while True:
+            await asyncio.sleep(max(1.0, budget.next_rollover(now()) - now() + 1.0))
+            self.changed()
+
     def key_refused(self) -> None:
         if self.key is KeyState.OK:
             self.key = KeyState.REFUSED
@@ -138,10 +198,13 @@ class Gateway:
 
     async def refresh(self) -> None:
         rows = await self.db(roster.read_agents)
-        spent = {}
-        for row in self.roster.needs_spend(rows):
-            spent[row.name] = await self.db(roster.spent_since, row.name, row.created_at)
-        added, gone, changed = self.roster.apply(rows, spent)
+        t = now()
+        spent = await self.db(roster.read_spent, self.roster.wanted(rows, t))
+        added, gone, changed = self.roster.apply(rows, spent, t)
+        for account in self.roster.accounts.values():
+            stop = account.stop(t)
+            if stop is not None:
+                self.reached(account, stop)  # a cap lowered under the spend, or a restart
         for name in gone:
             await self.unserve(name)
         for row in rows:
@@ -291,6 +354,7 @@ class Gateway:
         loop.add_reader(self._doorbell.fileno(), self._on_doorbell)
         await self.refresh()
         self._tasks.append(loop.create_task(self._safety_net()))
+        self._tasks.append(loop.create_task(self._rollover()))
         interval = sd.watchdog_interval()
         if interval is not None:
             self._tasks.append(loop.create_task(self._watchdog(interval)))

@@ -19,7 +19,7 @@ from typing import Any
 
 import peewee as pw
 
-from .vocab import AgentState, ApprovalStatus, OutboxState, QuestionStatus
+from .vocab import AgentState, ApprovalStatus, CapSource, OutboxState, QuestionStatus
 
 SCHEMA_VERSION = 5
 DB_MODE = 0o660
@@ -86,7 +86,6 @@ class Agent(_Model):
     applied_sha = pw.CharField(null=True)
     created_at = pw.FloatField(default=now)
     updated_at = pw.FloatField(default=now)
-    spend_cap_usd = pw.FloatField(null=True)  # limits.spend_usd of the applied config; None: none
 
     class Meta:
         table_name = "agents"
@@ -208,6 +207,30 @@ class Usage(_Model):
             (("agent", "created_at", "cost_usd"), False),  # covers an agent's spend
             (("agent", "turn"), False),
         )
+
+
+class Budget(_Model):
+    """One agent's spending cap for one period (`hive.budget`): what its approved agent.toml
+    says, what the operator set, and the one in force, which the gateway enforces.
+
+    `counted_from` is the operator's reset: spend before it does not count in this period.
+    Rows go with their agent when it is destroyed (a name made again starts afresh).
+    """
+
+    id = pw.AutoField()
+    agent = pw.CharField(max_length=31)
+    period = pw.CharField()  # vocab.Period
+    config_usd = pw.FloatField(null=True)  # the applied [budget]'s
+    operator_usd = pw.FloatField(null=True)  # the operator's; wins over the config's
+    cap_usd = pw.FloatField(null=True)  # in force (operator, config, hive default); None: no cap
+    source = pw.CharField(default=CapSource.NONE)  # vocab.CapSource
+    counted_from = pw.FloatField(default=0.0)
+    updated_at = pw.FloatField(default=now)
+    updated_by = pw.TextField(null=True)  # who set the operator's cap or reset last
+
+    class Meta:
+        table_name = "budgets"
+        indexes = ((("agent", "period"), True),)
 
 
 class TransientState(_Model):
@@ -388,6 +411,7 @@ MODELS: list[type[_Model]] = [
     OperatorQuestion,
     TurnState,
     Usage,
+    Budget,
     TransientState,
     Notification,
     Event,
@@ -446,7 +470,6 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("approvals", "stale_at", "REAL"),
     ("approvals", "decided_by", "TEXT"),
     ("operator_questions", "decided_by", "TEXT"),
-    ("agents", "spend_cap_usd", "REAL"),
     ("turn_state", "turn", "VARCHAR(64)"),
 ]
 """A column added to an existing table is listed here too, so older databases get it."""

@@ -52,6 +52,7 @@ NOTIFY_TEXT = {
     "destroyed": "{agent} was destroyed",
     "container_crash": "{agent} crashed: {note}",
     "operator_answered": "question #{id} {resolution}",
+    "budget_reached": "{agent} reached its {period} cap: ${spent_usd:.2f} of ${cap_usd:.2f}",
 }
 
 

@@ -26,6 +26,7 @@ MESSAGE_IDS: dict[str, str] = {
     "approval_resolved": "c6178a57b195416590eaa7c1206103bc",
     "lifecycle": "fd599e4f023a4884a1986e08bf2fab0d",
     "container_crash": "a07081f5091547f09c270a38dd2235b8",
+    "budget_reached": "aeeeae4f789649bcbeae5818f1d98761",
     "question_asked": "3ab1d6b0c38a4112b0b7d06630c270ad",
     "question_resolved": "5323c5dda7534879bf7c4ab764a06567",
     "helper_event": "ae26f3103bce4eb5bea09d72c97b2695",

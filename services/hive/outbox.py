@@ -13,7 +13,7 @@ import json
 import time
 
 from .db import Approval, OperatorQuestion, OutboxItem, now
-from .events import ContainerCrash, HelperEvent
+from .events import BudgetReached, ContainerCrash, HelperEvent
 from .vocab import ApprovalKind, Notice
 
 DEADLINE_NOTICE = 60.0
@@ -167,3 +167,5 @@ def from_helper_event(event: HelperEvent, event_id: int) -> None:
     """The notice a helper event carries, if any (inside the event's own transaction)."""
     if isinstance(event, ContainerCrash):
         container_crash(event.agent, event.note, str(event_id))
+    elif isinstance(event, BudgetReached):
+        budget_reached(event.agent, event.spent_usd, event.cap_usd, event.period, event.since)

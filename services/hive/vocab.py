@@ -129,8 +129,9 @@ class TurnPhase(StrEnum):
     ERROR = "error"
     NEEDS_LOGIN = "needs_login"
     """The model gateway has no usable API key: the harness waits, its inbox untouched."""
-    CAPPED = "capped"
-    """The agent reached its spending cap: its turn waits, open, until the cap is raised."""
+    OVER_BUDGET = "over_budget"
+    """The agent reached a spending cap: its turn waits, open, until the cap is raised or
+    reset (or its period ends)."""
 
     @property
     def busy(self) -> bool:
@@ -140,7 +141,43 @@ class TurnPhase(StrEnum):
     @property
     def blocked(self) -> bool:
         """The harness waits for the operator (a key, a higher cap) before it reads its inbox."""
-        return self in (TurnPhase.NEEDS_LOGIN, TurnPhase.CAPPED)
+        return self in (TurnPhase.NEEDS_LOGIN, TurnPhase.OVER_BUDGET)
+
+
+class Period(StrEnum):
+    """What a spending cap counts over (`[budget]` in agent.toml, `hivectl budget`)."""
+
+    DAILY = "daily"
+    MONTHLY = "monthly"
+    TOTAL = "total"
+    """Since the agent was made."""
+
+    @property
+    def config_key(self) -> str:
+        """Its key in agent.toml's `[budget]` table and on the wire (`daily_usd`, …)."""
+        return f"{self.value}_usd"
+
+    @property
+    def setting(self) -> str:
+        """The hive-wide default in hive.env (`HIVE_BUDGET_DAILY_USD`, …)."""
+        return f"HIVE_BUDGET_{self.name}_USD"
+
+    @property
+    def noun(self) -> str:
+        """How a sentence names the stretch of time: "today", "this month", "in total"."""
+        return {"daily": "today", "monthly": "this month", "total": "in total"}[self.value]
+
+
+class CapSource(StrEnum):
+    """Where the cap in force for a period comes from, first that has one wins."""
+
+    OPERATOR = "operator"
+    """Set by the operator (`hivectl budget`, the dashboard, a notification's link)."""
+    CONFIG = "agent.toml"
+    """The agent's approved `[budget]`."""
+    DEFAULT = "hive default"
+    """HIVE_BUDGET_<PERIOD>_USD in hive.env."""
+    NONE = "none"
 
 
 class GatewayRefusal(StrEnum):
@@ -149,8 +186,8 @@ class GatewayRefusal(StrEnum):
 
     NO_KEY = "no_key"
     """The gateway holds no API key."""
-    CAPPED = "capped"
-    """The agent has spent its cap (`limits.spend_usd`)."""
+    OVER_BUDGET = "over_budget"
+    """The agent has spent a cap of its budget (`[budget]`, or the operator's)."""
     NOT_FORWARDED = "not_forwarded"
     """A method or path the gateway does not forward."""
     TOO_LARGE = "too_large"
@@ -168,7 +205,7 @@ class GatewayRefusal(StrEnum):
     def http_status(self) -> int:
         return {
             GatewayRefusal.NO_KEY: 401,
-            GatewayRefusal.CAPPED: 403,
+            GatewayRefusal.OVER_BUDGET: 403,
             GatewayRefusal.NOT_FORWARDED: 404,
             GatewayRefusal.TOO_LARGE: 413,
             GatewayRefusal.BUSY: 429,
@@ -182,7 +219,7 @@ class GatewayRefusal(StrEnum):
         """The Anthropic API's error type for the same status, so SDKs read it natively."""
         return {
             GatewayRefusal.NO_KEY: "authentication_error",
-            GatewayRefusal.CAPPED: "permission_error",
+            GatewayRefusal.OVER_BUDGET: "permission_error",
             GatewayRefusal.NOT_FORWARDED: "not_found_error",
             GatewayRefusal.TOO_LARGE: "request_too_large",
             GatewayRefusal.BUSY: "rate_limit_error",
@@ -196,7 +233,7 @@ class GatewayRefusal(StrEnum):
         """The hive's refusal code for it (docs, logs, clients that know the hive)."""
         return {
             GatewayRefusal.NO_KEY: Code.UNAVAILABLE,
-            GatewayRefusal.CAPPED: Code.FORBIDDEN,
+            GatewayRefusal.OVER_BUDGET: Code.FORBIDDEN,
             GatewayRefusal.NOT_FORWARDED: Code.NOT_FOUND,
             GatewayRefusal.TOO_LARGE: Code.INVALID,
             GatewayRefusal.BUSY: Code.UNAVAILABLE,

@@ -27,6 +27,19 @@ class TurnRow(TypedDict):
     turn: str | None
 
 
+class BudgetRow(TypedDict):
+    """One period of an agent's budget (`hive.budget.Standing.to_dict`)."""
+
+    period: str
+    cap_usd: float | None
+    source: str
+    spent_usd: float
+    since: float
+    over: bool
+    config_usd: float | None
+    operator_usd: float | None
+
+
 class AgentRecord(TypedDict):
     """An agent as the agents table and its counts give it."""
 
@@ -42,8 +55,8 @@ class AgentRecord(TypedDict):
     turn: TurnRow | None
     spent_usd: float
     """What the agent's model requests cost since it was made, metered by the gateway."""
-    spend_cap_usd: float | None
-    """Its applied `limits.spend_usd`, which the gateway enforces; None: no cap."""
+    budget: BudgetRow | None
+    """The period of its budget nearest its cap (one at it first); None: no cap at all."""
 
 
 class AgentRow(AgentRecord):

@@ -87,27 +87,28 @@ def turn_running(turn: TurnRow | None) -> bool:
 
 
 def agent_status(row: AgentRow) -> str:
-    """running / failed / spawning / stopped / needs_login / capped (the badge): the agent's
-    state first; needs_login and capped only refine a running agent."""
+    """running / failed / spawning / stopped / over_budget / waiting_operator / needs_login
+    (the badge): the agent's state first; the rest only refine a running agent."""
     state = AgentState.of(row.get("state"))
+    budget = row.get("budget")
+    if state is AgentState.RUNNING and budget is not None and budget["over"]:
+        return TurnPhase.OVER_BUDGET  # the gateway's word, not the harness's
     if state is AgentState.RUNNING and row.get("waiting_operator"):
         return WAITING_OPERATOR  # what the operator can act on comes before the rest
     if state is AgentState.RUNNING and row.get("needs_login"):
         return TurnPhase.NEEDS_LOGIN
-    turn = row.get("turn")
-    if state is AgentState.RUNNING and turn and turn.get("state") == TurnPhase.CAPPED:
-        return TurnPhase.CAPPED
     return state
 
 
 def spend_view(row: AgentRow) -> dict[str, Any]:
-    """What the agent's model requests cost since it was made (the gateway's metering), and
-    its cap."""
-    spent = float(row.get("spent_usd") or 0.0)
-    cap = row.get("spend_cap_usd")
-    capped = cap is not None and spent >= cap
-    text = display.cost(spent) + (f" of {display.cost(cap)} cap" if cap is not None else "")
-    return {"text": text, "capped": capped, "shown": bool(spent) or cap is not None}
+    """What the agent's model requests cost (the gateway's metering): against the cap of the
+    period nearest to it when it has one, else since it was made."""
+    b = row.get("budget")
+    if b is None:
+        spent = float(row.get("spent_usd") or 0.0)
+        return {"text": display.cost(spent), "over": False, "shown": bool(spent)}
+    text = f"{display.cost(b['spent_usd'])} of {display.cost(b['cap_usd'] or 0.0)} {b['period']}"
+    return {"text": text, "over": b["over"], "shown": True}
 
 
 def turn_view(turn: TurnRow | None, agent_state: str = AgentState.RUNNING) -> dict[str, Any] | None:
@@ -146,7 +147,7 @@ def agent_view(row: AgentRow) -> dict[str, Any]:
     running = status in (
         AgentState.RUNNING,
         TurnPhase.NEEDS_LOGIN,
-        TurnPhase.CAPPED,
+        TurnPhase.OVER_BUDGET,
         WAITING_OPERATOR,
     )
     return {

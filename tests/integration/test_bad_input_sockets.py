@@ -137,6 +137,8 @@ BASE: dict[str, dict[str, Any]] = {
     },
     "history": {"agent": "alice", "since": 0},
     "waiting": {},
+    "budget": {"name": "alice"},
+    "set_budget": {"name": "alice", "daily_usd": 5, "reset": ["daily"]},
 }
 MANAGER_FIELDS = {"start", "restart", "kill"}  # the manager names its target `agent`
 NAME_FIELDS = {"name", "agent", "to"}

@@ -53,13 +53,13 @@ def ask(c: anthropic.Anthropic, say: str = "hi", **extra: Any) -> Any:
         return stream.get_final_message()
 
 
-def set_cap(hive: RunningHive, name: str, cap: float) -> None:
-    """Apply a config with `limits.spend_usd = cap`, as the manager asks and the operator
-    approves."""
+def set_cap(hive: RunningHive, name: str, cap: float, period: str = "total") -> None:
+    """Apply a config with `[budget] <period>_usd = cap`, as the manager asks and the
+    operator approves."""
     sha = commit_file(
         hive.paths.proposed_repo(name),
         "agent.toml",
-        config_text(f"[limits]\nspend_usd = {cap}\n"),
+        config_text(f"[budget]\n{period}_usd = {cap}\n"),
         f"cap {cap}",
     )
     aid = hive.manager("request_apply_commit", agent=name, commit_ref=sha)["id"]
@@ -167,31 +167,32 @@ def test_an_agent_spends_only_as_itself_and_never_with_its_own_key(
     assert rows["bob"]["spent_usd"] == 0
 
 
-def test_a_capped_agent_is_refused_in_the_apis_shape_until_its_cap_is_raised(
+def test_an_agent_over_budget_is_refused_in_the_apis_shape_until_its_cap_is_raised(
     hive: RunningHive, fake: FakeAnthropic
 ) -> None:
     spawn(hive, "alice", "bob")
     set_cap(hive, "alice", 0.00001)  # less than one answer costs
     listed = hive.admin("agent_status", name="alice")["agents"][0]
-    assert listed["spend_cap_usd"] == 0.00001
+    assert listed["budget"]["cap_usd"] == 0.00001 and listed["budget"]["period"] == "total"
+    assert listed["budget"]["source"] == "agent.toml" and not listed["budget"]["over"]
     c = client(hive, "alice")
     fake.script(text("the last one under the cap"))
     ask(c)  # under the cap when it starts: it goes through, and passes the cap
     status = wait_serving(hive.paths, "alice")
-    assert status.capped and status.phase == "capped"
-    assert status.detail is not None and "spending cap (limits.spend_usd)" in status.detail
+    assert status.over_budget and status.phase == "over_budget"
+    assert status.detail is not None and "its total cap is $0.00 (agent.toml)" in status.detail
     with pytest.raises(anthropic.PermissionDeniedError) as refused:
         ask(c, "one more")
     err = refused.value
-    assert err.status_code == 403 and err.response.headers["x-hive-refusal"] == "capped"
+    assert err.status_code == 403 and err.response.headers["x-hive-refusal"] == "over_budget"
     assert isinstance(err.body, dict)
     assert err.body["error"]["type"] == "permission_error"
-    assert err.body["error"]["hive_refusal"] == "capped"
+    assert err.body["error"]["hive_refusal"] == "over_budget"
     assert err.body["error"]["message"].startswith("alice has spent $")
     assert len(fake.requests) == 1  # the refused request never left the host
-    fake.script(text("bob is not capped"))
+    fake.script(text("bob has no cap"))
     ask(client(hive, "bob"))  # one agent's cap is its own
-    # a status request waiting on "capped" is woken when the operator raises the cap
+    # a status request waiting on "over_budget" is woken when the operator raises the cap
     woke: list[Status] = []
     gateway = Gateway(hive.paths.gateway_socket("alice"))
     waiter = threading.Thread(

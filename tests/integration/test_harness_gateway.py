@@ -1,5 +1,5 @@
-"""The harness through the model gateway: the cap refusal shown as its turn state (the turn
-kept open until the cap is raised), and no API key anywhere an agent can reach: not in its
+"""The harness through the model gateway: the budget refusal shown as its turn state (the
+turn kept open until the cap is raised), and no API key anywhere an agent can reach: not in its
 harness's environment, not in what its tools see, not in its state dir or applied repo.
 """
 
@@ -24,7 +24,7 @@ from tests.integration.flowtools import environ_of, harness_pid
 from tests.integration.test_gateway import set_cap, usage_rows
 
 
-def test_a_capped_agent_shows_capped_and_its_turn_waits_until_the_cap_is_raised(
+def test_an_agent_over_budget_shows_it_and_its_turn_waits_until_the_cap_is_raised(
     hive: RunningHive, fake: FakeAnthropic
 ) -> None:
     spawn(hive, "alice")
@@ -36,22 +36,23 @@ def test_a_capped_agent_shows_capped_and_its_turn_waits_until_the_cap_is_raised(
     )
     with HarnessProcess(hive, "alice") as h:
         operator_says(hive, "alice", "a task with a tool")
-        h.wait_log("capped: ")
+        h.wait_log("over budget: ")
         state = turn_state(hive, "alice")
-        assert state["state"] == "capped"
+        assert state["state"] == "over_budget"
         assert state["detail"].startswith("alice has spent $")
-        assert "spending cap (limits.spend_usd)" in state["detail"]
+        assert "its total cap is $0.00 (agent.toml)" in state["detail"]
         # the turn is open, its message and the tool's result kept; the refused request
         # never reached the API
         conversation = h.conversation()
         assert conversation["pending"][0]["body"] == "a task with a tool"
         assert "half way" in json.dumps(conversation["messages"][-1])
         assert len(fake.requests) == 1
-        # while capped the inbox is left alone
+        # while over budget the inbox is left alone
         operator_says(hive, "alice", "another message")
         assert hive.admin("agent_status", name="alice")["agents"][0]["inbox"] == 1
         listed = hive.admin("agent_status", name="alice")["agents"][0]
-        assert listed["spent_usd"] > listed["spend_cap_usd"] == 0.00001
+        assert listed["budget"]["spent_usd"] > listed["budget"]["cap_usd"] == 0.00001
+        assert listed["budget"]["over"]
         set_cap(hive, "alice", 100)
         h.wait_log("turn ended", count=2)  # woken by the gateway, not its 60 s recheck
         assert turn_state(hive, "alice")["state"] == "idle"

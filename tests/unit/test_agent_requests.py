@@ -174,7 +174,7 @@ def test_errors_are_classified_for_retry(status: int, kind: str, expected: str) 
 @pytest.mark.parametrize(
     ("status", "kind", "refusal", "expected"),
     [
-        (403, "permission_error", "capped", "capped"),  # the turn waits for a higher cap
+        (403, "permission_error", "over_budget", "over_budget"),  # the turn waits for a raise
         (401, "authentication_error", "no_key", "auth"),  # needs_login
         (429, "rate_limit_error", "busy", "transient"),
         (502, "api_error", "upstream_down", "transient"),

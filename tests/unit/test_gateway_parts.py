@@ -4,12 +4,13 @@ and how its accounts follow the agents table."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx2
 import pytest
 from hyperhive.gateway import refusals, upstream
-from hyperhive.gateway.roster import AgentRow, Roster
+from hyperhive.gateway.roster import AgentRow, CapRow, Roster
 from hyperhive.gateway.settings import (
     DEFAULT_BASE_URL,
     PROCESS_HINT,
@@ -17,7 +18,8 @@ from hyperhive.gateway.settings import (
     SettingsError,
     from_env,
 )
-from hyperhive.hive.vocab import Code, GatewayRefusal
+from hyperhive.hive import budget
+from hyperhive.hive.vocab import CapSource, Code, GatewayRefusal, Period
 
 
 def test_the_key_comes_from_the_credential_first_then_the_environment(tmp_path: Path) -> None:
@@ -116,22 +118,51 @@ def test_each_refusal_reads_as_the_apis_own_error(refusal: GatewayRefusal) -> No
     assert GatewayRefusal.of("overloaded_error") is None
 
 
+def caps(**by_period: float) -> dict[Period, CapRow]:
+    return {Period(p): CapRow(v, 0.0, CapSource.CONFIG) for p, v in by_period.items()}
+
+
 def test_accounts_follow_the_agents_table() -> None:
     roster = Roster()
+    t = time.time()
+    rows = [AgentRow("alice", 1.0), AgentRow("bob", 1.0, caps(total=5.0))]
+    wanted = roster.wanted(rows, t)
+    assert wanted == {("alice", None): 1.0, ("bob", None): 1.0, ("bob", Period.TOTAL): 1.0}
     added, gone, changed = roster.apply(
-        [AgentRow("alice", 1.0, None), AgentRow("bob", 1.0, 5.0)], {"alice": 0.5, "bob": 5.0}
+        rows, {("alice", None): 0.5, ("bob", None): 5.0, ("bob", Period.TOTAL): 5.0}, t
     )
-    assert (added, gone, changed) == (["alice", "bob"], [], False)
+    assert (added, gone, changed) == (["alice", "bob"], [], True)
     alice, bob = roster.get("alice"), roster.get("bob")
-    assert alice is not None and not alice.capped and alice.spent_usd == 0.5
-    assert bob is not None and bob.capped  # at the cap counts as over it
-    assert "bob has spent $5.0000 of its $5.00 spending cap" in bob.cap_sentence()
-    # bob's cap raised, alice destroyed and made again, carol new, nobody else
-    rows = [AgentRow("alice", 2.0, None), AgentRow("bob", 1.0, 10.0), AgentRow("carol", 3.0, None)]
-    assert [r.name for r in roster.needs_spend(rows)] == ["alice", "carol"]
-    added, gone, changed = roster.apply(rows, {"alice": 0.0, "carol": 0.0})
+    assert alice is not None and alice.stop(t) is None and alice.spent_usd == 0.5
+    assert bob is not None and (stop := bob.stop(t)) is not None  # at the cap is over it
+    assert "bob has spent $5.00 in total, its total cap is $5.00 (agent.toml)" in (
+        stop.standing().sentence("bob")
+    )
+    # bob's cap raised (his spend kept, not read again), alice made again, carol new
+    rows = [AgentRow("alice", 2.0), AgentRow("bob", 1.0, caps(total=10.0)), AgentRow("carol", 3.0)]
+    assert roster.wanted(rows, t) == {("alice", None): 2.0, ("carol", None): 3.0}
+    added, gone, changed = roster.apply(rows, {("alice", None): 0.0, ("carol", None): 0.0}, t)
     assert (added, gone, changed) == (["carol"], [], True)
     assert roster.get("alice").spent_usd == 0.0  # type: ignore[union-attr]
-    assert not roster.get("bob").capped  # type: ignore[union-attr]
-    added, gone, changed = roster.apply([AgentRow("carol", 3.0, None)], {})
+    assert roster.get("bob").stop(t) is None  # type: ignore[union-attr]
+    assert roster.get("bob").limits[Period.TOTAL].spent == 5.0  # type: ignore[union-attr]
+    added, gone, changed = roster.apply([AgentRow("carol", 3.0)], {}, t)
     assert gone == ["alice", "bob"] and roster.get("alice") is None
+
+
+def test_a_reset_reads_the_window_again_and_a_new_day_starts_from_nothing() -> None:
+    roster = Roster()
+    yesterday = budget.period_start(Period.DAILY, time.time(), 0.0) - 3600
+    rows = [AgentRow("dan", 1.0, caps(daily=2.0))]
+    roster.apply(rows, {("dan", None): 3.0, ("dan", Period.DAILY): 2.5}, yesterday)
+    dan = roster.get("dan")
+    assert dan is not None and dan.stop(yesterday) is not None
+    assert dan.stop(time.time()) is None  # midnight passed: today's count starts at zero
+    dan.add(1.5, time.time())
+    assert dan.limits[Period.DAILY].spent == 1.5 and dan.spent_usd == 4.5
+    # the operator resets the daily count: that window is read from the database again
+    t = time.time()
+    reset = [AgentRow("dan", 1.0, {Period.DAILY: CapRow(2.0, t, CapSource.CONFIG)})]
+    assert roster.wanted(reset, t) == {("dan", Period.DAILY): t}
+    roster.apply(reset, {("dan", Period.DAILY): 0.0}, t)
+    assert dan.limits[Period.DAILY].spent == 0.0 and dan.limits[Period.DAILY].since == t

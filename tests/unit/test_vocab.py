@@ -22,8 +22,8 @@ def test_states_and_statuses_carry_their_rules() -> None:
         ApprovalStatus.APPLYING,
     }
     assert not TurnPhase.IDLE.busy and TurnPhase.ERROR.busy and not TurnPhase.NEEDS_LOGIN.busy
-    assert {p for p in TurnPhase if p.blocked} == {TurnPhase.NEEDS_LOGIN, TurnPhase.CAPPED}
-    assert not TurnPhase.CAPPED.busy
+    assert {p for p in TurnPhase if p.blocked} == {TurnPhase.NEEDS_LOGIN, TurnPhase.OVER_BUDGET}
+    assert not TurnPhase.OVER_BUDGET.busy
 
 
 def test_codes_map_to_one_status_each() -> None:

@@ -8,7 +8,7 @@
 <span class="chip turn dim">no turn yet</span>
 % end
 % if a['spend']['shown']:
-<span class="chip spend{{' capped' if a['spend']['capped'] else ''}}" title="spent on the model since it was made, metered by the gateway">{{a['spend']['text']}}</span>
+<span class="chip spend{{' over' if a['spend']['over'] else ''}}" title="spent on the model (metered by the gateway), against its cap nearest to being reached">{{a['spend']['text']}}</span>
 % end
 % if a['inbox']:
 <span class="chip inbox" title="undelivered messages">✉ {{a['inbox']}}</span>
