@@ -14,7 +14,7 @@ import time
 
 from .db import Approval, OperatorQuestion, OutboxItem, now
 from .events import BudgetReached, ContainerCrash, HelperEvent
-from .vocab import ApprovalKind, Notice
+from .vocab import ApprovalKind, Notice, Period
 
 DEADLINE_NOTICE = 60.0
 """Seconds before a question's deadline that its reminder is due."""
@@ -149,6 +149,13 @@ def container_crash(agent: str, note: str, key: str) -> None:
     )
 
 
+def _noun(period: str) -> str:
+    try:
+        return Period(period).noun
+    except ValueError:
+        return f"this {period}"
+
+
 def budget_reached(
     agent: str,
     spent_usd: float,
@@ -164,7 +171,7 @@ def budget_reached(
         Notice.BUDGET_REACHED,
         f"{Notice.BUDGET_REACHED}:{agent}:{period}:{since}",
         f"{agent} reached its {period} spending cap",
-        f"spent ${spent_usd:.2f} of ${cap_usd:.2f} this {period} (since {since}); it starts "
+        f"spent ${spent_usd:.2f} of ${cap_usd:.2f} {_noun(period)} (since {since}); it starts "
         "no turn until the cap is raised or reset",
         agent=agent,
         item_id=event_id,
