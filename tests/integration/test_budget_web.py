@@ -16,7 +16,8 @@ from hyperhive.hive.db import ActionLink, open_db
 from tests.browser.webtest import RunningWeb
 from tests.fakeapi import FakeAnthropic, text
 from tests.fakeapi.harness import fake_api  # noqa: F401 - the pytest fixture `fake`
-from tests.hivetest import RunningHive, free_port, running_hive, spawn, wait_serving
+from tests.hivetest import RunningHive, running_hive, spawn, wait_serving
+from tests.integration.test_action_links import hive_and_web
 from tests.integration.test_budgets import wait_events, wait_status
 from tests.integration.test_gateway import ask, client, set_cap
 from tests.integration.test_notify import notify_env
@@ -105,67 +106,61 @@ def outbox_budget_items(hive: RunningHive) -> list[int]:
 def test_a_budget_link_raises_the_cap_once_and_a_reset_closes_the_next(
     env: dict[str, str], fake: FakeAnthropic
 ) -> None:
-    port = free_port()
-    e = {**env, "HIVE_WEB_PUBLIC_URL": f"http://127.0.0.1:{port}"}
-    with running_hive(e) as hive:
-        web = RunningWeb(e, port=port)
-        try:
-            at_daily_cap(hive, fake)
-            wait_events(hive, 1)
-            (event_id,) = outbox_budget_items(hive)  # the notice names the event it is about
-            made = hive.admin(
-                "action_link", item="budget", id=event_id, channel="ntfy", actor="hive-notify"
+    with hive_and_web(env) as (hive, web):
+        at_daily_cap(hive, fake)
+        wait_events(hive, 1)
+        (event_id,) = outbox_budget_items(hive)  # the notice names the event it is about
+        made = hive.admin(
+            "action_link", item="budget", id=event_id, channel="ntfy", actor="hive-notify"
+        )
+        secret = str(made["url"]).rsplit("/", 1)[1]
+        phone = web.anonymous()  # a browser that never signed in
+        for _ in range(2):  # a GET (a preview, a prefetch) shows, never acts
+            shown = phone.get(f"/act/{secret}")
+            assert shown.status == 200 and 'data-state="open"' in shown.text
+            assert 'id="act-budget-alice-daily"' in shown.text and 'name="usd"' in shown.text
+        assert hive.admin("budget", name="alice")["over"] == "daily"
+
+        form = {"csrf": actionlinks.form_token(secret), "action": "raise"}
+        low = phone.post(f"/act/{secret}", {**form, "usd": "0"}, csrf=False)
+        assert low.status == 400 and "is not above" in low.json()["message"]
+        ok = phone.post(f"/act/{secret}", {**form, "usd": "20"}, csrf=False)
+        assert ok.status == 200, ok.text
+        assert ok.json()["message"] == "alice's daily cap raised to $20.00"
+        shown_after = hive.admin("budget", name="alice")
+        assert shown_after["over"] is None and daily(shown_after)["cap_usd"] == 20
+        assert wait_status(hive, "alice", "over_budget").usable
+        again = phone.post(f"/act/{secret}", {**form, "usd": "30"}, csrf=False)
+        assert again.status == 409 and "used already" in again.json()["message"]
+        assert daily(hive.admin("budget", name="alice"))["cap_usd"] == 20
+
+        trail = hive.admin("history", agent="alice")["decisions"]
+        by_link = [d for d in trail if d["channel"] == "link"]
+        assert len(by_link) == 1 and by_link[0]["action"] == "cap"
+        assert by_link[0]["outcome"] == "ok" and by_link[0]["detail"]["daily_usd"] == 20
+        assert str(by_link[0]["actor"]).startswith("action link #")
+
+        # at the cap again (the operator's own, taken back), a new link; then a reset
+        hive.admin("set_budget", name="alice", daily_usd=0.000001)
+        second = hive.admin(
+            "action_link", item="budget", id=event_id, channel="json", actor="hive-notify"
+        )
+        s2 = str(second["url"]).rsplit("/", 1)[1]
+        assert phone.get(f"/act/{s2}").status == 200  # the window of the event, at cap
+        hive.admin("set_budget", name="alice", reset=["daily"])
+        stale = phone.get(f"/act/{s2}")
+        assert stale.status == 409 and 'data-state="resolved"' in stale.text
+        assert "no longer the one counting" in html.unescape(stale.text)
+        assert 'name="usd"' not in stale.text  # nothing to act on is offered
+        form2 = {"csrf": actionlinks.form_token(s2), "action": "reset"}
+        refused = phone.post(f"/act/{s2}", form2, csrf=False)
+        assert refused.status == 409 and "no longer the one counting" in refused.text
+        with hive.admin() as a:  # and no new link for a window that is over
+            reply = a.request(
+                {"cmd": "action_link", "item": "budget", "id": event_id, "channel": "ntfy"}
             )
-            secret = str(made["url"]).rsplit("/", 1)[1]
-            phone = web.anonymous()  # a browser that never signed in
-            for _ in range(2):  # a GET (a preview, a prefetch) shows, never acts
-                shown = phone.get(f"/act/{secret}")
-                assert shown.status == 200 and 'data-state="open"' in shown.text
-                assert 'id="act-budget-alice-daily"' in shown.text and 'name="usd"' in shown.text
-            assert hive.admin("budget", name="alice")["over"] == "daily"
-
-            form = {"csrf": actionlinks.form_token(secret), "action": "raise"}
-            low = phone.post(f"/act/{secret}", {**form, "usd": "0"}, csrf=False)
-            assert low.status == 400 and "is not above" in low.json()["message"]
-            ok = phone.post(f"/act/{secret}", {**form, "usd": "20"}, csrf=False)
-            assert ok.status == 200, ok.text
-            assert ok.json()["message"] == "alice's daily cap raised to $20.00"
-            shown_after = hive.admin("budget", name="alice")
-            assert shown_after["over"] is None and daily(shown_after)["cap_usd"] == 20
-            assert wait_status(hive, "alice", "over_budget").usable
-            again = phone.post(f"/act/{secret}", {**form, "usd": "30"}, csrf=False)
-            assert again.status == 409 and "used already" in again.json()["message"]
-            assert daily(hive.admin("budget", name="alice"))["cap_usd"] == 20
-
-            trail = hive.admin("history", agent="alice")["decisions"]
-            by_link = [d for d in trail if d["channel"] == "link"]
-            assert len(by_link) == 1 and by_link[0]["action"] == "cap"
-            assert by_link[0]["outcome"] == "ok" and by_link[0]["detail"]["daily_usd"] == 20
-            assert str(by_link[0]["actor"]).startswith("action link #")
-
-            # at the cap again (the operator's own, taken back), a new link; then a reset
-            hive.admin("set_budget", name="alice", daily_usd=0.000001)
-            second = hive.admin(
-                "action_link", item="budget", id=event_id, channel="json", actor="hive-notify"
-            )
-            s2 = str(second["url"]).rsplit("/", 1)[1]
-            assert phone.get(f"/act/{s2}").status == 200  # the window of the event, at cap
-            hive.admin("set_budget", name="alice", reset=["daily"])
-            stale = phone.get(f"/act/{s2}")
-            assert stale.status == 409 and 'data-state="resolved"' in stale.text
-            assert "no longer the one counting" in html.unescape(stale.text)
-            assert 'name="usd"' not in stale.text  # nothing to act on is offered
-            form2 = {"csrf": actionlinks.form_token(s2), "action": "reset"}
-            refused = phone.post(f"/act/{s2}", form2, csrf=False)
-            assert refused.status == 409 and "no longer the one counting" in refused.text
-            with hive.admin() as a:  # and no new link for a window that is over
-                reply = a.request(
-                    {"cmd": "action_link", "item": "budget", "id": event_id, "channel": "ntfy"}
-                )
-            assert not reply["ok"] and reply["code"] == "conflict"
-            assert secret not in web.log() and secret not in hive.log()
-        finally:
-            web.stop()
+        assert not reply["ok"] and reply["code"] == "conflict"
+        assert secret not in web.log() and secret not in hive.log()
 
 
 def test_the_cap_notice_carries_a_link_to_raise_or_reset_that_one_period(
