@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 import peewee as pw
 from peewee import fn
 
+from ..hive import doorbell, sd
 from ..hive import log as hlog
-from ..hive import sd
 from ..hive import waiting as hive_waiting
 from ..hive.db import Event, TransientState, open_db
 from ..hive.events import HelperEvent
@@ -394,13 +394,7 @@ class Coordinator:
 
     def _on_doorbell(self) -> None:
         assert self._doorbell is not None
-        while True:
-            try:
-                self._doorbell.recv(64)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                break
+        doorbell.drain(self._doorbell)
         self._external_changes()
 
     def _external_changes(self) -> None:

@@ -15,6 +15,7 @@ import socket
 import stat
 from pathlib import Path
 
+from ..hive import doorbell
 from ..hive.paths import Paths
 
 DIR_MODE = 0o751
@@ -88,19 +89,7 @@ def from_fd(fd: int) -> socket.socket:
 def bind_doorbell(path: Path) -> socket.socket:
     """The datagram socket other services ring after writing to SQLite."""
     ensure_dir(path.parent)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    old = os.umask(0o117)
-    try:
-        sock.bind(str(path))
-    finally:
-        os.umask(old)
-    os.chmod(path, SOCKET_MODE)
-    with contextlib.suppress(KeyError, PermissionError):
-        os.chown(path, -1, grp.getgrnam(ADMIN_GROUP).gr_gid)
-    sock.setblocking(False)
-    return sock
+    return doorbell.bind(path, mode=SOCKET_MODE, group=ADMIN_GROUP)
 
 
 def ensure_gateway_dir(paths: Paths, name: str) -> Path:

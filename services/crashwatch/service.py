@@ -75,8 +75,7 @@ class CrashWatchService:
         self._stop = False
         self._ready = False
         self._status = ""
-        self._watchdog = sd.watchdog_interval()
-        self._last_ping = 0.0
+        self._watchdog = sd.Watchdog()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     # lifetime ------------------------------------------------------------------------------
@@ -168,8 +167,8 @@ class CrashWatchService:
                 continue
             self._ping()
             timeout = next_reconcile - now
-            if self._watchdog is not None:
-                timeout = min(timeout, self._watchdog)
+            if self._watchdog.interval is not None:
+                timeout = min(timeout, self._watchdog.interval)
             self._wait(self.bus.fileno(), timeout)
 
     def _drain(self) -> None:
@@ -208,16 +207,11 @@ class CrashWatchService:
         end = time.monotonic() + seconds
         while not self._stop and (left := end - time.monotonic()) > 0:
             self._ping()
-            self._wait(None, min(left, self._watchdog or left))
+            self._wait(None, min(left, self._watchdog.interval or left))
 
     # systemd -------------------------------------------------------------------------------
     def _ping(self) -> None:
-        if self._watchdog is None:
-            return
-        now = time.monotonic()
-        if now - self._last_ping >= self._watchdog / 2:
-            sd.ping_watchdog()
-            self._last_ping = now
+        self._watchdog.ping()
 
     def _describe(self) -> str:
         up = self.watcher.watching()

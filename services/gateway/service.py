@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import peewee as pw
 
-from ..hive import budget, sd
+from ..hive import budget, doorbell, sd
 from ..hive import log as hlog
 from ..hive.db import now, open_db
 from ..hive.events import BudgetReached
@@ -350,7 +350,7 @@ class Gateway:
         with contextlib.suppress(PermissionError):
             os.chmod(root, ROOT_MODE)
         loop = asyncio.get_running_loop()
-        self._doorbell = _bind_doorbell(self.paths.gateway_doorbell)
+        self._doorbell = doorbell.bind(self.paths.gateway_doorbell, mode=0o600)
         loop.add_reader(self._doorbell.fileno(), self._on_doorbell)
         await self.refresh()
         self._tasks.append(loop.create_task(self._safety_net()))
@@ -368,13 +368,7 @@ class Gateway:
 
     def _on_doorbell(self) -> None:
         assert self._doorbell is not None
-        while True:
-            try:
-                self._doorbell.recv(64)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                break
+        doorbell.drain(self._doorbell)
         self.refresh_soon()
 
     async def _safety_net(self) -> None:
@@ -405,19 +399,6 @@ class Gateway:
                 self.paths.gateway_doorbell.unlink()
         await self.upstream.close()
         self._db.shutdown(wait=True)
-
-
-def _bind_doorbell(path: Path) -> socket.socket:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    old = os.umask(0o177)
-    try:
-        sock.bind(str(path))
-    finally:
-        os.umask(old)
-    sock.setblocking(False)
-    return sock
 
 
 async def serve(paths: Paths, settings: Settings, *, announce: bool = True) -> None:

@@ -25,8 +25,8 @@ from types import FrameType
 
 import peewee as pw
 
+from ..hive import doorbell, sd
 from ..hive import log as hlog
-from ..hive import sd
 from ..hive.channels import Channel
 from ..hive.client import Unreachable
 from ..hive.db import OutboxItem
@@ -40,14 +40,10 @@ PRUNE_EVERY = 3600.0
 
 
 def bind_doorbell(path: Path) -> socket.socket:
-    """The datagram socket producers ring; what a previous run left at the path is replaced."""
+    """The datagram socket producers ring (owner only: the coordinator and the crash watcher
+    ring it as root); what a previous run left at the path is replaced."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.setblocking(False)
-    sock.bind(str(path))
-    return sock
+    return doorbell.bind(path, mode=0o600)
 
 
 class NotifyService:
@@ -79,8 +75,7 @@ class NotifyService:
         )
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._doorbell: socket.socket | None = None
-        self._watchdog = sd.watchdog_interval()
-        self._last_ping = 0.0
+        self._watchdog = sd.Watchdog()
         self._last_prune = 0.0
 
     # lifetime ------------------------------------------------------------------------------
@@ -131,8 +126,8 @@ class NotifyService:
             self._set_status(self.describe())
             self._ping()
             timeout = max(0.0, min(wake_at - self.clock(), self.settings.safety_net))
-            if self._watchdog is not None:
-                timeout = min(timeout, self._watchdog)
+            if self._watchdog.interval is not None:
+                timeout = min(timeout, self._watchdog.interval)
             self._wait(timeout)
 
     def _wait(self, timeout: float) -> None:
@@ -145,9 +140,7 @@ class NotifyService:
             while os.read(self._wake_r, 64):
                 pass
         if self._doorbell is not None:
-            with contextlib.suppress(BlockingIOError, InterruptedError):
-                while True:
-                    self._doorbell.recv(64)
+            doorbell.drain(self._doorbell)
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -300,9 +293,4 @@ class NotifyService:
             sd.status(text)
 
     def _ping(self) -> None:
-        if self._watchdog is None:
-            return
-        now = time.monotonic()
-        if now - self._last_ping >= self._watchdog / 2:
-            sd.ping_watchdog()
-            self._last_ping = now
+        self._watchdog.ping()

@@ -53,7 +53,7 @@ def test_an_agent_over_budget_shows_it_and_its_turn_waits_until_the_cap_is_raise
         listed = hive.admin("agent_status", name="alice")["agents"][0]
         assert listed["budget"]["spent_usd"] > listed["budget"]["cap_usd"] == 0.00001
         assert listed["budget"]["over"]
-        set_cap(hive, "alice", 100)
+        hive.admin("set_budget", name="alice", total_usd=100)  # the operator raises it
         h.wait_log("turn ended", count=2)  # woken by the gateway, not its 60 s recheck
         assert turn_state(hive, "alice")["state"] == "idle"
     resumed, following = fake.wait_requests(3)[1:]
