@@ -19,6 +19,7 @@ __all__ = ["ROUTES", "Context", "build"]
 ROUTES: tuple[tuple[str, str, Callable[..., Any]], ...] = (
     ("GET", "/", pageviews.index),
     ("GET", "/agent/<name>", pageviews.agent_page),
+    ("GET", "/agents", pageviews.agents_page),
     ("GET", "/waiting", pageviews.waiting_page),
     ("GET", "/history", pageviews.history_page),
     ("GET", "/static/<path:path>", pageviews.static),

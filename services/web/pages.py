@@ -28,6 +28,7 @@ LOOKUP = [str(TEMPLATES) + "/"]
 INDEX = "index"
 WAITING = "waiting"
 HISTORY = "history"
+AGENTS = "agents"
 AGENT_PREFIX = "agent:"
 
 ROW_KINDS = frozenset({"agents", "turns", "messages"})
@@ -46,8 +47,14 @@ INDEX_SECTIONS: dict[str, frozenset[str]] = {
     "questions": frozenset({"questions"}),
     "updatebar": frozenset({"agents"}),
     "agents": ROW_KINDS,
+    "agentsmore": frozenset({"agents"}),
     "hivespend": SPEND_KINDS,
     "decisions": frozenset({"approvals"}),
+}
+AGENTS_SECTIONS: dict[str, frozenset[str]] = {
+    "notes": NOTES,
+    "updatebar": frozenset({"agents"}),
+    "allagents": ROW_KINDS,
 }
 WAITING_SECTIONS: dict[str, frozenset[str]] = {
     "notes": NOTES,
@@ -60,7 +67,12 @@ HISTORY_SECTIONS: dict[str, frozenset[str]] = {
     "notes": NOTES,
     "history": frozenset({"history"}),
 }
-PAGE_TOPICS = {INDEX: INDEX_SECTIONS, WAITING: WAITING_SECTIONS, HISTORY: HISTORY_SECTIONS}
+PAGE_TOPICS = {
+    INDEX: INDEX_SECTIONS,
+    AGENTS: AGENTS_SECTIONS,
+    WAITING: WAITING_SECTIONS,
+    HISTORY: HISTORY_SECTIONS,
+}
 """The topics of pages that are not an agent's, each with its live sections."""
 AGENT_SECTIONS: dict[str, frozenset[str]] = {
     "notes": NOTES,
@@ -114,8 +126,13 @@ class Renderer:
     """Renders sections and pages; a row whose data did not change is not rendered again."""
 
     def __init__(
-        self, cache_size: int = 8192, hive_caps: Mapping[Period, float | None] | None = None
+        self,
+        cache_size: int = 8192,
+        hive_caps: Mapping[Period, float | None] | None = None,
+        index_agents: int = views.INDEX_AGENTS,
     ) -> None:
+        self.index_agents = index_agents
+        """The most agents the index lists (HIVE_WEB_INDEX_AGENTS)."""
         self.hive_caps = dict(hive_caps or {})
         """The hive-wide default caps (HIVE_BUDGET_<PERIOD>_USD), shown beside its spend."""
         self._cache: OrderedDict[str, str] = OrderedDict()
@@ -156,6 +173,13 @@ class Renderer:
         if name == "questions":
             return self._keyed("question", "q", "question", views.questions())
         if name == "agents":
+            return self._keyed(
+                "agent_row", "a", "agent", views.index_agents(rows, self.index_agents)[0]
+            )
+        if name == "agentsmore":
+            shown, total = views.index_agents(rows, self.index_agents)
+            return self.fragment("agentsmore", shown=len(shown), total=total)
+        if name == "allagents":
             return self._keyed("agent_row", "a", "agent", [views.agent_view(r) for r in rows])
         if name == "hivespend":
             return self.fragment("hivespend", h=views.hive_spend(self.hive_caps))

@@ -29,6 +29,11 @@ def index(ctx: Context) -> str:
     return page(ctx, pages.INDEX)
 
 
+def agents_page(ctx: Context) -> str:
+    """GET /agents: every agent (the index lists at most views.INDEX_AGENTS)."""
+    return page(ctx, pages.AGENTS)
+
+
 def waiting_page(ctx: Context) -> str:
     """GET /waiting: everything that waits on the operator."""
     return page(ctx, pages.WAITING)

@@ -60,6 +60,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+DEFAULT_INDEX_AGENTS = 100
+
+
 def _number(e: Mapping[str, str], key: str, default: float) -> float:
     try:
         return float(e.get(key) or default)
@@ -101,6 +104,9 @@ class WebSettings:
     budget_defaults: dict[Period, float | None]
     """HIVE_BUDGET_<PERIOD>_USD: each agent's cap where nothing else sets one (shown beside
     the hive's spend)."""
+    index_agents: int = DEFAULT_INDEX_AGENTS
+    """HIVE_WEB_INDEX_AGENTS: the most agents the index lists (those needing the operator
+    first); /agents lists every one."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebSettings:
@@ -120,6 +126,7 @@ class WebSettings:
                 1.0, _number(e, "HIVE_WEB_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT)
             ),
             budget_defaults=_budget_defaults(e),
+            index_agents=max(1, int(_number(e, "HIVE_WEB_INDEX_AGENTS", DEFAULT_INDEX_AGENTS))),
         )
 
     @property

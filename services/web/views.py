@@ -174,6 +174,29 @@ def agent_view(row: AgentRow) -> dict[str, Any]:
     }
 
 
+INDEX_AGENTS = 100
+"""Agents the dashboard's index lists at most by default (HIVE_WEB_INDEX_AGENTS), those
+needing attention first; the agents page lists them all."""
+_CALM = (AgentState.RUNNING, AgentState.STOPPED)
+
+
+def needs_attention(view: dict[str, Any]) -> bool:
+    """Something about this agent is for the operator to see first: it failed, waits on
+    them, is at a cap or has no key, is being acted on, or runs an old container."""
+    return view["status"] not in _CALM or view["busy"] or view["needs_update"]
+
+
+def index_agents(
+    rows: list[AgentRow], most: int = INDEX_AGENTS
+) -> tuple[list[dict[str, Any]], int]:
+    """The index's agents: those needing attention, then the rest in the list's order, at
+    most `most`; and how many agents there are in all."""
+    shown = [agent_view(r) for r in rows]
+    first = [v for v in shown if needs_attention(v)]
+    rest = [v for v in shown if not needs_attention(v)]
+    return (first + rest)[:most], len(shown)
+
+
 def stale(rows: list[AgentRow]) -> list[str]:
     """Agents whose container was built from another platform rev (↻ UPD4TE 4LL)."""
     return [r["name"] for r in rows if r.get("needs_update") and not r.get("transient")]

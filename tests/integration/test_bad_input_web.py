@@ -164,6 +164,7 @@ IDS = st.sampled_from(["1", "2", "0", "-1", "-99", "1e3", "1.0", "2" * 40, "0x10
 )
 GET_ROUTES = [
     "/",
+    "/agents",
     "/agent/{s}",
     "/static/{s}",
     "/static/../{s}",

@@ -162,3 +162,16 @@ def test_an_agent_over_budget_says_so_and_its_spend_shows_against_its_cap() -> N
     assert under["status"] == "running" and not under["spend"]["over"]
     assert not views.agent_view(row())["spend"]["shown"]  # nothing spent, no cap
     assert views.agent_view(row(spent_usd=0.004))["spend"]["text"] == "$0.0040"
+
+
+def test_the_index_lists_agents_needing_attention_first_and_at_most_its_share() -> None:
+    calm = [row(name=f"a{i:04d}") for i in range(views.INDEX_AGENTS + 50)]
+    failed = row(name="zz-failed", state="failed", note="exit 3")
+    stale = row(name="zz-stale", needs_update=True)
+    waits = row(name="zz-waits", waiting_operator=True)
+    shown, total = views.index_agents([*calm, failed, stale, waits])
+    assert total == views.INDEX_AGENTS + 53 and len(shown) == views.INDEX_AGENTS
+    assert [v["name"] for v in shown[:3]] == ["zz-failed", "zz-stale", "zz-waits"]
+    assert [v["name"] for v in shown[3:5]] == ["a0000", "a0001"]  # then the list's order
+    few, total = views.index_agents(calm[:5])
+    assert [v["name"] for v in few] == [f"a{i:04d}" for i in range(5)] and total == 5

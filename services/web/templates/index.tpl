@@ -12,6 +12,7 @@
   <div data-section="hivespend">{{!sections['hivespend']}}</div>
   <div data-section="updatebar">{{!sections['updatebar']}}</div>
   <div class="list agents" data-section="agents" data-empty="no agents yet">{{!sections['agents']}}</div>
+  <div data-section="agentsmore">{{!sections['agentsmore']}}</div>
   <form class="inline spawn" method="post" action="/spawn" data-post>
     <input name="name" placeholder="new agent name" autocomplete="off" spellcheck="false" required pattern="[a-z][a-z0-9\-]{0,30}">
     <button type="submit">✦ SP4WN</button>

@@ -17,7 +17,7 @@
   <nav>
     <a href="/#approvals">appr0vals <span class="count" data-count="approvals">{{counts['approvals']}}</span></a>
     <a href="/#questions">quest1ons <span class="count" data-count="questions">{{counts['questions']}}</span></a>
-    <a href="/#agents">ag3nts</a>
+    <a href="/agents">ag3nts</a>
     <a href="/waiting">w41ting <span class="count" data-count="waiting">{{counts['waiting']}}</span></a>
     <a href="/history">h1story</a>
   </nav>
