@@ -17,7 +17,9 @@ The system test `tests/system/test_faults.py` runs a smaller size of the same th
 from __future__ import annotations
 
 import argparse
+import grp
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -193,6 +195,21 @@ def _settle(link: Link, req: dict[str, Any], check: Any) -> dict[str, Any] | Non
                 return None
 
 
+def _as_owner_of(repo: str) -> list[str]:
+    """Run as the repo's owner, as hm1nd would (its container's root owns every proposed repo):
+    git refuses a repo another user owns; group hive-admin lets it through the state dir."""
+    st = os.stat(repo)
+    admin = grp.getgrnam("hive-admin").gr_gid
+    return [
+        "setpriv",
+        f"--reuid={st.st_uid}",
+        f"--regid={st.st_gid}",
+        f"--groups={admin}",
+        "env",
+        "HOME=/nonexistent",
+    ]
+
+
 def _approvals(tag: str, t: Tally, stop: threading.Event) -> None:
     mgr, adm = Link(MANAGER, stop), Link(ADMIN, stop)
     n = 0
@@ -202,12 +219,18 @@ def _approvals(tag: str, t: Tally, stop: threading.Event) -> None:
             repo = f"/var/lib/hyperhive/agents/{APPLIER}/config"
             Path(repo, "agent.toml").write_text(f'system_prompt = "{tag} change {n}"\n')
             subprocess.run(
-                f"cd {repo} && git add agent.toml && git -c user.name=hm1nd "
-                f"-c user.email=hm1nd@hive commit -qm 'change {n}'",
-                shell=True,
+                [
+                    *_as_owner_of(repo),
+                    "sh",
+                    "-c",
+                    f"cd {repo} && git add agent.toml && git -c user.name=hm1nd "
+                    f"-c user.email=hm1nd@hive commit -qm 'change {n}'",
+                ],
                 check=True,
             )
-            sha = subprocess.check_output(["git", "-C", repo, "rev-parse", "HEAD"], text=True)
+            sha = subprocess.check_output(
+                [*_as_owner_of(repo), "git", "-C", repo, "rev-parse", "HEAD"], text=True
+            )
             req = {"cmd": "request_apply_commit", "agent": APPLIER, "commit_ref": sha.strip()}
             find = ("SELECT id FROM approvals WHERE commit_ref = ?", sha.strip())
             verb = "approve"

@@ -25,6 +25,7 @@ UNIT_FILES = (
     "hive-autoupdate.path",
     "hive-web.service",
     "hive-agent@.service",
+    "hive-egress@.service",
 )
 HARDENED = ("hive-coordinator", "hive-crashwatch", "hive-autoupdate", "hive-web")
 """Services with PrivateTmp=/ProtectHome=: they must still see where hyperhive is installed."""

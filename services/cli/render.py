@@ -71,6 +71,8 @@ def approvals_text(rows: list[ApprovalRow]) -> str:
             head += "  STALE: the applied config changed since this diff was made"
         if a.get("note"):
             head += f"  ({a['note']})"
+        for risk in a.get("risks") or []:
+            head += f"\n  ⚠ RISK: {risk}"
         diff = a["diff"]
         parts.append(head + ("\n" + diff.rstrip() if diff else ""))
     return "\n\n".join(parts)

@@ -9,6 +9,7 @@ polling) until the operator has done it on the dashboard or with hivectl.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -82,7 +83,8 @@ class Tour:
             env = _environ(leader)
             keep = [f"{k}={v}" for k, v in env.items() if k.startswith(("GIT_", "PATH", "HOME"))]
             argv = [
-                "nsenter", "-t", str(leader), "-m", "-u", "-i", "-p", "-r", "-w",
+                "nsenter", "-t", str(leader), *_user_namespace(leader),
+                "-m", "-u", "-i", "-p", "-r", "-w",
                 "env", "-i", *keep, "/bin/sh", "-c",
                 script.format(repo=f"/agents/{agent}/config"),
             ]  # fmt: skip
@@ -193,6 +195,13 @@ def _container_leader(machine: str) -> int | None:
     )
     value = out.stdout.strip()
     return int(value) if out.returncode == 0 and value.isdigit() and value != "0" else None
+
+
+def _user_namespace(pid: int) -> list[str]:
+    """`-U` when the container has a user namespace of its own (its root is not ours); a
+    container built before user namespaces shares the host's, which nsenter cannot enter."""
+    own = os.readlink("/proc/self/ns/user")
+    return ["-U"] if os.readlink(f"/proc/{pid}/ns/user") != own else []
 
 
 def _environ(pid: int) -> dict[str, str]:

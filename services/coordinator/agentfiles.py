@@ -1,6 +1,7 @@
 """An agent's files on the host: its state dir (`agent-state/<name>`), its entry in the agents
-dir and the first install of its proposed repo, the model marker, the one-time move of
-old-layout state dirs, purge, and the coordinator's private scratch dirs.
+dir and the first install of its proposed repo, who owns them under a user namespace, the
+model marker, the one-time moves of old-layout state dirs and of root-owned trees into a
+container's uid range, purge, and the coordinator's private scratch dirs.
 
 Everything is reached through `safefs` from the hive's state dir. Nothing here follows a
 link an agent could have planted, opens a special file, or writes into an existing entry.
@@ -22,6 +23,7 @@ from ..hive import safefs
 from ..hive.names import InvalidName, validate_agent_name
 from ..hive.paths import Paths
 from ..hive.protocol import Refusal
+from ..hive.userns import IdRange
 from ..hive.vocab import Code
 
 AGENTS = "agents"
@@ -55,64 +57,162 @@ def _owned_private(parent: safefs.Dir, name: str, what: str) -> safefs.Dir:
 
 
 @contextlib.contextmanager
-def state_dir(paths: Paths, name: str) -> Iterator[safefs.Dir]:
-    """The agent's state dir, opened without following anything, made if missing (mode 0700,
-    owned by the coordinator's uid); a link, special file or foreign owner there is refused."""
+def state_dir(
+    paths: Paths, name: str, ids: IdRange | None = None, *, migrate: bool = False
+) -> Iterator[safefs.Dir]:
+    """The agent's state dir, opened without following anything, made if missing (mode 0700).
+
+    It belongs to its container's root: `ids.root` under a user namespace, the coordinator's
+    own uid without one (`ids` None). A dir the coordinator owns where a range is expected
+    (made just now, or by a hive from before user namespaces) is accepted, and with `migrate`
+    given to the range, its whole tree at once (`give_tree`). A link, a special file or any
+    other owner (a dir swapped for another agent's, or a host user's) is refused."""
     name = validate_agent_name(name)
+    what = f"{name}'s state dir"
     with (
         safefs.root(paths.state_dir) as root,
         _owned_private(root, AGENT_STATE, "the agents' state root") as parent,
-        _owned_private(parent, name, f"{name}'s state dir") as d,
+        parent.subdir(name, create=STATE_MODE) as d,
     ):
+        if ids is None:
+            d.require_owner(os.geteuid(), what)
+        elif d.stat().st_uid != ids.base:
+            if d.stat().st_uid != os.geteuid():
+                d.require_owner(ids.base, what)
+            if migrate:
+                give_tree(d, ids, what, name)
+        d.chmod(STATE_MODE)
         yield d
 
 
-def ensure_state_dir(paths: Paths, name: str) -> None:
-    """What both backends call before a container is created or started."""
-    with state_dir(paths, name):
+def ensure_state_dir(paths: Paths, name: str, ids: IdRange | None = None) -> None:
+    """What both backends call before a container is created or started: with a user
+    namespace (`ids`), this is where a root-owned state dir moves into the range, once."""
+    with state_dir(paths, name, ids, migrate=True):
         pass
 
 
-def write_model(paths: Paths, name: str, model: str | None) -> None:
+def write_model(paths: Paths, name: str, model: str | None, ids: IdRange | None = None) -> None:
     """Mirror the operator's model override to the agent's /state/hyperhive-model: a new file
-    renamed over whatever is there (a planted link is replaced, never written through)."""
-    with state_dir(paths, name) as d:
+    (its container's root's, under a user namespace) renamed over whatever is there (a planted
+    link is replaced, never written through)."""
+    with state_dir(paths, name, ids) as d:
         if model is None:
             d.unlink(MODEL_FILE)
         else:
-            d.write_replace(MODEL_FILE, (model + "\n").encode(), 0o644)
+            owner = ids.root if ids is not None else None
+            d.write_replace(MODEL_FILE, (model + "\n").encode(), 0o644, owner=owner)
+
+
+# ownership under a user namespace ------------------------------------------------------------
+
+
+def give_tree(d: safefs.Dir, ids: IdRange, what: str, agent: str) -> None:
+    """Move a tree the coordinator owns (written by a container that ran as host root, before
+    user namespaces) into the container's uid range: every id 0…65535 moves up by the range's
+    base, as `systemd-nspawn --private-users-ownership=chown` would, so each file keeps the
+    owner the container saw. Links are changed themselves; device nodes and ids from outside
+    0…65535 keep theirs and are logged. The top goes last, so an interrupted move is finished
+    by the next start."""
+    left = d.chown_tree(ids.shifted)
+    d.chown(*ids.root)  # the top is the container root's, whatever group the hive gave it
+    last = ids.base + ids.size - 1
+    text = f"{what} {d.label} now belongs to its container's uids {ids.base}…{last}"
+    if left:
+        shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+        text += f"; kept their owner (device nodes, or ids from outside 0…65535): {shown}"
+    hlog.log(text, kind="lifecycle", agent=agent, priority=hlog.WARNING if left else hlog.INFO)
+
+
+def give_agents_dir(paths: Paths, manager: IdRange) -> None:
+    """What the manager's /agents needs under a user namespace: `agents/` and each
+    `agents/<name>` stay root's (so it cannot swap them) but readable by its group, and each
+    proposed repo is its own. A repo the coordinator still owns (from before user namespaces)
+    is given over once, its whole tree; one owned by anyone else is logged and left alone."""
+    with safefs.root(paths.state_dir) as root, root.subdir(AGENTS, create=AGENTS_MODE) as agents:
+        agents.chown(-1, manager.base)
+        for name in sorted(agents.names()):
+            try:
+                validate_agent_name(name)
+                entry = agents.subdir(name)
+            except (InvalidName, FileNotFoundError):
+                continue
+            except safefs.UnsafePath as e:
+                _warn(name, f"{e}; the manager cannot use it")
+                continue
+            with entry:
+                entry.chown(-1, manager.base)
+                entry.chmod(AGENT_DIR_MODE)
+                _give_repo(entry, name, manager)
+
+
+def _give_repo(entry: safefs.Dir, name: str, manager: IdRange) -> None:
+    try:
+        repo = entry.subdir(CONFIG)
+    except FileNotFoundError:
+        return
+    except safefs.UnsafePath as e:
+        _warn(name, f"{e}; the manager cannot use it")
+        return
+    with repo:
+        uid = repo.stat().st_uid
+        if uid == manager.base:
+            return
+        if uid != os.geteuid():
+            _warn(
+                name,
+                f"{repo.label} is owned by uid {uid}, not the manager's {manager.base}: left as "
+                f"it is, and the manager cannot write it (chown -R {manager.base}:"
+                f"{manager.base} it if it is {name}'s repo)",
+            )
+            return
+        give_tree(repo, manager, f"{name}'s proposed repo", name)
 
 
 # the agents dir ---------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def agent_entry(paths: Paths, name: str) -> Iterator[safefs.Dir]:
-    """`agents/<name>`, made if missing; anything but a real directory there is refused."""
+def agent_entry(paths: Paths, name: str, group: int | None = None) -> Iterator[safefs.Dir]:
+    """`agents/<name>`, made if missing; anything but a real directory there is refused.
+    With `group` (the manager's gid), it and `agents/` are that group's to read."""
     name = validate_agent_name(name)
     with (
         safefs.root(paths.state_dir) as root,
         root.subdir(AGENTS, create=AGENTS_MODE) as agents,
         agents.subdir(name, create=AGENT_DIR_MODE) as d,
     ):
+        if group is not None:
+            agents.chown(-1, group)
+            d.chown(-1, group)
         yield d
 
 
 def install_proposed(
-    paths: Paths, name: str, build: Callable[[Path], str], *, if_missing: bool
+    paths: Paths,
+    name: str,
+    build: Callable[[Path], str],
+    *,
+    if_missing: bool,
+    manager: IdRange | None = None,
 ) -> str | None:
     """Give `name` a proposed repo built by `build(dir)` (returns the commit) in a private dir,
-    then renamed into `agents/<name>/config`; nothing is written where an agent could reach
-    before the finished repo appears.
+    given to the manager's container (`manager`, under a user namespace), then renamed into
+    `agents/<name>/config`; nothing is written where an agent could reach before the finished
+    repo appears.
 
     If something is already there: with `if_missing` a real directory is kept as it is
     (None), anything else is refused; without it any entry is refused."""
-    with agent_entry(paths, name) as entry:
+    group = manager.base if manager is not None else None
+    with agent_entry(paths, name, group) as entry:
         _check_free(entry, name, if_missing)
         if entry.lstat(CONFIG) is not None:
             return None
         with private_dir(paths) as tmp, safefs.root(tmp) as built:
             sha = build(tmp / CONFIG)
+            if manager is not None:
+                with built.subdir(CONFIG) as repo:
+                    repo.chown_tree(lambda st: manager.root)
             if entry.lstat(CONFIG) is not None:
                 raise AlreadyProposed(_already(name))
             try:

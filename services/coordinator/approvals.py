@@ -13,7 +13,7 @@ import asyncio
 from typing import Any
 
 from ..hive import log as hlog
-from ..hive.agentconfig import check_bind_sources, parse
+from ..hive.agentconfig import check_bind_sources, parse, risks_of
 from ..hive.db import Agent, Approval, Notification, now, write_tx
 from ..hive.events import ApprovalResolved
 from ..hive.names import validate_agent_name
@@ -50,6 +50,7 @@ def approval_dict(a: Approval) -> ApprovalRow:
         "base_commit": a.base_commit,
         "note": a.note,
         "diff": a.diff,
+        "risks": risks_of(a.blob, a.agent),
         "requested_at": a.requested_at,
         "resolved_at": a.resolved_at,
         "decided_by": a.decided_by,

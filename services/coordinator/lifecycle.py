@@ -34,6 +34,7 @@ from ..hive.platform import (
     write_marker,
 )
 from ..hive.protocol import Refusal
+from ..hive.userns import IdRange, allocate
 from ..hive.vocab import AgentState, Transient
 from . import agentfiles, agents, proposed, repos, stale
 from .backends import AgentSpec, Backend
@@ -85,6 +86,11 @@ class Lifecycle:
         self.backend.set_exit_handler(self._exit_from_thread)
 
     # specs and files ---------------------------------------------------------------------
+    def ids_of(self, name: str) -> IdRange | None:
+        """The host uids `name`'s container runs as (allocated the first time it is asked);
+        None when the backend runs agents without a user namespace."""
+        return allocate(name) if self.backend.private_users else None
+
     def spec(self, name: str, blob: bytes | None = None) -> AgentSpec:
         applied = self.paths.applied_repo(name)
         data = blob if blob is not None else repos.applied_config(applied)
@@ -101,6 +107,7 @@ class Lifecycle:
             state_dir=self.paths.agent_state(name),
             config_path=applied / CONFIG_FILE,
             agents_dir=self.paths.agents_dir if kind == "manager" else None,
+            ids=self.ids_of(name),
         )
 
     def config_of(self, name: str) -> AgentConfig | None:
@@ -131,7 +138,7 @@ class Lifecycle:
     def set_model(self, name: str, model: str | None) -> None:
         """Mirror the operator's override to the agent's /state/hyperhive-model (never through
         anything planted there), then store it."""
-        agentfiles.write_model(self.paths, name, model)
+        agentfiles.write_model(self.paths, name, model, self.ids_of(name))
         Agent.update(model=model, updated_at=now()).where(Agent.name == name).execute()
         hlog.log(f"{name} model set to {model or 'its default'}", kind="lifecycle", agent=name)
         self.effects.changed("agents")
@@ -198,6 +205,7 @@ class Lifecycle:
             name,
             lambda path: repos.build_proposed(path, text, name),
             if_missing=if_missing,
+            manager=self.ids_of(MANAGER),  # the manager writes every proposed repo
         )
 
     async def create(self, name: str, blob: bytes, sha: str | None, label: str) -> bool:
@@ -263,10 +271,25 @@ class Lifecycle:
         return ok, note
 
     def is_stale(self, name: str) -> bool:
-        """Built from a platform other than the installed one (and in a rebuildable state)."""
+        """Built from a platform other than the installed one, or from files this coordinator
+        would generate differently (and in a rebuildable state)."""
         row = Agent.get_or_none(Agent.name == name)
-        marker = read_marker(self.paths.rev_marker(name))
-        return row is not None and row.state in REBUILDABLE and marker != current_rev()
+        if row is None or row.state not in REBUILDABLE:
+            return False
+        return read_marker(self.paths.rev_marker(name)) != current_rev() or self.drifted(name)
+
+    def drifted(self, name: str) -> bool:
+        """What this coordinator generates from `name`'s applied config (its unit drop-in)
+        differs from what is applied. After an upgrade the rebuild that a new platform rev
+        starts may run on the old code, before the services restart: the restarted coordinator
+        then still has containers to rebuild, with what its own code renders (a user
+        namespace, say), though their marker is current."""
+        try:
+            files = self.backend.render(self.spec(name))
+        except (Refusal, OSError):
+            return False  # a rebuild would fail the same way; `rebuild` says why
+        applied = self.paths.applied_repo(name)
+        return any(_read(applied / rel) != data for rel, data in files.items())
 
     async def rebuild_if_stale(self, name: str) -> tuple[bool, str | None] | None:
         """`rebuild`, unless the container is already built from the installed platform;
@@ -283,9 +306,18 @@ class Lifecycle:
     async def update_stale(self) -> None:
         """Rebuild every stale container, the manager first (at start, as the seed asks)."""
         markers = {n: read_marker(self.paths.rev_marker(n)) for n in agents.names()}
-        for name in stale_agents(markers, agents.rows(), current_rev()):
+        rows = agents.rows()
+        stale = stale_agents(markers, rows, current_rev())
+        stale += [
+            str(r["name"])
+            for r in rows
+            if r["state"] in REBUILDABLE and r["name"] not in stale and self.drifted(r["name"])
+        ]
+        for name in sorted(stale, key=lambda n: (n != MANAGER, n)):
             hlog.log(
-                f"{name} was built from another platform: rebuilding", kind="rebuild", agent=name
+                f"{name} was built from another platform (or by older code): rebuilding",
+                kind="rebuild",
+                agent=name,
             )
             try:
                 await self.rebuild_if_stale(name)
@@ -304,7 +336,9 @@ class Lifecycle:
             blob = repos.applied_config(self.paths.applied_repo(name)) or b""
             files = {CONFIG_FILE: blob, **self.backend.render(spec)}
             applied = self.paths.applied_repo(name)
-            if any(_read(applied / rel) != data for rel, data in files.items()):
+            if any(_read(applied / rel) != data for rel, data in files.items()) or (
+                repos.tracked(applied) - set(files)
+            ):
                 repos.apply(self.paths.applied_repo(name), files, "regenerate (rebuild)")
             await self._run(self.backend.stop, name)
             await self._run(self.backend.create, spec)

@@ -97,15 +97,36 @@ def last_applied_message(path: Path) -> str:
     return str(_open(path).head.commit.message)
 
 
+def tracked(path: Path) -> set[str]:
+    """The files the applied repo's index holds (none before the first apply)."""
+    if not (path / ".git").is_dir():
+        return set()
+    return {str(p) for p, _stage in _open(path).index.entries}
+
+
 def apply(path: Path, files: dict[str, bytes], message: str) -> str:
-    """Write `files` into the applied repo (created on first use) and commit them there."""
+    """Make the applied repo (created on first use) hold exactly `files` — the config and
+    what is generated from it now; a file no longer generated is removed — and commit."""
     if (path / ".git").is_dir():
         repo = _open(path)
     else:
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, 0o750)
         repo = _init(path)
+    gone = sorted(tracked(path) - set(files))
+    if gone:
+        repo.index.remove(gone, working_tree=True)
     return _commit(repo, files, message)
+
+
+def share_applied(path: Path) -> None:
+    """Let the container read its applied config through its read-only bind when its root is
+    an unprivileged uid: the repo's top dir and its files readable by all (`applied/` above
+    is 0750 root, so no host user gets this far); `.git` stays the coordinator's."""
+    os.chmod(path, 0o755)
+    for entry in os.scandir(path):
+        if entry.is_file(follow_symlinks=False):
+            os.chmod(entry.path, 0o644)
 
 
 def diff(old: bytes | None, new: bytes, agent: str, sha: str | None, author: str = "") -> str:

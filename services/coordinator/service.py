@@ -31,9 +31,10 @@ from ..hive.paths import Paths
 from ..hive.platform import current_rev, read_marker
 from ..hive.protocol import Oversize, Refusal, decode_request, refusal
 from ..hive.statelock import DirLock
+from ..hive.userns import give_socket
 from ..hive.vocab import AgentState, Code, TurnPhase
 from ..hive.wire import AgentRecord, AgentRow
-from . import agentfiles, agents, registry, sockets
+from . import agentfiles, agents, network_upgrade, registry, sockets
 from .approvals import Approvals
 from .backends import Backend
 from .broker import Broker
@@ -273,6 +274,9 @@ class Coordinator:
         agentfiles.clear_agent_socket(self.paths, name)  # whatever the agent left there
         sock = sockets.bind_unix(path)
         self._bound.append(path)
+        ids = self.lifecycle.ids_of(name)
+        if ids is not None:  # its container's root is an unprivileged uid: the socket is its
+            give_socket(path, ids)
         self._servers[key] = await self._serve(key, sock, Caller(registry.AGENT, name))
 
     async def unserve_agent(self, name: str) -> None:
@@ -301,6 +305,9 @@ class Coordinator:
         self.paths.state_dir.mkdir(parents=True, exist_ok=True)
         agentfiles.clear_private_tmp(self.paths)
         agentfiles.migrate_legacy_state(self.paths)
+        # before approvals are re-checked (an upgraded config makes its pending ones stale)
+        # and before hm1nd is bootstrapped (a new hive has nothing to upgrade)
+        network_upgrade.keep_host_network(self.paths)
         sockets.ensure_dir(self.paths.runtime_dir)
         activated = sd.listen_fds_by_name()
         await self._listen(
@@ -316,6 +323,7 @@ class Coordinator:
             Caller(registry.MANAGER_ROLE, MANAGER),
             activated.get("manager"),
         )
+        self._give_manager_socket()
         for name in agents.names():
             try:
                 await self.serve_agent(name)
@@ -337,6 +345,22 @@ class Coordinator:
         await self.lifecycle.resume(skip=finishing)
         await self.bootstrap_manager()
         self.spawn_task(self.lifecycle.update_stale())  # the seed's auto-update at start
+
+    def _give_manager_socket(self) -> None:
+        """hm1nd's container root (an unprivileged uid under a user namespace) must be able to
+        connect to the manager socket, whether systemd or the coordinator made it."""
+        ids = self.lifecycle.ids_of(MANAGER)
+        if ids is None:
+            return
+        try:
+            give_socket(self.paths.manager_socket, ids)
+        except (OSError, Refusal) as e:
+            hlog.log(
+                f"cannot give {self.paths.manager_socket} to hm1nd's container: {e}",
+                kind="lifecycle",
+                agent=MANAGER,
+                priority=hlog.ERR,
+            )
 
     async def bootstrap_manager(self) -> None:
         """hm1nd is required infrastructure: created without approval when missing."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from .names import InvalidName, validate_agent_name
 from .protocol import Refusal
-from .vocab import Code
+from .vocab import Code, Network
 
 CONFIG_FILE = "agent.toml"
 MAX_CONFIG_BYTES = 64 * 1024
@@ -26,7 +26,9 @@ _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 _MEMORY = re.compile(r"[1-9][0-9]{0,5}[KMG]?")
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,99}")
 _RESERVED_ENV = ("HIVE_", "ANTHROPIC_", "LD_", "PYTHON", "GIT_AUTHOR_", "GIT_COMMITTER_")
-NETWORKS = ("host", "private")
+NETWORKS = tuple(Network)
+MAX_EGRESS = 200
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 DENIED_TARGETS = ("/state", "/usr", "/etc", "/proc", "/sys", "/dev", "/run", "/hive", "/agents")
 """A bind may not cover these, nor reach inside them (nor cover `/` itself)."""
 KNOWN_KEYS = (
@@ -38,6 +40,7 @@ KNOWN_KEYS = (
     "limits",
     "allowed_recipients",
     "network",
+    "egress",
 )
 
 
@@ -69,7 +72,9 @@ class AgentConfig:
     cpu: float | None = None
     tasks: int | None = None
     allowed_recipients: tuple[str, ...] | None = None  # None = anyone
-    network: str = "host"
+    network: Network = Network.PRIVATE
+    egress: tuple[str, ...] = ()
+    """Domain names the egress proxy allows (`*.example.org`: any name below it)."""
 
     def may_send_to(self, recipient: str) -> bool:
         return self.allowed_recipients is None or recipient in self.allowed_recipients
@@ -204,9 +209,25 @@ def parse(data: bytes | str) -> AgentConfig:
         except InvalidName as e:
             raise ConfigError(f"config key 'allowed_recipients': {e}") from None
 
-    network = raw.get("network", "host")
-    if network not in NETWORKS:
+    network_raw = raw.get("network", Network.PRIVATE.value)
+    if network_raw not in NETWORKS:
         raise ConfigError(f"config key 'network' must be one of {', '.join(NETWORKS)}")
+    network = Network(network_raw)
+    egress = tuple(
+        valid_domain(d, f"egress[{i}]")
+        for i, d in enumerate(_str_list(raw.get("egress", []), "egress", limit=MAX_EGRESS))
+    )
+    if network is Network.EGRESS and not egress:
+        raise ConfigError(
+            "config key 'egress' must list at least one domain name when network = \"egress\""
+        )
+    if egress and network is not Network.EGRESS:
+        raise ConfigError(
+            f"config key 'egress' only applies with network = \"egress\" (this config has "
+            f'network = "{network}"): remove it or change the network'
+        )
+    if len(set(egress)) != len(egress):
+        raise ConfigError("config key 'egress' lists a domain name twice")
 
     return AgentConfig(
         model=model,
@@ -219,7 +240,50 @@ def parse(data: bytes | str) -> AgentConfig:
         tasks=tasks,
         allowed_recipients=recipients,
         network=network,
+        egress=egress,
     )
+
+
+def valid_domain(value: str, key: str = "egress") -> str:
+    """A domain name the egress proxy may allow, lower-cased: letters, digits and '-' in
+    dot-separated labels, at least two labels, not an address; `*.` in front means any name
+    below it. Refused with one sentence naming `key`."""
+    name = value.lower()
+    rest = name[2:] if name.startswith("*.") else name
+    labels = rest.split(".")
+    if (
+        len(rest) > 253
+        or len(labels) < 2
+        or not all(_LABEL.fullmatch(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise ConfigError(
+            f"config key '{key}' ({value!r}) must be a domain name such as 'pypi.org' or "
+            "'*.pythonhosted.org' (letters, digits and '-' between dots; no address, port or path)"
+        )
+    return name
+
+
+def risks(config: AgentConfig, name: str) -> list[str]:
+    """What the operator must read before approving `config` for agent `name`: one sentence
+    per grant that reaches beyond the agent's own container (shown on the approval card
+    and in `hivectl pending`)."""
+    out = []
+    if config.network.risky:
+        out.append(
+            f'network = "host": {name} shares the host\'s network, so it can reach every service '
+            "listening on the host (its loopback and the dashboard included), the local network "
+            'and the internet; "egress" with a list of domains is the contained choice'
+        )
+    return out
+
+
+def risks_of(blob: bytes | memoryview | None, name: str) -> list[str]:
+    """`risks` of the config bytes an approval carries (a config that does not parse says so)."""
+    try:
+        return risks(parse(bytes(blob or b"")), name)
+    except ConfigError as e:
+        return [f"this config does not validate, so approving it will fail: {e}"]
 
 
 def template(name: str, *, manager: bool = False) -> str:
@@ -239,8 +303,16 @@ def template(name: str, *, manager: bool = False) -> str:
         f"# Debian packages installed as a read-only layer in the container.\n"
         f"packages = []\n"
         f"\n"
-        f'# network = "host"                 # or "private"\n'
         f'# allowed_recipients = ["hm1nd"]   # whom this agent may message; omit for anyone\n'
+        f"\n"
+        f'# The network this agent may use. "private" (the default): none, only its own\n'
+        f'# loopback; the model is still reached through the hive\'s socket. "egress": only\n'
+        f"# the domains listed below, through a filtering proxy on the host (HTTPS_PROXY and\n"
+        f'# HTTP_PROXY are set; "*.example.org" allows any name below example.org). "host": the\n'
+        f"# host's whole network, its loopback and the dashboard included (the operator is\n"
+        f"# warned when approving it).\n"
+        f'# network = "egress"\n'
+        f'# egress = ["pypi.org", "files.pythonhosted.org"]\n'
         f"\n"
         f"[environment]\n"
         f'# EXAMPLE = "value"\n'

@@ -271,6 +271,19 @@ class Decision(_Model):
         indexes = ((("target", "at"), False), (("at",), False))
 
 
+class UidRange(_Model):
+    """The host uids an agent's container runs as (its user namespace): container uid N is
+    host uid `base` + N, for N below 65536 (`hive.userns`). Kept for good, destroy and purge
+    included: files it wrote may outlive it, and no other name is ever given its ids."""
+
+    agent = pw.CharField(primary_key=True, max_length=31)
+    base = pw.IntegerField(unique=True)
+    created_at = pw.FloatField(default=now)
+
+    class Meta:
+        table_name = "uid_ranges"
+
+
 MODELS: list[type[_Model]] = [
     Agent,
     Message,
@@ -283,6 +296,7 @@ MODELS: list[type[_Model]] = [
     WebSession,
     LoginLink,
     Decision,
+    UidRange,
 ]
 
 

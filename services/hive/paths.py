@@ -115,3 +115,18 @@ class Paths:
 
     def rev_marker(self, name: str) -> Path:
         return self.applied_dir / f".{validate_agent_name(name)}.hyperhive-rev"
+
+    @property
+    def network_migrated(self) -> Path:
+        """Marker: applied configs from before `network` defaulted to private were given an
+        explicit `network = "host"` once (docs/operations.md, "Upgrade")."""
+        return self.applied_dir / ".network-migrated"
+
+    # egress ------------------------------------------------------------------------------
+    @property
+    def egress_root(self) -> Path:
+        return self.runtime_dir / "egress"
+
+    def egress_dir(self, name: str) -> Path:
+        """An egress agent's proxy config and link, copied from its applied repo at create."""
+        return self.egress_root / validate_agent_name(name)

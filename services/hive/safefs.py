@@ -10,11 +10,12 @@ through an entry it did not just create, or remove the target of a link.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .protocol import Refusal
@@ -26,7 +27,14 @@ _REOPEN = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 CHUNK = 1024 * 1024
 MAX_DEPTH = 64
-"""Deepest directory nesting a removal descends into."""
+"""Deepest directory nesting a removal or a change of owner descends into."""
+_AT_EMPTY_PATH = 0x1000
+_libc = ctypes.CDLL(None, use_errno=True)
+_uint, _int = ctypes.c_uint, ctypes.c_int
+_libc.fchownat.argtypes = [_int, ctypes.c_char_p, _uint, _uint, _int]
+
+Owner = Callable[[os.stat_result], "tuple[int, int] | None"]
+"""Who an entry should belong to, `(uid, gid)`, from its stat; None leaves it as it is."""
 
 
 class UnsafePath(Refusal):
@@ -127,6 +135,72 @@ class Dir:
     def chmod(self, mode: int) -> None:
         os.fchmod(self.fd, mode)
 
+    # owners --------------------------------------------------------------------------------
+    def chown(self, uid: int, gid: int) -> None:
+        """Give this very directory (its fd, not a path) to `uid`:`gid` (-1 keeps one)."""
+        os.fchown(self.fd, uid, gid)
+
+    def chown_entry(self, name: str, owner: Owner) -> os.stat_result | None:
+        """Give the entry `name` itself the owner `owner(stat)` names: it is pinned with an
+        O_PATH open (never followed, never opened for reading) and that very inode is changed,
+        so a link is changed itself and an entry swapped meanwhile is not touched. Device
+        nodes are never given away. The stat it was judged by, or None if there was none."""
+        name = self._name(name)
+        try:
+            pfd = os.open(name, _PATH, dir_fd=self.fd)
+        except FileNotFoundError:
+            return None
+        try:
+            st = os.fstat(pfd)
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                raise unexpected(self.path(name), st.st_mode, "file, link or directory")
+            ids = owner(st)
+            if ids is not None and ids != (st.st_uid, st.st_gid):
+                _fchown_pinned(pfd, *ids)
+        finally:
+            os.close(pfd)
+        return st
+
+    def chown_tree(self, owner: Owner, _depth: int = 0) -> list[str]:
+        """Give everything below this directory, then the directory itself, the owner
+        `owner(stat)` names. Links are changed themselves, never followed; device nodes and
+        entries `owner` leaves alone keep their owner and are returned (their paths), for the
+        caller to report. Children go first: the directory changes last, so a run that was
+        interrupted leaves it as it was and the next run finishes the job."""
+        if _depth >= MAX_DEPTH:
+            raise UnsafePath(
+                f"{self.label} is nested more than {MAX_DEPTH} directories deep: "
+                "change its owner by hand (chown -R)"
+            )
+        left: list[str] = []
+        for entry in sorted(self.names()):
+            st = self.lstat(entry)
+            if st is None:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                try:
+                    sub = self.subdir(entry)
+                except (UnsafePath, FileNotFoundError):  # swapped since the lstat
+                    left.append(self.path(entry))
+                    continue
+                with sub:
+                    left += sub.chown_tree(owner, _depth + 1)
+                continue
+            try:
+                got = self.chown_entry(entry, owner)
+            except UnsafePath:
+                left.append(self.path(entry))
+                continue
+            if got is not None and owner(got) is None:
+                left.append(self.path(entry))
+        st = self.stat()
+        ids = owner(st)
+        if ids is None:
+            left.append(self.label or ".")
+        elif ids != (st.st_uid, st.st_gid):
+            self.chown(*ids)
+        return left
+
     # directories ---------------------------------------------------------------------------
     def subdir(self, name: str, *, create: int | None = None) -> Dir:
         """Open the directory `name` (made with mode `create` if missing and asked to).
@@ -193,14 +267,19 @@ class Dir:
         finally:
             os.close(fd)
 
-    def write_replace(self, name: str, data: bytes, mode: int = 0o644) -> None:
-        """Replace `name` with a new file holding `data`: a fresh temp file (O_EXCL, never an
-        existing entry) renamed over it, so whatever was at `name` is replaced, not written."""
+    def write_replace(
+        self, name: str, data: bytes, mode: int = 0o644, owner: tuple[int, int] | None = None
+    ) -> None:
+        """Replace `name` with a new file holding `data` (owned by `owner`, uid and gid, if
+        given): a fresh temp file (O_EXCL, never an existing entry) renamed over it, so
+        whatever was at `name` is replaced, not written."""
         name = self._name(name)
         tmp = f".{name}.{secrets.token_hex(8)}.tmp"
         fd = os.open(tmp, _CREATE, mode, dir_fd=self.fd)
         try:
             try:
+                if owner is not None:
+                    os.fchown(fd, *owner)
                 os.fchmod(fd, mode)
                 view = memoryview(data)
                 while view:
@@ -259,6 +338,14 @@ class Dir:
                 sub.remove_tree(entry, _depth + 1)
         with contextlib.suppress(FileNotFoundError):
             os.rmdir(name, dir_fd=self.fd)
+
+
+def _fchown_pinned(pfd: int, uid: int, gid: int) -> None:
+    """fchownat(pfd, "", AT_EMPTY_PATH): the inode an O_PATH fd holds, whatever it is (a link
+    included), with no name looked up again."""
+    if _libc.fchownat(pfd, b"", uid & 0xFFFFFFFF, gid & 0xFFFFFFFF, _AT_EMPTY_PATH) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 
 @contextlib.contextmanager

@@ -96,6 +96,22 @@ class ApprovalStatus(StrEnum):
         return self in (ApprovalStatus.PENDING, ApprovalStatus.APPLYING)
 
 
+class Network(StrEnum):
+    """An agent's network grant (`network` in agent.toml); private when the key is absent."""
+
+    PRIVATE = "private"
+    """Its own network namespace with only loopback; the model is reached through a socket."""
+    EGRESS = "egress"
+    """A veth whose one destination is its filtering proxy, which allows the listed domains."""
+    HOST = "host"
+    """The host's own network, loopback and local services included: shown as a risk."""
+
+    @property
+    def risky(self) -> bool:
+        """The operator is warned before approving a config with this grant."""
+        return self is Network.HOST
+
+
 class QuestionStatus(StrEnum):
     PENDING = "pending"
     ANSWERED = "answered"

@@ -61,6 +61,8 @@ class ApprovalRow(TypedDict):
     base_commit: str | None
     note: str | None
     diff: str | None
+    risks: list[str]
+    """What the operator must read before approving: computed from the config it carries."""
     requested_at: float
     resolved_at: float | None
     decided_by: str | None

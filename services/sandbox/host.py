@@ -1,8 +1,10 @@
 """Boot, use and power off a systemd host inside `systemd-nspawn --volatile=yes -D /`.
 
 The container's root is a tmpfs over the host's read-only /usr; the directories given as
-binds are visible at the same paths. It shares the host's network, so a dashboard on
-127.0.0.1 inside is reachable outside. The owner of a `SandboxHost` powers it off.
+binds are visible at the same paths. By default it shares the host's network, so a dashboard
+on 127.0.0.1 inside is reachable outside; with `private_network` it has a network namespace
+of its own (only loopback), so veths, nftables rules and servers made inside stay there and
+go with it. The owner of a `SandboxHost` powers it off.
 """
 
 from __future__ import annotations
@@ -51,14 +53,17 @@ class SandboxHost:
         binds_ro: Sequence[Path | str] = (),
         log_path: Path,
         journal: Path | None = None,
+        private_network: bool = False,
     ) -> None:
         """`journal`: a directory that keeps the sandbox's journal across boots (bound at
-        /var/log/journal, under a machine id kept beside it); by default it is lost."""
+        /var/log/journal, under a machine id kept beside it); by default it is lost.
+        `private_network`: boot it in a network namespace of its own, linked to nothing."""
         self.name = name
         self.binds = [str(b) for b in binds]  # "path" or "host-path:container-path"
         self.binds_ro = [str(b) for b in binds_ro]
         self.log_path = log_path
         self.journal = journal
+        self.private_network = private_network
         self.proc: subprocess.Popen[bytes] | None = None
         self.init_pid: int | None = None
 
@@ -76,6 +81,7 @@ class SandboxHost:
             *[f"--bind={b}" for b in self.binds],
             *[f"--bind-ro={b}" for b in self.binds_ro],
             *self._journal_args(),
+            *(["--private-network"] if self.private_network else []),
             "-b",
             "--",
             "systemd.firstboot=off",

@@ -14,6 +14,7 @@ from typing import Any
 import peewee as pw
 
 from ..hive import waiting
+from ..hive.agentconfig import risks_of
 from ..hive.db import (
     Agent,
     Approval,
@@ -38,8 +39,9 @@ INBOX_SHOWN = 200
 
 RUNNING_TURN_STATES = frozenset(p for p in TurnPhase if p.busy)
 CRASH_KINDS = frozenset({"container_crash"})
-ALERT_KINDS = CRASH_KINDS | {"message_set_aside"}
-"""Notifications shown in red: a crash, a message that can never be delivered."""
+ALERT_KINDS = CRASH_KINDS | {"message_set_aside", "network_upgrade"}
+"""Notifications shown in red: a crash, a message that can never be delivered, an agent
+the upgrade left on the host's network."""
 
 
 class NoDatabase(Exception):
@@ -175,6 +177,8 @@ def approval_view(a: Approval) -> dict[str, Any]:
         "requested_clock": display.clock(a.requested_at),
         "resolved_at": a.resolved_at,
         "diff": display.diff_lines(a.diff),
+        # computed from the bytes being approved, never from what the manager says of them
+        "risks": risks_of(a.blob, a.agent) if a.status == ApprovalStatus.PENDING else [],
     }
 
 

@@ -59,3 +59,40 @@ def test_a_new_platform_is_applied_at_start_once_per_container(
         assert rebuilt(seen + manager_events(hive)) == ["alice", "bob", "hm1nd"]  # once each
     finally:
         hive.stop()
+
+
+def test_a_unit_rendered_by_older_code_is_rebuilt_at_start_once(env: dict[str, str]) -> None:
+    """An upgrade's rebuild may run on the old coordinator: the markers are current, but what
+    it applied is not what the new code renders. The restarted coordinator rebuilds it."""
+    hive = RunningHive(env)
+    try:
+        with hive.admin() as a:
+            a.call("spawn", name="alice")
+        manager_events(hive)
+        generated = hive.paths.applied_repo("alice") / "harness.env"
+        current = generated.read_text()
+    finally:
+        hive.stop()
+    generated.write_text(current + "WHAT_THE_OLD_CODE_RENDERED=1\n")
+    hive = RunningHive(env)
+    try:
+        assert wait_for_event(hive, "rebuilt") == {
+            "event": "rebuilt",
+            "agent": "alice",
+            "ok": True,
+            "note": None,
+        }
+        assert generated.read_text() == current
+        with hive.admin() as a:
+            rows = {r["name"]: r for r in a.call("list")["agents"]}
+            assert rows["alice"]["state"] == "running"
+    finally:
+        hive.stop()
+    hive = RunningHive(env)  # once: nothing differs any more
+    try:
+        with hive.admin() as a:
+            again = a.call("rebuild", name="alice", if_stale=True)
+        assert again["skipped"] is True
+        assert rebuilt(manager_events(hive)) == []
+    finally:
+        hive.stop()

@@ -73,14 +73,25 @@ class HiveHost:
         raise AssertionError(f"no {event} event in {timeout}s")
 
     def commit_config(self, agent: str, text: str) -> str:
-        """Write and commit agent.toml in the agent's proposed repo; the new sha."""
-        repo = f"/var/lib/hyperhive/agents/{agent}/config"
-        self.sandbox.run("/bin/sh", "-c", f"cat > {repo}/agent.toml", input=text)
-        self.sh(
-            f"cd {repo} && git add agent.toml && "
-            "git -c user.name=hm1nd -c user.email=hm1nd@hive commit -qm 'config change'"
+        """Write and commit agent.toml in the agent's proposed repo as hm1nd does: inside its
+        container, as its root (the repo's owner; git refuses a repo owned by another user,
+        host root included); the new sha."""
+        script = (
+            f"cd /agents/{agent}/config && cat > agent.toml && git add agent.toml && "
+            "git -c user.name=hm1nd -c user.email=hm1nd@hive commit -qm 'config change' && "
+            "git rev-parse HEAD"
         )
-        return self.sh(f"git -C {repo} rev-parse HEAD").strip()
+        manager = self.payload_pid("hm1nd")
+        out = self.sandbox.run(
+            *self.in_container(manager).split(), "env", "HOME=/state", "PATH=/usr/bin:/bin",
+            "/bin/sh", "-c", script, input=text,
+        )  # fmt: skip
+        return out.stdout.split()[-1]
+
+    def in_container(self, pid: int) -> str:
+        """A command prefix that runs inside the container of `pid` as its root: every
+        namespace, its user namespace included (so files it makes belong to its uid range)."""
+        return f"nsenter -t {pid} -U -m -u -i -p -r -w"
 
     def journal_cursor(self) -> str:
         """The sandbox journal's cursor now: read later with `after=` for what came since."""
@@ -119,14 +130,19 @@ class HiveHost:
 
 
 @contextmanager
-def booted_hive(log_dir: Path, *, settings: dict[str, str]) -> Iterator[HiveHost]:
+def booted_hive(
+    log_dir: Path, *, settings: dict[str, str], private_network: bool = False
+) -> Iterator[HiveHost]:
     """A booted sandbox with the hive installed by `hivectl install --set=K=V` for each of
-    `settings` (the dashboard on a free loopback port unless HIVE_WEB_LISTEN is given)."""
+    `settings` (the dashboard on a free loopback port unless HIVE_WEB_LISTEN is given).
+    `private_network`: the sandbox gets a network namespace of its own (SandboxHost), for
+    tests that make veths, firewall rules or servers: nothing of them reaches this machine."""
     sandbox = SandboxHost(
         f"hive-sys-{os.getpid()}-{time.monotonic_ns() % 100000}",
         binds=[REPO],
         binds_ro=[p for p in (Path("/var/lib/apt/lists"), Path("/etc/apt")) if p.exists()],
         log_path=log_dir / "sandbox.log",
+        private_network=private_network,
     )
     sandbox.boot()
     try:

@@ -83,9 +83,11 @@ def test_an_agents_state_dir_is_bound_from_out_of_the_managers_reach(host: HiveH
     # the container's /state is that very directory (same device and inode through the bind)
     inside = host.sh(f"stat -c %d:%i /proc/{pid}/root/state").strip()
     assert inside == host.sh(f"stat -c %d:%i {state}").strip()
-    assert host.sh(f"stat -c %a:%U {state} /var/lib/hyperhive/agent-state").split() == [
-        "700:root",
-        "700:root",
+    # its container's root owns it (an unprivileged uid on the host); its parent is root's
+    root_uid = host.sh(f"cat /proc/{pid}/uid_map").split()[1]
+    assert host.sh(f"stat -c %a:%u {state} /var/lib/hyperhive/agent-state").split() == [
+        f"700:{root_uid}",
+        "700:0",
     ]
     # hm1nd's /agents holds alice's proposed repo and nothing it could swap for a link
     manager = host.payload_pid("hm1nd")
@@ -105,9 +107,7 @@ def test_git_in_a_container_commits_as_its_own_agent(host: HiveHost) -> None:
         "git add agent.toml && git commit -qm 'from inside hm1nd' && "
         "git log -1 --format='%an <%ae> / %cn <%ce>'"
     )
-    out = host.sh(
-        f"nsenter -t {manager} -m -u -i -p -r -w env -i {keep} /bin/sh -c {shlex.quote(script)}"
-    )
+    out = host.sh(f"{host.in_container(manager)} env -i {keep} /bin/sh -c {shlex.quote(script)}")
     assert out.strip().splitlines()[-1] == "hm1nd <hm1nd@hyperhive> / hm1nd <hm1nd@hyperhive>"
 
 

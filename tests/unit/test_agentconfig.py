@@ -71,7 +71,13 @@ BAD = [
     ("[limits]\ntasks = 0", "'limits.tasks'"),
     ("[limits]\nswap = 1", "unknown config key 'limits.swap'"),
     ('allowed_recipients = ["Bob"]', "'allowed_recipients'"),
-    ('network = "bridge"', "'network' must be one of host, private"),
+    ('network = "bridge"', "'network' must be one of private, egress, host"),
+    ('network = "egress"', "'egress' must list at least one domain name"),
+    ('network = "egress"\negress = []', "'egress' must list at least one domain name"),
+    ('egress = ["pypi.org"]', "'egress' only applies with network = \"egress\""),
+    ('network = "host"\negress = ["pypi.org"]', 'this config has network = "host"'),
+    ('network = "egress"\negress = "pypi.org"', "'egress' must be a list of strings"),
+    ('network = "egress"\negress = ["a.org", "A.org"]', "'egress' lists a domain name twice"),
     ("not toml [", "not valid TOML"),
 ]
 

@@ -225,3 +225,85 @@ def test_names_with_a_slash_are_not_entries(top: safefs.Dir) -> None:
     for bad in ("a/b", "..", ".", "", "x\0"):
         with pytest.raises(ValueError):
             top.lstat(bad)
+
+
+# owners ---------------------------------------------------------------------------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")
+
+
+def _owners(tree: Path) -> dict[str, tuple[int, int]]:
+    out = {}
+    for p in sorted(tree.rglob("*")):
+        st = p.lstat()
+        out[str(p.relative_to(tree))] = (st.st_uid, st.st_gid)
+    st = tree.lstat()
+    out["."] = (st.st_uid, st.st_gid)
+    return out
+
+
+@needs_root
+def test_chown_tree_changes_entries_themselves_and_never_a_links_target(
+    top: safefs.Dir, tree: Path, host_file: Path
+) -> None:
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "a" / "b" / "f").write_text("x")
+    (tree / "link").symlink_to(host_file)
+    (tree / "dirlink").symlink_to(host_file.parent, target_is_directory=True)
+    os.mkfifo(tree / "pipe")
+    unix_socket(tree / "sock")
+    left = top.chown_tree(lambda st: (st.st_uid + 4000, st.st_gid + 5000))
+    assert left == []
+    assert set(_owners(tree).values()) == {(4000, 5000)}
+    assert unchanged(host_file) and host_file.stat().st_uid == 0
+    assert host_file.parent.stat().st_uid == 0
+
+
+@needs_root
+def test_chown_tree_keeps_device_nodes_and_what_the_owner_declines(
+    top: safefs.Dir, tree: Path
+) -> None:
+    os.mknod(tree / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    (tree / "theirs").write_text("x")
+    os.chown(tree / "theirs", 200000, 200000)
+    (tree / "mine").write_text("x")
+    left = top.chown_tree(lambda st: (4000, 4000) if st.st_uid == 0 else None)
+    assert sorted(left) == ["agent/null", "agent/theirs"]
+    assert _owners(tree) == {
+        ".": (4000, 4000),
+        "mine": (4000, 4000),
+        "null": (0, 0),
+        "theirs": (200000, 200000),
+    }
+
+
+def test_chown_tree_refuses_a_tree_deeper_than_it_descends(top: safefs.Dir, tree: Path) -> None:
+    deep = tree
+    for _ in range(safefs.MAX_DEPTH + 1):
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    ids = (os.geteuid(), os.getegid())
+    with pytest.raises(safefs.UnsafePath, match="nested more than 64 directories deep"):
+        top.chown_tree(lambda st: ids)
+
+
+@needs_root
+def test_chown_entry_pins_the_entry_and_refuses_a_device(
+    top: safefs.Dir, tree: Path, host_file: Path
+) -> None:
+    (tree / "link").symlink_to(host_file)
+    st = top.chown_entry("link", lambda st: (4000, 4000))
+    assert st is not None and stat.S_ISLNK(st.st_mode)
+    assert (tree / "link").lstat().st_uid == 4000 and host_file.stat().st_uid == 0
+    os.mknod(tree / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    with pytest.raises(safefs.UnsafePath, match="agent/null is a character device"):
+        top.chown_entry("null", lambda st: (4000, 4000))
+    assert (tree / "null").lstat().st_uid == 0
+    assert top.chown_entry("missing", lambda st: (4000, 4000)) is None
+
+
+@needs_root
+def test_write_replace_gives_the_new_file_its_owner(top: safefs.Dir, tree: Path) -> None:
+    top.write_replace("model", b"claude-x\n", 0o644, owner=(4000, 4001))
+    st = (tree / "model").lstat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (4000, 4001, 0o644)

@@ -15,6 +15,7 @@ from typing import Protocol
 from ...hive.agentconfig import AgentConfig
 from ...hive.paths import Paths
 from ...hive.protocol import Refusal
+from ...hive.userns import IdRange
 from ...hive.vocab import Code
 
 ExitHandler = Callable[[str, str], None]
@@ -32,6 +33,7 @@ class AgentSpec:
     state_dir: Path
     config_path: Path
     agents_dir: Path | None  # the manager's /agents, None for sub-agents
+    ids: IdRange | None = None  # the host uids its container runs as; None: no user namespace
 
 
 def git_identity(name: str) -> dict[str, str]:
@@ -54,6 +56,8 @@ class BackendError(Refusal):
 
 class Backend(Protocol):
     name: str
+    private_users: bool
+    """Its containers run under a user namespace: each agent gets a uid range (`hive.userns`)."""
 
     def set_exit_handler(self, handler: ExitHandler) -> None: ...
 

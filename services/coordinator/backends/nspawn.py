@@ -9,15 +9,18 @@ Crashes are the crash watcher's to report, not this backend's.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 
 from ...hive.agentconfig import CONFIG_FILE
+from ...hive.egress import AGENT_IFNAME
 from ...hive.names import machine_name
 from ...hive.paths import Paths
 from ...hive.platform import PACKAGE, platform_paths
-from .. import agentfiles, layers, units
+from ...hive.vocab import Network
+from .. import agentfiles, egress, layers, repos, units
 from . import AgentSpec, ExitHandler, git_identity
 
 DROPIN = "hive-agent.conf"
@@ -26,6 +29,22 @@ SOCKET_IN_CONTAINER = "/run/hive"
 APPLIED_IN_CONTAINER = "/hive/applied"
 SECRETS = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
+DROPPED_CAPABILITIES = (
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_MKNOD",
+    "CAP_AUDIT_CONTROL",
+    "CAP_AUDIT_WRITE",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_LINUX_IMMUTABLE",
+)
+"""Taken from the payload on top of nspawn's own reductions: under a user namespace they act
+only on the container's own namespaces, and the harness needs none of them (docs/security.md)."""
+NSPAWN_RUNTIME = "/run/systemd/nspawn"
+"""Where nspawn keeps its per-container files: writable under ProtectSystem=strict."""
+
+
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9._+@=,/-]*")
 
 
 def unit_name(agent: str) -> str:
@@ -41,6 +60,7 @@ def quote(arg: str) -> str:
 
 class NspawnBackend:
     name = "nspawn"
+    private_users = True  # each agent's container runs under a uid range of its own
 
     def __init__(
         self,
@@ -71,6 +91,7 @@ class NspawnBackend:
             f"--machine={machine_name(spec.name)}",
             "--settings=no",
             "--no-new-privileges=yes",
+            *self.userns_argv(spec),
             f"--bind={spec.state_dir}:/state",
             f"--bind={spec.socket.parent}:{SOCKET_IN_CONTAINER}",
             f"--bind-ro={self.paths.applied_repo(spec.name)}:{APPLIED_IN_CONTAINER}",
@@ -83,10 +104,10 @@ class NspawnBackend:
             argv.append(f"--bind{'-ro' if b.readonly else ''}={b.source}:{b.target}")
         if layer is not None:
             argv.append(f"--overlay-ro=/usr:{layer / 'usr'}:/usr")
-        if c.network == "private":
-            argv.append("--private-network")
+        argv += self.network_args(spec)
         env = {
             **c.environment,
+            **self.network_env(spec),
             **git_identity(spec.name),
             "HIVE_AGENT": spec.name,
             "HIVE_AGENT_KIND": spec.kind,
@@ -102,14 +123,64 @@ class NspawnBackend:
         argv += ["--chdir=/state", "--", *self.command]
         return argv
 
+    def network_args(self, spec: AgentSpec) -> list[str]:
+        """private: only loopback; egress: a veth of its own to the host (its proxy's side
+        is set up by hive-egress@NAME); host: the host's network, nothing to add."""
+        network = spec.config.network
+        if network is Network.PRIVATE:
+            return ["--private-network"]
+        if network is Network.EGRESS:
+            link = egress.link(self.paths, spec.name)
+            return [f"--network-veth-extra={link.ifname}:{AGENT_IFNAME}"]
+        return []
+
+    def network_env(self, spec: AgentSpec) -> dict[str, str]:
+        if spec.config.network is not Network.EGRESS:
+            return {}
+        return egress.link(self.paths, spec.name).environment()
+
+    # user namespace and the unit's view of the host (docs/security.md) -------------------
+    def userns_argv(self, spec: AgentSpec) -> list[str]:
+        """Root in the container is `spec.ids.base` on the host; nothing is chowned by nspawn
+        (the coordinator gives the agent its files), and the payload loses what it never needs."""
+        if spec.ids is None:
+            return []
+        return [*spec.ids.nspawn_args(), f"--drop-capability={','.join(DROPPED_CAPABILITIES)}"]
+
+    def writable_paths(self, spec: AgentSpec) -> list[str] | None:
+        """What nspawn may write under the unit's ProtectSystem=strict: its runtime dir and
+        the sources of the container's writable binds. None when a source has a character a
+        unit file would read differently (then the unit keeps the host writable, as before)."""
+        sources = [str(spec.state_dir)]
+        if spec.agents_dir is not None:
+            sources.append(str(spec.agents_dir))
+        sources += [b.source for b in spec.config.binds if not b.readonly]
+        if any(not _PLAIN_PATH.fullmatch(p) for p in sources):
+            return None
+        return [NSPAWN_RUNTIME, *sources]
+
+    def sandbox_lines(self, spec: AgentSpec) -> list[str]:
+        writable = self.writable_paths(spec)
+        if spec.ids is None or writable is None:
+            return []
+        return [
+            "ProtectSystem=strict",
+            "ProtectHome=read-only",
+            "PrivateTmp=yes",
+            "ReadWritePaths=" + " ".join(f"-{p}" for p in writable),
+        ]
+
     def render(self, spec: AgentSpec) -> dict[str, bytes]:
         c = spec.config
         layer = self.layers_dir / layers.layer_key(c.packages) if c.packages else None
-        lines = [
-            "# Generated by hive-c0re from agent.toml; do not edit.",
+        lines = ["# Generated by hive-c0re from agent.toml; do not edit."]
+        if c.network is Network.EGRESS:  # its proxy starts with it and stops with it
+            lines += ["[Unit]", f"Wants={egress.unit_name(spec.name)}"]
+        lines += [
             "[Service]",
             "ExecStart=",
             "ExecStart=" + " ".join(quote(a) for a in self.nspawn_argv(spec, layer)),
+            *self.sandbox_lines(spec),
         ]
         if c.memory:
             lines.append(f"MemoryMax={c.memory}")
@@ -117,14 +188,22 @@ class NspawnBackend:
             lines.append(f"CPUQuota={round(c.cpu * 100)}%")
         if c.tasks:
             lines.append(f"TasksMax={c.tasks}")
-        return {DROPIN: ("\n".join(lines) + "\n").encode()}
+        return {
+            DROPIN: ("\n".join(lines) + "\n").encode(),
+            **egress.render(self.paths, spec.name, c),
+        }
 
     # lifecycle -------------------------------------------------------------------------
     def _dropin_dir(self, name: str) -> Path:
         return self.unit_dir / f"{unit_name(name)}.d"
 
     def create(self, spec: AgentSpec) -> None:
-        agentfiles.ensure_state_dir(self.paths, spec.name)  # a real dir of ours, or refused
+        # a real dir of ours (its container's root's, under a user namespace), or refused
+        agentfiles.ensure_state_dir(self.paths, spec.name, spec.ids)
+        if spec.ids is not None:
+            if spec.agents_dir is not None:  # hm1nd writes every proposed repo
+                agentfiles.give_agents_dir(self.paths, spec.ids)
+            repos.share_applied(self.paths.applied_repo(spec.name))
         layers.ensure_layer(self.layers_dir, spec.config.packages)
         source = self.paths.applied_repo(spec.name) / DROPIN
         target_dir = self._dropin_dir(spec.name)
@@ -133,10 +212,14 @@ class NspawnBackend:
         tmp = target.with_name(".50-applied.conf.tmp")
         shutil.copyfile(source, tmp)
         os.replace(tmp, target)
+        egress.stop_proxy(spec.name)  # a proxy still up would keep its old config
+        egress.install(self.paths, spec.name, spec.config)
         units.daemon_reload()
 
     def start(self, spec: AgentSpec) -> None:
         units.start(unit_name(spec.name))
+        if spec.config.network is Network.EGRESS:  # Wants= starts it; a failure is told here
+            units.start(egress.unit_name(spec.name))
 
     def stop(self, name: str) -> None:
         units.stop(unit_name(name))
@@ -146,6 +229,8 @@ class NspawnBackend:
 
     def destroy(self, name: str) -> None:
         units.stop(unit_name(name))
+        egress.stop_proxy(name)
+        egress.remove(self.paths, name)
         shutil.rmtree(self._dropin_dir(name), ignore_errors=True)
         units.daemon_reload()
 

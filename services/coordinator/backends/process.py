@@ -39,6 +39,7 @@ class _Child:
 
 class ProcessBackend:
     name = "process"
+    private_users = False  # the harness runs as the coordinator's own user
 
     def __init__(self, paths: Paths, command: str | None = None) -> None:
         self.paths = paths

@@ -7,6 +7,9 @@
     % end
     <span class="dim">#{{a['id']}} · requested <time data-ts="{{a['requested_at']}}">{{a['requested_clock']}}</time></span>
   </header>
+  % for risk in a['risks']:
+  <p class="risk">⚠ r1sk: {{risk}}</p>
+  % end
   % if a['spawn']:
   <p class="prose">hm1nd asks to create a new agent named <strong>{{a['agent']}}</strong>.</p>
   <details><summary>its config</summary>
