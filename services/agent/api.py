@@ -4,6 +4,9 @@ The stream runs in a worker thread so a cancel returns at once: the abort shuts 
 connection down and the worker's result is dropped. Overloaded, rate-limited, 5xx and
 network failures are retried here with backoff (the SDK's own retries are off); any
 other failure is raised as one of this module's exceptions.
+
+The SDK (and its HTTP stack) is imported when the first `Api` is made, that is when a turn
+starts: a harness waiting for messages never loads it (docs/BENCHMARKS.md, harness memory).
 """
 
 from __future__ import annotations
@@ -13,13 +16,13 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import anthropic
-import httpx2
+from typing import TYPE_CHECKING, Any
 
 from .cancel import Cancelled, CancelToken
 from .pricing import Usage
+
+if TYPE_CHECKING:
+    import anthropic
 
 TRANSIENT_TYPES = frozenset({"overloaded_error", "rate_limit_error", "api_error", "timeout_error"})
 CONNECT_TIMEOUT = 10.0
@@ -112,6 +115,9 @@ def _error_type(e: anthropic.APIStatusError) -> str | None:
 
 def classify(e: BaseException) -> str:
     """'auth', 'too_long', 'transient' or 'fatal' for an exception from one request."""
+    import anthropic
+    import httpx2
+
     if isinstance(e, anthropic.AuthenticationError):
         return "auth"
     if isinstance(e, anthropic.APIStatusError):
@@ -127,6 +133,8 @@ def classify(e: BaseException) -> str:
 
 
 def describe(e: BaseException) -> str:
+    import anthropic
+
     if isinstance(e, anthropic.APIStatusError):
         kind = _error_type(e) or "error"
         message = ""
@@ -138,6 +146,8 @@ def describe(e: BaseException) -> str:
 
 
 def retry_after(e: BaseException) -> float | None:
+    import anthropic
+
     if isinstance(e, anthropic.APIStatusError):
         raw = e.response.headers.get("retry-after")
         try:
@@ -180,6 +190,9 @@ class Api:
         retry_cap: float,
         max_retries: int,
     ) -> None:
+        import anthropic  # here, not at the top: a harness waiting for messages never needs it
+        import httpx2
+
         self.key = key
         self.client = anthropic.Anthropic(
             api_key=key,
