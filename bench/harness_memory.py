@@ -6,8 +6,9 @@ runs the real harness for each (tests/fakeapi/harness.py: the environment a back
 it). Each harness is read from /proc/<pid>/smaps_rollup (RSS, PSS, anonymous PSS) twice:
 waiting for messages since it started (its "started; waiting for messages" turn state
 reported), and waiting again after one short turn (an operator message answered by a plain
-`end_turn`). Several harnesses run at once so PSS shares what they share (the
-interpreter's pages).
+`end_turn`), and, with `--shed-after S` (HIVE_AGENT_SHED_AFTER), once more after each
+has waited S seconds since that turn and started again in place. Several harnesses run at
+once so PSS shares what they share (the interpreter's pages).
 
 `--source DIR` runs the harness from another checkout (to compare commits). The Markdown
 table goes to stdout and to bench/results/harness_memory.md (git-ignored).
@@ -51,7 +52,7 @@ def wait_idle(hive: RunningHive, name: str, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
-def measure(count: int, source: Path | None) -> dict[str, list[dict[str, int]]]:
+def measure(count: int, source: Path | None, shed_after: float) -> dict[str, list[dict[str, int]]]:
     root = Path(tempfile.mkdtemp(prefix="hive-bench-harness-"))
     env = environ(hive_env(root), source)
     out: dict[str, list[dict[str, int]]] = {"waiting since start": [], "after one turn": []}
@@ -59,7 +60,9 @@ def measure(count: int, source: Path | None) -> dict[str, list[dict[str, int]]]:
         with running_hive(env) as hive, FakeAnthropic() as api:
             names = [f"agent-{i:02d}" for i in range(count)]
             spawn(hive, *names)
-            extra = {"PYTHONPATH": env["PYTHONPATH"]} if source is not None else None
+            extra = {"HIVE_AGENT_SHED_AFTER": f"{shed_after:g}"}
+            if source is not None:
+                extra["PYTHONPATH"] = env["PYTHONPATH"]
             harnesses = [HarnessProcess(hive, n, api, env=extra) for n in names]
             with contextlib.ExitStack() as stack:
                 for h in harnesses:
@@ -74,8 +77,15 @@ def measure(count: int, source: Path | None) -> dict[str, list[dict[str, int]]]:
                 for h in harnesses:
                     h.wait_log("turn ended")
                     wait_idle(hive, h.name)
-                time.sleep(2)
+                time.sleep(0.5)
                 out["after one turn"] = [smaps(h.proc.pid) for h in harnesses if h.proc]
+                if shed_after:
+                    for h in harnesses:
+                        h.wait_log("harness started again in place", timeout=shed_after + 60)
+                    time.sleep(1)
+                    out[f"after one turn and {shed_after:g} s waiting (started again in place)"] = [
+                        smaps(h.proc.pid) for h in harnesses if h.proc
+                    ]
     finally:
         shutil.rmtree(env["HIVE_RUNTIME_DIR"], ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
@@ -86,9 +96,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--count", type=int, default=5, help="harnesses running at once")
     parser.add_argument("--source", type=Path, help="run the harness from this checkout")
+    parser.add_argument(
+        "--shed-after", type=float, default=10.0, help="HIVE_AGENT_SHED_AFTER (0: never)"
+    )
     args = parser.parse_args()
     began = datetime.now(UTC)
-    data = measure(args.count, args.source)
+    data = measure(args.count, args.source, args.shed_after)
     lines = [
         f"Run {began:%Y-%m-%d %H:%M} UTC, harness {source_rev(args.source or ROOT)}; "
         f"{args.count} harnesses at once; {platform.python_implementation()} "

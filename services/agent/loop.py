@@ -3,12 +3,18 @@
 A message claimed from the inbox is saved as the open turn before anything else, and the
 turn is closed only when it ends (done, cancelled, failed), so a crash re-runs it. A
 message it cannot read or save is set aside in the hive rather than claimed again and
-again. The inbox is not touched while there is no API key.
+again. The inbox is not touched while there is no API key. Waiting long enough after a turn,
+the harness starts again in place (`exec`, same process): the SDK a turn loaded, which
+Python never unloads, is gone, and waiting costs what it costs after a start.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import signal
+import sys
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +27,7 @@ from .api import Api, ApiFailure, AuthFailed
 from .bus import MAX_RECV_WAIT, Bus, BusDown
 from .cancel import Cancelled, CancelToken, CancelWatcher
 from .conversation import Conversation
-from .settings import Settings
+from .settings import RESUMED, Settings
 from .turn import TurnRunner
 from .turnstate import TurnReporter
 
@@ -58,6 +64,7 @@ class Harness:
         self.rejected_key: str | None = None
         self._critical = 0
         self._exit_requested = False
+        self.last_turn = time.monotonic()
 
     # stopping -------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -129,8 +136,11 @@ class Harness:
         return self.api
 
     def run(self) -> None:
-        self.log("harness started")
-        self.reporter.idle("started; waiting for messages")
+        if self.settings.resumed:  # its turn state still says how the last turn ended
+            self.log("harness started again in place: the last turn's memory is released")
+        else:
+            self.log("harness started")
+            self.reporter.idle("started; waiting for messages")
         try:
             self._loop()
         finally:
@@ -150,7 +160,7 @@ class Harness:
                 continue
             try:
                 with self.critical():
-                    message = self.bus.recv(MAX_RECV_WAIT)
+                    message = self.bus.recv(self.recv_wait())
                     if message is not None:
                         fresh = self.take(message)
                         if fresh is None:
@@ -167,6 +177,39 @@ class Harness:
                     sender=message.get("sender"),
                 )
                 self.turn(self.client(key))
+            elif self.shed_due():
+                self.shed()
+
+    # memory while waiting ----------------------------------------------------------------
+    def sdk_loaded(self) -> bool:
+        return "anthropic" in sys.modules
+
+    def recv_wait(self) -> float:
+        """How long one `recv` may wait: never past the moment to start again in place."""
+        if not self.settings.shed_after or not self.sdk_loaded():
+            return MAX_RECV_WAIT
+        left = self.last_turn + self.settings.shed_after - time.monotonic()
+        return min(float(MAX_RECV_WAIT), max(left, 0.0))
+
+    def shed_due(self) -> bool:
+        return (
+            bool(self.settings.shed_after)
+            and self.sdk_loaded()
+            and time.monotonic() - self.last_turn >= self.settings.shed_after
+        )
+
+    def shed(self) -> None:
+        """Start again in place: this process runs the harness anew (its sockets close on
+        exec; the conversation, its open turn and the bash session are on disk)."""
+        self.log(
+            f"waiting {self.settings.shed_after:g} s since the last turn: starting again in "
+            "place to release the memory the turn loaded"
+        )
+        try:
+            os.execve(sys.executable, sys.orig_argv, {**os.environ, RESUMED: "1"})
+        except OSError as e:  # carry on as it was; never try again in this process
+            self.log(f"could not start again in place: {e}", WARNING)
+            self.settings = dataclasses.replace(self.settings, shed_after=0.0)
 
     def take(self, message: MessageRow) -> bool | None:
         """Save a received message as the open turn: True if new, False if seen before,
@@ -184,6 +227,12 @@ class Harness:
         return None
 
     def turn(self, api: Api) -> None:
+        try:
+            self._turn(api)
+        finally:
+            self.last_turn = time.monotonic()
+
+    def _turn(self, api: Api) -> None:
         self.reporter.begin()
         started = self.reporter.started_at or 0.0
         token = CancelToken()
