@@ -58,6 +58,7 @@ from typing import Any
 from bench.crashwatch import children, hivectl, log, sh, wait_for
 from bench.host import loadavg, source_rev
 from bench.stats import nearest_rank
+from bench.web import timed
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "capacity.md"
@@ -224,16 +225,6 @@ def cpu_percent(seconds: float) -> dict[str, float]:
     window = CpuWindow()
     time.sleep(seconds)
     return window.stop()
-
-
-def timed(fn: Callable[[], Any], n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1000)
-        time.sleep(random.uniform(0.02, 0.08))
-    return out
 
 
 def spawn_step(hive: Hive, names: list[str]) -> dict[str, float]:
