@@ -5,8 +5,8 @@ connection down and the worker's result is dropped. Overloaded, rate-limited, 5x
 network failures are retried here with backoff (the SDK's own retries are off); any
 other failure is raised as one of this module's exceptions.
 
-The SDK (and its HTTP stack) is imported when the first `Api` is made, that is when a turn
-starts: a harness waiting for messages never loads it (docs/BENCHMARKS.md, harness memory).
+The SDK (and its HTTP stack) is imported by an `Api`'s first request, inside a turn: a
+harness waiting for messages never loads it (docs/BENCHMARKS.md, harness memory).
 """
 
 from __future__ import annotations
@@ -190,22 +190,32 @@ class Api:
         retry_cap: float,
         max_retries: int,
     ) -> None:
-        import anthropic  # here, not at the top: a harness waiting for messages never needs it
-        import httpx2
-
         self.key = key
-        self.client = anthropic.Anthropic(
-            api_key=key,
-            base_url=base_url,
-            max_retries=0,
-            timeout=httpx2.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
-        )
+        self.base_url = base_url
+        self._client: anthropic.Anthropic | None = None
         self.retry_base = retry_base
         self.retry_cap = retry_cap
         self.max_retries = max_retries
 
+    @property
+    def client(self) -> anthropic.Anthropic:
+        """The SDK's client, made (and the SDK imported) by the first request: a turn has
+        already reported itself thinking by then, so the import never looks like idle."""
+        if self._client is None:
+            import anthropic  # here, not at the top: a harness waiting never needs it
+            import httpx2
+
+            self._client = anthropic.Anthropic(
+                api_key=self.key,
+                base_url=self.base_url,
+                max_retries=0,
+                timeout=httpx2.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
+            )
+        return self._client
+
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
 
     def backoff(self, attempt: int, e: BaseException) -> float:
         hinted = retry_after(e)
