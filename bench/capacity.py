@@ -19,7 +19,9 @@ harness. At each step:
   services, every container, journald, machined, D-Bus) and by the agents' slice alone, over
   a quiet window with every agent waiting;
 * admin `list` and dashboard `GET /` round trips (p50, p95), with every agent waiting;
-* load: for a fixed time, one operator message to each agent in turn, paced so each agent
+* first turns: one message to each new agent at once, until every turn is over (a
+  harness's first turn imports the SDK: the cold start);
+* load: then, for a fixed time, one operator message to each agent in turn, paced so each agent
   gets one every `--period` seconds; each starts a short turn against the stand-in (a plain
   `end_turn`). Broker delivery is `claimed_at - created_at` of those messages (the harness's
   `recv` got it); p99 by nearest rank; the sandbox's CPU during the load;
@@ -252,6 +254,28 @@ def spawn_step(hive: Hive, names: list[str]) -> dict[str, float]:
     return {"asked_s": asked, "running_s": running_s, "harness_s": time.perf_counter() - t0}
 
 
+def all_idle(names: list[str]) -> Callable[[dict[str, dict[str, Any]]], bool]:
+    """Every one of `names` has an empty inbox and its harness waits (its turn is over)."""
+    return lambda rows: all(
+        rows[n]["inbox"] == 0 and (rows[n].get("turn") or {}).get("state") == "idle" for n in names
+    )
+
+
+def first_turns(hive: Hive, names: list[str]) -> float:
+    """One message to each of `names` at once; seconds until all their turns are over. A
+    harness's first turn imports the SDK (it waits without it), so this is the cold start."""
+    t0, wall = time.perf_counter(), time.time()
+    for name in names:
+        hive.call("send", to=name, body="first")
+
+    def ended(rows: dict[str, dict[str, Any]]) -> bool:
+        turns = [rows[n].get("turn") or {} for n in names]
+        return all(t.get("state") == "idle" and (t.get("ended_at") or 0) > wall for t in turns)
+
+    hive.wait_until("the first turns to end", ended)
+    return time.perf_counter() - t0
+
+
 def load(hive: Hive, names: list[str], seconds: float, period: float) -> dict[str, Any]:
     """One message to each agent in turn, each agent one every `period` s, for `seconds`."""
     gap = period / len(names)
@@ -266,12 +290,14 @@ def load(hive: Hive, names: list[str], seconds: float, period: float) -> dict[st
         sent.append(int(hive.call("send", to=names[i % len(names)], body=f"ping {i}")["id"]))
         i += 1
     cpu = window.stop()
-    # every one of them claimed by its harness and its turn over
-    hive.wait_until(
+    marks = ",".join("?" * len(sent))
+    hive.wait_until(  # every message taken in by its harness (acked), every turn over
         "the load's turns to end",
         lambda rows: (
-            all((rows[n].get("turn") or {}).get("state") == "idle" for n in names)
-            and all(r["inbox"] == 0 for n, r in rows.items() if n in names)
+            all_idle(names)(rows)
+            and not hive.db(
+                f"SELECT 1 FROM messages WHERE id IN ({marks}) AND delivered_at IS NULL", *sent
+            )
         ),
     )
     rows = hive.db(
@@ -324,6 +350,7 @@ def run_inside(args: argparse.Namespace) -> None:
         step["idle_cpu"] = cpu_percent(args.idle)
         step["list_ms"] = timed(lambda: hive.call("list"), args.samples)
         step["dashboard_ms"] = timed(lambda: hive.web.get("/"), args.samples)
+        step["first_turns_s"] = first_turns(hive, new)
         log(f"step {total}: load for {args.load:g} s")
         step["load"] = load(hive, have, args.load, args.period)
         time.sleep(args.settle)
@@ -358,9 +385,10 @@ def table(steps: list[dict[str, Any]], meta: str) -> str:
         "| agents | new, spawned together | all running | all harnesses waiting "
         "| PSS per new agent, waiting since start (MiB) | PSS per agent after turns (MiB) "
         "| memory.current per agent after turns (MiB) | idle CPU, whole sandbox (agents) "
-        "| `list` p50 / p95 (ms) | `GET /` p50 / p95 (ms) | load: msgs, CPU | delivery p50 / p99 "
+        "| `list` p50 / p95 (ms) | `GET /` p50 / p95 (ms) | first turns of the new "
+        "| load: msgs, CPU | delivery p50 / p99 "
         "(ms) | crash event p50 / max (ms) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in steps:
         new = [m["pss"] for m in s["mem_new"]]
@@ -370,11 +398,12 @@ def table(steps: list[dict[str, Any]], meta: str) -> str:
         lines.append(
             f"| {s['agents']} | {s['new']} | {s['running_s']:.1f} s | {s['harness_s']:.1f} s "
             f"| {nearest_rank(new, 50):.1f} | {nearest_rank(after, 50):.1f} "
-            f"| {nearest_rank(current, 50):.1f} "
+            f"| {'–' if math.isnan(c := nearest_rank(current, 50)) else f'{c:.1f}'} "
             f"| {s['idle_cpu']['sandbox']:.1f} % ({s['idle_cpu']['agents']:.1f} %) "
             f"| {p(s['list_ms'], 50)} / {p(s['list_ms'], 95)} "
             f"| {p(s['dashboard_ms'], 50)} / {p(s['dashboard_ms'], 95)} "
-            f"| {s['load']['sent']}, {s['load']['cpu']['sandbox']:.0f} % "
+            + (f"| {s['first_turns_s']:.1f} s " if "first_turns_s" in s else "| – ")
+            + f"| {s['load']['sent']}, {s['load']['cpu']['sandbox']:.0f} % "
             f"| {p(d, 50)} / {p(d, 99)} | {p(s['crash_ms'], 50)} / {max(s['crash_ms']):.0f} |"
         )
     return "\n".join(lines) + "\n"
@@ -389,21 +418,32 @@ def plot(steps: list[dict[str, Any]], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     n = [s["agents"] for s in steps]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    mem, cpu, lat = axes
-    mem.plot(n, [sum(m["pss"] for m in s["mem_all"]) / 1024 for s in steps], "o-",
-             label="all agents after turns")  # fmt: skip
-    mem.plot(n, [nearest_rank([m["pss"] for m in s["mem_new"]], 50) * s["agents"] / 1024
-                 for s in steps], "s--", label="if all waited since start")  # fmt: skip
+    fig, (mem, spawn, cpu, lat) = plt.subplots(1, 4, figsize=(16, 3.8))
+    after = [sum(m["pss"] for m in s["mem_all"]) / 1024 for s in steps]
+    waiting = [
+        nearest_rank([m["pss"] for m in s["mem_new"]], 50) * s["agents"] / 1024 for s in steps
+    ]
+    mem.plot(n, after, "o-", label="every agent after turns")
+    mem.plot(n, waiting, "s--", label="every agent waiting since start")
     mem.set(xlabel="agents", ylabel="GiB PSS", title="memory of the agents")
     mem.legend()
-    cpu.plot(n, [s["idle_cpu"]["sandbox"] for s in steps], "o-", label="idle, whole sandbox")
-    cpu.plot(n, [s["load"]["cpu"]["sandbox"] for s in steps], "s-", label="light load")
-    cpu.set(xlabel="agents", ylabel="% of one core", title="CPU")
+    spawn.plot(n, [s["harness_s"] for s in steps], "o-")
+    for s in steps:
+        spawn.annotate(f"+{s['new']}", (s["agents"], s["harness_s"]), textcoords="offset points",
+                       xytext=(4, -10))  # fmt: skip
+    spawn.set(xlabel="agents", ylabel="s", title="the step's new agents: all waiting")
+    cpu.plot(n, [s["idle_cpu"]["sandbox"] for s in steps], "o-", label="idle")
+    cpu.plot(
+        n,
+        [s["load"]["cpu"]["sandbox"] for s in steps],
+        "s-",
+        label="light load (first turns if not apart)",
+    )
+    cpu.set(xlabel="agents", ylabel="% of one core", title="CPU, whole sandbox")
     cpu.legend()
     for key, label in (("list_ms", "`list` p95"), ("dashboard_ms", "GET / p95")):
         lat.plot(n, [nearest_rank(s[key], 95) for s in steps], "o-", label=label)
-    lat.plot(n, [s["harness_s"] * 1000 / 10 for s in steps], "s--", label="spawn step (s×100)")
+    lat.plot(n, [nearest_rank(s["crash_ms"], 50) for s in steps], "s--", label="crash event p50")
     lat.set(xlabel="agents", ylabel="ms", title="latency")
     lat.legend()
     fig.tight_layout()
