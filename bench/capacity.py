@@ -1,9 +1,9 @@
 """Capacity benchmark: how many real agents one host holds, and what each one costs.
 
 `sudo .venv/bin/python -m bench.capacity` boots a sandbox systemd host with the hive installed
-by `hivectl install` (tests/system/hivehost.py, in a network namespace of its own), points
-every agent at the local Messages API stand-in (tests/fakeapi, started inside the sandbox;
-`/etc/hyperhive/credentials.env`), and runs a driver inside the sandbox (`… inside`) that
+by `hivectl install` (tests/system/hivehost.py, in a network namespace of its own), gives
+its model gateway the local Messages API stand-in (tests/fakeapi, started inside the
+sandbox), and runs a driver inside the sandbox (`… inside`) that
 grows the hive in steps (default 10, 25, 50, 100 agents in all). Every agent is a real
 nspawn container (`hive-agent@NAME.service`, user namespace, volatile root) running the real
 harness. At each step:
@@ -28,12 +28,11 @@ harness. At each step:
 * crash: `kill -9` of a new agent's harness → the container_crash event's `created_at`
   (the crash watcher's durable write), a few times, each agent started again after.
 
-Per-agent network: every agent gets `network = "host"` in its config (a proposed repo
-made before its spawn, as hm1nd would), because the stand-in listens on the sandbox's
-loopback and a private agent reaches nothing; the model gateway (a unix socket) is not on
-this branch yet. hm1nd keeps its private network: its turns (one per Spawned event) retry
-against an API it cannot reach, with backoff. CPU is counted from process ticks (the
-sandbox's cgroups may be v1, with no per-unit CPU accounting). The Markdown table goes to
+Every agent keeps the default private network and reaches the stand-in through the model
+gateway (`hive-gateway.service`, which holds the stand-in's key and URL from
+`/etc/hyperhive/credentials.env`); hm1nd's turns (one per Spawned event) run too. CPU is
+counted from process ticks (the sandbox's cgroups may be v1, with no per-unit CPU
+accounting). The Markdown table goes to
 stdout and bench/results/capacity.md, every number to bench/results/capacity.json (both
 git-ignored); `… plot` draws docs/img/capacity.png from that file.
 """
@@ -115,22 +114,6 @@ class Hive:
             return list(conn.execute(sql, args).fetchall())
         finally:
             conn.close()
-
-
-def propose_host_network(hive: Hive, name: str) -> None:
-    """`name`'s proposed repo, made before its spawn as hm1nd would: the template plus
-    `network = "host"`, owned by hm1nd's container root like every proposed repo."""
-    from hyperhive.hive.agentconfig import CONFIG_FILE, template
-
-    repo = hive.paths.agents_dir / name / "config"
-    repo.mkdir(parents=True)
-    (repo / CONFIG_FILE).write_text('network = "host"\n' + template(name))
-    git = ["git", "-C", str(repo), "-c", "user.name=hm1nd", "-c", "user.email=hm1nd@hive"]
-    sh(*git[:3], "init", "-q", "-b", "main")
-    sh(*git, "add", CONFIG_FILE)
-    sh(*git, "commit", "-qm", f"{name}: host network for the capacity benchmark")
-    owner = (hive.paths.agents_dir / "hm1nd" / "config").stat()
-    sh("chown", "-R", f"{owner.st_uid}:{owner.st_gid}", str(hive.paths.agents_dir / name))
 
 
 def unit_cgroup(name: str) -> str:
@@ -230,8 +213,6 @@ def cpu_percent(seconds: float) -> dict[str, float]:
 
 
 def spawn_step(hive: Hive, names: list[str]) -> dict[str, float]:
-    for name in names:
-        propose_host_network(hive, name)
     t0 = time.perf_counter()
     for name in names:
         hive.call("spawn", name=name, wait=False)
@@ -476,7 +457,7 @@ def drive(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
                 f"umask 077; printf 'ANTHROPIC_API_KEY={API_KEY}\\nANTHROPIC_BASE_URL={url}\\n'"
                 f" > {CREDENTIALS}"
             )
-            host.hivectl("restart", "hm1nd")  # it reads the key at start
+            host.sh("systemctl restart hive-gateway.service")  # it reads the key at start
             argv = [PY, "-m", "bench.capacity", "inside", "--steps", args.steps]
             for k in ("settle", "idle", "samples", "load", "period", "crashes"):
                 argv += [f"--{k}", str(getattr(args, k))]

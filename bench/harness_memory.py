@@ -1,7 +1,8 @@
 """Harness memory benchmark: what one real harness holds while it waits for messages.
 
 `.venv/bin/python -m bench.harness_memory` starts a real coordinator (process backend, a
-fresh state dir) and the local Messages API stand-in (tests/fakeapi), spawns agents and
+fresh state dir; it runs the model gateway) in front of the local Messages API stand-in
+(tests/fakeapi), spawns agents and
 runs the real harness for each (tests/fakeapi/harness.py: the environment a backend gives
 it). Each harness is read from /proc/<pid>/smaps_rollup (RSS, PSS, anonymous PSS) twice:
 waiting for messages since it started (its "started; waiting for messages" turn state
@@ -54,16 +55,18 @@ def wait_idle(hive: RunningHive, name: str, timeout: float = 60) -> None:
 
 def measure(count: int, source: Path | None, shed_after: float) -> dict[str, list[dict[str, int]]]:
     root = Path(tempfile.mkdtemp(prefix="hive-bench-harness-"))
-    env = environ(hive_env(root), source)
+    api = FakeAnthropic()
+    # the coordinator runs the model gateway in front of the stand-in, holding its key
+    env = environ(hive_env(root, ANTHROPIC_BASE_URL=api.url, ANTHROPIC_API_KEY=api.api_key), source)
     out: dict[str, list[dict[str, int]]] = {"waiting since start": [], "after one turn": []}
     try:
-        with running_hive(env) as hive, FakeAnthropic() as api:
+        with api, running_hive(env) as hive:
             names = [f"agent-{i:02d}" for i in range(count)]
             spawn(hive, *names)
             extra = {"HIVE_AGENT_SHED_AFTER": f"{shed_after:g}"}
             if source is not None:
                 extra["PYTHONPATH"] = env["PYTHONPATH"]
-            harnesses = [HarnessProcess(hive, n, api, env=extra) for n in names]
+            harnesses = [HarnessProcess(hive, n, env=extra) for n in names]
             with contextlib.ExitStack() as stack:
                 for h in harnesses:
                     stack.enter_context(h)

@@ -24,8 +24,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    e = hive_env(tmp_path)
+def env(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """A hive's environment; a test that also uses the fake Messages API (`fake`) gets a
+    coordinator that runs the model gateway in front of it, holding its key."""
+    api = {}
+    if "fake" in request.fixturenames:
+        fake = request.getfixturevalue("fake")
+        api = {"ANTHROPIC_BASE_URL": fake.url, "ANTHROPIC_API_KEY": fake.api_key}
+    e = hive_env(tmp_path, **api)
     yield e
     reap_agents(e["HIVE_RUNTIME_DIR"])  # nothing a test started outlives it
     shutil.rmtree(e["HIVE_RUNTIME_DIR"], ignore_errors=True)

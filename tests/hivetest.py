@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, overload
 
+from hyperhive.agent.gateway import Gateway, GatewayDown, Status
 from hyperhive.hive.client import HiveClient
 from hyperhive.hive.paths import Paths
 
@@ -41,6 +42,23 @@ def reap_agents(runtime_dir: str) -> list[int]:
     return killed
 
 
+def wait_serving(paths: Paths, name: str, timeout: float = 30) -> Status:
+    """The model gateway's status for `name`, waiting (inotify on its dir, as the harness
+    does) until its socket answers."""
+    gateway = Gateway(paths.gateway_socket(name))
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                return gateway.status()
+            except GatewayDown:
+                left = deadline - time.monotonic()
+                assert left > 0, f"the gateway never served {name}"
+                gateway.wait_for_socket(left)
+    finally:
+        gateway.close()
+
+
 def free_port() -> int:
     """A loopback port nobody listens on now (the demo may hold the default 7800)."""
     with socket.socket() as s:
@@ -49,12 +67,16 @@ def free_port() -> int:
 
 
 def hive_env(root: Path, **extra: str) -> dict[str, str]:
-    """Environment for hive processes living under `root` (state) and a short runtime dir."""
+    """Environment for hive processes living under `root` (state) and a short runtime dir.
+
+    With ANTHROPIC_BASE_URL in `extra` (the fake API), the coordinator's process backend runs
+    the model gateway, which takes that URL and ANTHROPIC_API_KEY; without it, no gateway
+    runs (the agents of most tests never call the model)."""
     runtime = Path(tempfile.mkdtemp(prefix="hh-", dir="/tmp"))
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("HIVE_", "NOTIFY_SOCKET", "WATCHDOG_", "LISTEN_"))
+        if not k.startswith(("HIVE_", "NOTIFY_SOCKET", "WATCHDOG_", "LISTEN_", "ANTHROPIC_"))
     }
     env.update(
         HIVE_STATE_DIR=str(root / "state"),
@@ -64,6 +86,8 @@ def hive_env(root: Path, **extra: str) -> dict[str, str]:
         HIVE_AGENT_COMMAND="sleep infinity",  # a real payload process that just stays up
         PYTHONPATH=str(REPO),
     )
+    if "ANTHROPIC_BASE_URL" not in extra:
+        env["HIVE_GATEWAY_COMMAND"] = ""  # no model API: no gateway
     env.update(extra)
     return env
 
@@ -141,21 +165,27 @@ class RunningHive:
         )
         self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 20.0) -> None:
+    def _wait_ready(
+        self,
+        timeout: float = 20.0,
+        marker: bytes = b"hive-c0re is serving",
+        what: str = "coordinator",
+    ) -> None:
+        """Until the process prints `marker` on stdout; fail with its log if it exits or stalls."""
         assert self.proc.stdout is not None
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout
         seen = b""
-        while b"hive-c0re is serving" not in seen:
+        while marker not in seen:
             left = deadline - time.monotonic()
             if left <= 0 or not sel.select(left):
                 self.stop()
-                raise AssertionError(f"coordinator not ready: {self.log()}")
+                raise AssertionError(f"{what} not ready: {self.log()}")
             chunk = os.read(self.proc.stdout.fileno(), 4096)
             if not chunk:
                 self.proc.wait()
-                raise AssertionError(f"coordinator exited {self.proc.returncode}: {self.log()}")
+                raise AssertionError(f"{what} exited {self.proc.returncode}: {self.log()}")
             seen += chunk
         sel.close()
 

@@ -1,12 +1,13 @@
 """One Messages API request, streamed with the anthropic SDK, retried, and cancellable.
 
-The stream runs in a worker thread so a cancel returns at once: the abort shuts the
-connection down and the worker's result is dropped. Overloaded, rate-limited, 5xx and
-network failures are retried here with backoff (the SDK's own retries are off); any
-other failure is raised as one of this module's exceptions.
+Requests go to the model gateway over its unix socket, with no key (the gateway adds its
+own) and the turn's id as `X-Hive-Turn`. The stream runs in a worker thread so a cancel
+returns at once: the abort shuts the connection down and the worker's result is dropped.
+Overloaded, rate-limited, 5xx and network failures are retried here with backoff (the
+SDK's own retries are off); any other failure is raised as one of this module's exceptions.
 
-The SDK (and its HTTP stack) is imported by an `Api`'s first request, inside a turn: a
-harness waiting for messages never loads it (docs/BENCHMARKS.md, harness memory).
+The SDK is imported by an `Api`'s first request, inside a turn (after it reported itself
+thinking): a harness waiting for messages never loads it (docs/BENCHMARKS.md, harness memory).
 """
 
 from __future__ import annotations
@@ -16,15 +17,30 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
+import httpx2
+
+from ..hive.pricing import Usage
+from ..hive.vocab import GatewayRefusal
 from .cancel import Cancelled, CancelToken
-from .pricing import Usage
+from .gateway import BASE_URL
 
 if TYPE_CHECKING:
     import anthropic
 
 TRANSIENT_TYPES = frozenset({"overloaded_error", "rate_limit_error", "api_error", "timeout_error"})
+TURN_HEADER = "X-Hive-Turn"
+
+
+def no_key_headers() -> dict[str, str]:
+    """The SDK sends no key at all: the harness has none, and the gateway adds its own."""
+    import anthropic
+
+    return cast(dict[str, str], {"X-Api-Key": anthropic.omit, "Authorization": anthropic.omit})
+
+
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 300.0
 """Seconds without a byte from the API (it sends pings while it thinks) before a retry."""
@@ -36,6 +52,10 @@ class AuthFailed(Exception):
 
 class ContextTooLong(Exception):
     """The request is over the model's context window: compact, then try again."""
+
+
+class OverBudget(Exception):
+    """The gateway refused: this agent has spent its cap. The turn waits, open."""
 
 
 class ApiFailure(Exception):
@@ -113,11 +133,24 @@ def _error_type(e: anthropic.APIStatusError) -> str | None:
     return None
 
 
-def classify(e: BaseException) -> str:
-    """'auth', 'too_long', 'transient' or 'fatal' for an exception from one request."""
+def hive_refusal(e: BaseException) -> GatewayRefusal | None:
+    """The gateway's own refusal in an error, None for one that came from the API."""
     import anthropic
-    import httpx2
 
+    if isinstance(e, anthropic.APIStatusError) and isinstance(e.body, dict):
+        err = e.body.get("error")
+        if isinstance(err, dict):
+            return GatewayRefusal.of(err.get("hive_refusal"))
+    return None
+
+
+def classify(e: BaseException) -> str:
+    """'over_budget', 'auth', 'too_long', 'transient' or 'fatal' for an exception from one
+    request."""
+    import anthropic
+
+    if hive_refusal(e) is GatewayRefusal.OVER_BUDGET:
+        return "over_budget"
     if isinstance(e, anthropic.AuthenticationError):
         return "auth"
     if isinstance(e, anthropic.APIStatusError):
@@ -183,15 +216,13 @@ class _Exchange:
 class Api:
     def __init__(
         self,
-        key: str,
-        base_url: str | None,
+        gateway_socket: Path,
         *,
         retry_base: float,
         retry_cap: float,
         max_retries: int,
     ) -> None:
-        self.key = key
-        self.base_url = base_url
+        self.gateway_socket = gateway_socket
         self._client: anthropic.Anthropic | None = None
         self.retry_base = retry_base
         self.retry_cap = retry_cap
@@ -203,13 +234,19 @@ class Api:
         already reported itself thinking by then, so the import never looks like idle."""
         if self._client is None:
             import anthropic  # here, not at the top: a harness waiting never needs it
-            import httpx2
 
+            timeout = httpx2.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
             self._client = anthropic.Anthropic(
-                api_key=self.key,
-                base_url=self.base_url,
+                api_key="",  # explicit, so the SDK looks for no credentials of its own
+                base_url=BASE_URL,
+                default_headers=no_key_headers(),
                 max_retries=0,
-                timeout=httpx2.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
+                timeout=timeout,
+                http_client=httpx2.Client(
+                    transport=httpx2.HTTPTransport(uds=str(self.gateway_socket)),
+                    trust_env=False,  # never a proxy from the environment: only the socket
+                    timeout=timeout,
+                ),
             )
         return self._client
 
@@ -231,19 +268,23 @@ class Api:
         *,
         on_attempt: Callable[[int], None],
         on_retry: Callable[[str], None],
+        turn: str | None = None,
     ) -> Response:
-        """Stream one request to its end, retrying transient failures; honours `cancel`."""
+        """Stream one request to its end, retrying transient failures; honours `cancel`.
+        `turn` goes to the gateway as X-Hive-Turn (it groups the usage it meters)."""
         attempt = 0
         while True:
             attempt += 1
             cancel.check()
             on_attempt(attempt)
             try:
-                return self._stream_once(params, cancel)
+                return self._stream_once(params, cancel, turn)
             except Cancelled:
                 raise
             except Exception as e:
                 kind = classify(e)
+                if kind == "over_budget":
+                    raise OverBudget(describe(e)) from None
                 if kind == "auth":
                     raise AuthFailed(describe(e)) from None
                 if kind == "too_long":
@@ -256,12 +297,15 @@ class Api:
                 on_retry(f"retrying: {describe(e)}; attempt {attempt + 1} in {delay:.1f} s")
                 cancel.sleep(delay)
 
-    def _stream_once(self, params: dict[str, Any], cancel: CancelToken) -> Response:
+    def _stream_once(
+        self, params: dict[str, Any], cancel: CancelToken, turn: str | None
+    ) -> Response:
         ex = _Exchange()
+        headers = {TURN_HEADER: turn} if turn else None
 
         def work() -> None:
             try:
-                with self.client.messages.stream(**params) as stream:
+                with self.client.messages.stream(**params, extra_headers=headers) as stream:
                     ex.stream = stream
                     if not ex.done.is_set():
                         ex.message = stream.get_final_message()

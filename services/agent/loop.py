@@ -1,11 +1,13 @@
-"""The harness's main loop: wait for a key, resume an open turn, recv, run the next turn.
+"""The harness's main loop: wait for the gateway, resume an open turn, recv, run a turn.
 
 A message claimed from the inbox is saved as the open turn before anything else, and the
 turn is closed only when it ends (done, cancelled, failed), so a crash re-runs it. A
 message it cannot read or save is set aside in the hive rather than claimed again and
-again. The inbox is not touched while there is no API key. Waiting long enough after a turn,
-the harness starts again in place (`exec`, same process): the SDK a turn loaded, which
-Python never unloads, is gone, and waiting costs what it costs after a start.
+again. The inbox is not touched while the model gateway cannot serve this agent (it has
+no usable key: needs_login; the agent is at a spending cap: over_budget); a turn that met either
+stays open and runs again once the gateway can. Waiting long enough after a turn, the harness
+starts again in place (`exec`, same process): the SDK a turn loaded, which Python never
+unloads, is gone, and waiting costs what it costs after a start.
 """
 
 from __future__ import annotations
@@ -21,17 +23,20 @@ from contextlib import contextmanager
 from types import FrameType
 
 from ..hive.log import ERR, WARNING, log
+from ..hive.vocab import TurnPhase
 from ..hive.wire import MessageRow
-from . import credentials
-from .api import Api, ApiFailure, AuthFailed
+from .api import Api, ApiFailure, AuthFailed, OverBudget
 from .bus import MAX_RECV_WAIT, Bus, BusDown
 from .cancel import Cancelled, CancelToken, CancelWatcher
 from .conversation import Conversation
+from .gateway import Gateway, GatewayDown
 from .settings import RESUMED, Settings
 from .turn import TurnRunner
 from .turnstate import TurnReporter
 
 CANCELLED_NOTE = "[The operator cancelled this turn; I stopped here.]"
+GATEWAY_GRACE = 5.0
+"""Seconds the gateway may be missing (starting, restarting) before the harness says so."""
 
 
 def unreadable(message: MessageRow) -> str | None:
@@ -60,8 +65,13 @@ class Harness:
         self.runner = runner
         self.reporter = reporter
         self.stop = bus.stop
-        self.api: Api | None = None
-        self.rejected_key: str | None = None
+        self.gateway = Gateway(settings.gateway_socket)
+        self.api = Api(
+            settings.gateway_socket,
+            retry_base=settings.retry_base,
+            retry_cap=settings.retry_cap,
+            max_retries=settings.max_retries,
+        )
         self._critical = 0
         self._exit_requested = False
         self.last_turn = time.monotonic()
@@ -96,44 +106,51 @@ class Harness:
     def log(self, message: str, priority: int = 6, **fields: object) -> None:
         log(message, kind="turn", agent=self.settings.agent, priority=priority, **fields)
 
-    def key(self) -> str | None:
-        """A usable API key, reporting needs_login (once) while there is none."""
-        path = credentials.key_file(self.settings.state_dir)
-
-        def missing() -> None:
-            why = (
-                "the Anthropic API refused the key" if self.rejected_key else "no Anthropic API key"
-            )
-            detail = f"{why}: put a key in {path} (the harness picks it up at once)"
-            self.reporter.needs_login(detail)
-            self.log(f"needs login: {detail}", WARNING)
-
-        key = credentials.wait_for_key(
-            self.settings.state_dir,
-            self.settings.api_key,
-            reject=self.rejected_key,
-            recheck=self.settings.login_recheck,
-            stop=self.stop,
-            on_missing=missing,
-        )
-        if key is not None and key != self.rejected_key:
-            if self.rejected_key is not None or self.api is None or self.api.key != key:
-                self.log("API key found")
-            self.rejected_key = None
-        return key
-
-    def client(self, key: str) -> Api:
-        if self.api is None or self.api.key != key:
-            if self.api is not None:
-                self.api.close()
-            self.api = Api(
-                key,
-                self.settings.base_url,
-                retry_base=self.settings.retry_base,
-                retry_cap=self.settings.retry_cap,
-                max_retries=self.settings.max_retries,
-            )
-        return self.api
+    def ready(self) -> bool:
+        """Wait until the model gateway can serve this agent (a usable key, under its cap),
+        reporting needs_login or over_budget once while it cannot; False if told to stop."""
+        seen = ""
+        blocked: TurnPhase | None = None
+        down_since: float | None = None
+        while not self.stop.is_set():
+            try:
+                status = self.gateway.status(
+                    wait=self.settings.login_recheck if seen else 0.0, seen=seen
+                )
+            except GatewayDown as e:
+                seen = ""
+                down_since = down_since or time.monotonic()
+                if (
+                    blocked is not TurnPhase.ERROR
+                    and time.monotonic() - down_since >= GATEWAY_GRACE
+                ):
+                    blocked = TurnPhase.ERROR
+                    detail = (
+                        f"the model gateway does not answer at {self.settings.gateway_socket} "
+                        f"({e}): the operator starts hive-gateway; the harness goes on once it "
+                        "answers"
+                    )
+                    self.reporter.blocked(TurnPhase.ERROR, detail)
+                    self.log(detail, WARNING)
+                wait = GATEWAY_GRACE if blocked is None else self.settings.login_recheck
+                self.gateway.wait_for_socket(wait)
+                continue
+            down_since = None
+            phase = status.phase
+            if phase is None:
+                if blocked is not None:
+                    self.log("the model gateway can serve this agent again")
+                    if not self.conv.turn_open:
+                        self.reporter.idle("ready; waiting for messages")
+                return True
+            if phase is not blocked:
+                blocked = phase
+                detail = status.detail or f"the model gateway cannot serve this agent ({phase})"
+                self.reporter.blocked(phase, detail)
+                what = "needs login" if phase is TurnPhase.NEEDS_LOGIN else "over budget"
+                self.log(f"{what}: {detail}", WARNING)
+            seen = status.state
+        return False
 
     def run(self) -> None:
         if self.settings.resumed:  # its turn state still says how the last turn ended
@@ -145,18 +162,17 @@ class Harness:
             self._loop()
         finally:
             self.bus.close()
-            if self.api is not None:
-                self.api.close()
+            self.api.close()
+            self.gateway.close()
         self.log("harness stopping")
 
     def _loop(self) -> None:
         while not self.stop.is_set():
-            key = self.key()
-            if key is None:
+            if not self.ready():
                 break
             if self.conv.turn_open:
                 self.log("resuming the open turn")
-                self.turn(self.client(key))
+                self.turn(self.api)
                 continue
             try:
                 with self.critical():
@@ -176,7 +192,7 @@ class Harness:
                     message_no=message.get("id"),
                     sender=message.get("sender"),
                 )
-                self.turn(self.client(key))
+                self.turn(self.api)
             elif self.shed_due():
                 self.shed()
 
@@ -246,9 +262,11 @@ class Harness:
                 self.log("turn cancelled by the operator")
                 return
             except AuthFailed as e:
-                self.rejected_key = api.key
-                self.log(f"the API refused the key: {e}", WARNING)
-                return  # the turn stays open; it re-runs once a new key appears
+                self.log(f"the API refused the gateway's key: {e}", WARNING)
+                return  # the turn stays open; it re-runs once the gateway has a key
+            except OverBudget as e:
+                self.log(f"the gateway refused a model request: {e}", WARNING)
+                return  # the turn stays open; it re-runs once the cap is raised
             except ApiFailure as e:
                 self.fail(f"the Anthropic API failed: {e}")
                 return

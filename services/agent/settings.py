@@ -32,9 +32,9 @@ class Settings:
     state_dir: Path
     kind: str  # "manager" or "agent"
     config: AgentConfig
+    gateway_socket: Path = Path("/run/hive-gateway/api.sock")
+    """Where the model gateway answers (it holds the API key; the harness holds none)."""
     agents_dir: Path | None = None
-    api_key: str | None = None
-    base_url: str | None = None
     max_tokens: int = 8192
     compact_at_tokens: int = 150_000
     """Summarise the conversation once its estimated size passes this many tokens."""
@@ -45,7 +45,8 @@ class Settings:
     max_retries: int = 0
     """Attempts before a turn gives up on a transient API error; 0 retries until cancelled."""
     login_recheck: float = 60.0
-    """Safety-net seconds between key checks while waiting in needs_login."""
+    """Safety-net seconds between asking the gateway again while waiting in needs_login or
+    over_budget (the gateway answers at once when its state changes)."""
     shed_after: float = 600.0
     """Seconds waiting after a turn before the harness starts again in place, releasing the
     memory the turn's SDK holds (0: never)."""
@@ -108,12 +109,11 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         agent=agent,
         socket=Path(_required(e, "HIVE_SOCKET")),
+        gateway_socket=Path(_required(e, "HIVE_GATEWAY_SOCKET")),
         state_dir=Path(_required(e, "HIVE_AGENT_STATE")),
         kind=kind,
         config=load_config(Path(config_path) if config_path else None, agent),
         agents_dir=Path(agents_dir) if agents_dir else None,
-        api_key=e.get("ANTHROPIC_API_KEY") or None,
-        base_url=e.get("ANTHROPIC_BASE_URL") or None,
         max_tokens=int(_number(e, "HIVE_AGENT_MAX_TOKENS", 8192, 1)),
         compact_at_tokens=int(_number(e, "HIVE_AGENT_COMPACT_TOKENS", 150_000, 1)),
         bash_timeout=_number(e, "HIVE_AGENT_BASH_TIMEOUT", 300.0, 0.1),

@@ -99,7 +99,9 @@ class TurnRunner:
             self.reporter.retrying(detail)
             log(detail, kind="turn", agent=self.settings.agent, priority=WARNING)
 
-        response = api.request(params, cancel, on_attempt=on_attempt, on_retry=on_retry)
+        response = api.request(
+            params, cancel, on_attempt=on_attempt, on_retry=on_retry, turn=self.reporter.turn_id
+        )
         response.count(self.reporter.usage, model)
         return response
 

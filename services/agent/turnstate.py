@@ -1,19 +1,22 @@
 """TurnState: what the harness tells the coordinator it is doing, with the turn's numbers.
 
-Reporting is best effort: a hive that does not answer never stops a turn, it only
-costs a warning in the journal.
+Each turn gets an id, sent with every report and to the model gateway (X-Hive-Turn), so
+the operator's figures for the turn are the gateway's metering of it; the numbers sent
+here are the harness's own count. Reporting is best effort: a hive that does not answer
+never stops a turn, it only costs a warning in the journal.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any
 
 from ..hive.client import Refused
 from ..hive.log import WARNING, log
+from ..hive.pricing import Usage
 from ..hive.vocab import TurnPhase
 from .bus import Bus, BusDown
-from .pricing import Usage
 
 MAX_DETAIL = 4000
 
@@ -23,11 +26,13 @@ class TurnReporter:
         self.bus = bus
         self.started_at: float | None = None
         self.ended_at: float | None = None
+        self.turn_id: str | None = None
         self.usage = Usage()
 
     def begin(self) -> None:
         self.started_at = time.time()
         self.ended_at = None
+        self.turn_id = f"{int(self.started_at)}-{secrets.token_hex(4)}"
         self.usage = Usage()
 
     def report(
@@ -48,6 +53,8 @@ class TurnReporter:
             fields["started_at"] = self.started_at
         if self.ended_at is not None:
             fields["ended_at"] = self.ended_at
+        if self.turn_id is not None:
+            fields["turn"] = self.turn_id
         try:
             self.bus.call("set_turn_state", **fields)
         except (Refused, BusDown) as e:
@@ -74,3 +81,7 @@ class TurnReporter:
 
     def needs_login(self, detail: str) -> None:
         self.report(TurnPhase.NEEDS_LOGIN, detail=detail)
+
+    def blocked(self, phase: TurnPhase, detail: str) -> None:
+        """needs_login or over_budget: the harness waits for the operator."""
+        self.report(phase, detail=detail)

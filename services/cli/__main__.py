@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     if ns.command == "install":
         return _install(ns)
+    if ns.command == "notify-test":
+        from .notifytest import run as notify_test
+
+        return notify_test(os.environ, Path(ns.env_file), print)
     if ns.command == "tour":
         from ..hive.sessions import web_url
         from . import tour

@@ -24,10 +24,19 @@ UNIT_FILES = (
     "hive-autoupdate.service",
     "hive-autoupdate.path",
     "hive-web.service",
+    "hive-gateway.service",
+    "hive-notify.service",
     "hive-agent@.service",
     "hive-egress@.service",
 )
-HARDENED = ("hive-coordinator", "hive-crashwatch", "hive-autoupdate", "hive-web")
+HARDENED = (
+    "hive-coordinator",
+    "hive-crashwatch",
+    "hive-autoupdate",
+    "hive-web",
+    "hive-gateway",
+    "hive-notify",
+)
 """Services with PrivateTmp=/ProtectHome=: they must still see where hyperhive is installed."""
 HIDDEN_BY_HARDENING = ("/tmp", "/var/tmp", "/home", "/root", "/run/user")
 DEFAULT_ENV = "# hyperhive settings, read by every hive-* unit\nHIVE_BACKEND=nspawn\n"
@@ -68,7 +77,10 @@ def location_dropin(paths: list[Path]) -> str | None:
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)  # never readable by more
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
     tmp.chmod(mode)
     os.replace(tmp, path)
 
@@ -117,7 +129,7 @@ def install(
     lines = env_file.read_text().splitlines() if env_file.exists() else DEFAULT_ENV.splitlines()
     for key, value in (env or {}).items():
         lines = [ln for ln in lines if not ln.startswith(f"{key}=")] + [f"{key}={value}"]
-    _write(env_file, "\n".join(lines) + "\n")
+    _write(env_file, "\n".join(lines) + "\n", 0o600)  # HIVE_NOTIFY_URLS hold tokens
     if env:
         os.environ.update(env)  # so the rev below is the one the services will compute
     _write(etc / "hyperhive/platform.rev", platform_rev() + "\n")

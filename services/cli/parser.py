@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..hive.vocab import Period
+
 Request = Callable[[argparse.Namespace], dict[str, Any]]
 
 
@@ -41,6 +43,41 @@ def _model(ns: argparse.Namespace) -> dict[str, Any]:
 
 class UsageError(Exception):
     """A subcommand that cannot make its request (exit 2); the message says why."""
+
+
+def _cap(text: str) -> float | None:
+    """A cap on the command line: US dollars, or `config` to drop the operator's."""
+    if text in ("config", "default"):
+        return None
+    try:
+        value = float(text.removeprefix("$"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of US dollars (or 'config' to drop your cap)"
+        ) from None
+    if not 0 <= value <= 1e9 or value != value:
+        raise argparse.ArgumentTypeError(f"{text!r} must be from 0 to 1000000000 US dollars")
+    return value
+
+
+PERIODS = tuple(str(p) for p in Period)
+
+
+def _budget(ns: argparse.Namespace) -> dict[str, Any]:
+    """Show the budget, or set the operator's caps and resets."""
+    req: dict[str, Any] = {"cmd": "set_budget", "name": ns.name}
+    for period in PERIODS:
+        value = getattr(ns, period)
+        if value is not _UNSET:
+            req[f"{period}_usd"] = value
+    if ns.reset:
+        req["reset"] = list(PERIODS) if "all" in ns.reset else ns.reset
+    if len(req) == 2:
+        return {"cmd": "budget", "name": ns.name}
+    return req
+
+
+_UNSET = object()
 
 
 def _passwd(ns: argparse.Namespace) -> dict[str, Any]:
@@ -181,6 +218,34 @@ SUBCOMMANDS: list[Sub] = [
     ),
     Sub("cancel", "cancel the agent's running turn", _verb("cancel_turn"), [NAME]),
     Sub(
+        "budget",
+        "show an agent's spending caps and spend, or set your caps and reset counts",
+        _budget,
+        [
+            NAME,
+            *[
+                (
+                    f"--{period}",
+                    {
+                        "type": _cap,
+                        "default": _UNSET,
+                        "metavar": "USD",
+                        "help": f"your {period} cap in US dollars ('config': the config's again)",
+                    },
+                )
+                for period in PERIODS
+            ],
+            (
+                "--reset",
+                {
+                    "action": "append",
+                    "choices": (*PERIODS, "all"),
+                    "help": "count this period's spend from now on (repeat, or 'all')",
+                },
+            ),
+        ],
+    ),
+    Sub(
         "login",
         "print a one-time link that signs a browser in to the dashboard (valid 120 s)",
         lambda ns: {"cmd": "login_link"},
@@ -198,6 +263,20 @@ SUBCOMMANDS: list[Sub] = [
         "logout-all",
         "end every dashboard session and unused sign-in link",
         lambda ns: {"cmd": "logout_all"},
+    ),
+    Sub(
+        "notify-test",
+        "send a test notification to every URL of HIVE_NOTIFY_URLS and say which worked",
+        None,
+        [
+            (
+                "--env-file",
+                {
+                    "default": "/etc/hyperhive/hive.env",
+                    "help": "where to read HIVE_NOTIFY_URLS when it is not in the environment",
+                },
+            )
+        ],
     ),
     Sub(
         "waiting",

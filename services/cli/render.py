@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..hive.vocab import AgentState, ApprovalStatus, QuestionStatus
+from ..hive.vocab import AgentState, ApprovalStatus, QuestionStatus, TurnPhase
 from ..hive.waiting import WAITING_OPERATOR
 from ..hive.wire import AgentRow, ApprovalRow, QuestionRow, agent_rows
 
@@ -42,7 +42,10 @@ def agents_table(rows: list[AgentRow]) -> str:
         if r["state"] != AgentState.RUNNING and turn:  # the agent's state comes first
             turn_text = "-" + (f" (last {_ago(ended)})" if ended else "")
         state = str(r.get("transient") or r.get("state", ""))
-        if state == AgentState.RUNNING and r.get("waiting_operator"):
+        budget = r.get("budget")
+        if state == AgentState.RUNNING and budget is not None and budget["over"]:
+            state = TurnPhase.OVER_BUDGET
+        elif state == AgentState.RUNNING and r.get("waiting_operator"):
             state = WAITING_OPERATOR
         if r.get("needs_update"):
             state += " (needs update)"
@@ -136,7 +139,30 @@ def waiting_text(w: dict[str, Any]) -> str:
     if w.get("crashed"):
         lines = [f"  {c['name']}: {c.get('note') or 'failed'}" for c in w["crashed"]]
         parts.append("crashed, not restarted (hivectl start NAME):\n" + "\n".join(lines))
+    if w.get("over_budget"):
+        lines = [f"  {o['sentence']}" for o in w["over_budget"]]
+        parts.append("at a spending cap (hivectl budget NAME):\n" + "\n".join(lines))
     return "\n\n".join(parts)
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.2f}"
+
+
+def budget_text(body: dict[str, Any]) -> str:
+    rows: list[tuple[str, ...]] = [
+        (
+            str(b["period"]),
+            _usd(b["cap_usd"]),
+            str(b["source"]),
+            _usd(b["spent_usd"]),
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(b["since"])),
+            "AT CAP" if b["over"] else "",
+        )
+        for b in body["periods"]
+    ]
+    text = table(("PERIOD", "CAP", "FROM", "SPENT", "COUNTED SINCE", ""), rows)
+    return text + (f"\n\n{body['detail']}" if body.get("detail") else "")
 
 
 def history_text(rows: list[dict[str, Any]]) -> str:
@@ -166,6 +192,8 @@ def reply(command: str, body: dict[str, Any]) -> str:
         return waiting_text(body["waiting"])
     if command == "history":
         return history_text(body["decisions"])
+    if command == "budget":
+        return budget_text(body)
     if command == "inbox":
         return inbox_text(body)
     if command == "drop":

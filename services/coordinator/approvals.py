@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 from ..hive import log as hlog
+from ..hive import outbox
 from ..hive.agentconfig import check_bind_sources, parse, risks_of
 from ..hive.db import Agent, Approval, Notification, now, write_tx
 from ..hive.events import ApprovalResolved
@@ -95,6 +96,7 @@ def _record(
         Notification.create(
             kind="approval_requested", agent=agent, text=f"approval #{a.id}: {what}"
         )
+        outbox.approval_waiting(a)
     hlog.log(
         f"approval #{a.id} requested: {what}", kind="approval_requested", agent=agent, approval=a.id
     )

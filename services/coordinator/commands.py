@@ -129,6 +129,7 @@ def set_turn_state(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
         "cached_tokens": p.get_int(req, "cached_tokens", 0, minimum=0, maximum=MAX_TOKENS),
         "cost_usd": p.get_number(req, "cost_usd", 0.0, minimum=0),
         "updated_at": now(),
+        "turn": p.get_str(req, "turn", None, max_bytes=64),
     }
     TurnState.insert(agent=conn.caller.name, **fields).on_conflict_replace().execute()
     hive.changed("turns")

@@ -12,8 +12,10 @@ from ..hive.paths import Paths
 from ..hive.wire import AgentRow
 from .approvals import Approvals
 from .broker import Broker
+from .budgets import Budgets
 from .changes import ChangeFeed
 from .lifecycle import Lifecycle
+from .links import ActionLinks
 from .logins import Logins
 from .questions import Questions
 from .turns import TurnCancels
@@ -28,6 +30,8 @@ class Hive(Protocol):
     approvals: Approvals
     questions: Questions
     logins: Logins
+    links: ActionLinks
+    budgets: Budgets
     cancels: TurnCancels
     feed: ChangeFeed
 

@@ -28,6 +28,7 @@ ACTIONS = {
     "destroy": "destroy",
     "rebuild": "rebuild",
     "set_model": "model",
+    "set_budget": "cap",
     "cancel_turn": "cancel_turn",
     "drop": "drop",
     "session_open": "login",

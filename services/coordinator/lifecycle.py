@@ -76,6 +76,8 @@ class Lifecycle:
         self.repo_limits = repo_limits
         self.on_applied: Callable[[str], None] = lambda name: None
         """Told each time an agent's applied config is written (approvals re-check staleness)."""
+        self.on_config: Callable[[str, AgentConfig], None] = lambda name, config: None
+        """Told the config each time it is applied (the budgets take its caps)."""
         self.paths = paths
         self.backend = backend
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -149,6 +151,7 @@ class Lifecycle:
         files = {CONFIG_FILE: blob, **self.backend.render(spec)}
         sha = await self._call(repos.apply, self.paths.applied_repo(name), files, message)
         self.on_applied(name)  # pending approvals of `name` may be stale now
+        self.on_config(name, spec.config)
         return sha
 
     async def mark_built(self, name: str) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import json
 
 from ..hive import log as hlog
+from ..hive import outbox
 from ..hive.db import Notification, OperatorQuestion, now, write_tx
 from ..hive.events import CANCELLED, EXPIRED, OperatorAnswered
 from ..hive.names import MANAGER
@@ -77,6 +78,7 @@ class Questions:
                 deadline=deadline,
             )
             Notification.create(kind="question", agent=asker, text=f"question #{q.id} from {asker}")
+            outbox.question_asked(q)
         hlog.log(
             f"{asker} asks the operator (#{q.id})",
             kind="question_asked",

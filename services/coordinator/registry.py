@@ -92,6 +92,7 @@ READ_ONLY = frozenset(
         "session_seen",
         "history",
         "waiting",
+        "budget",
     }
 )
 """Admin commands that change nothing; every other one is recorded with who asked."""
@@ -152,6 +153,6 @@ def _named_agent(req: dict[str, Any]) -> str | None:
 
 def loaded() -> dict[str, Command]:
     """The whole table: the handler modules register their commands as they are imported."""
-    from . import commands, signin_commands  # noqa: F401
+    from . import budget_commands, commands, link_commands, signin_commands  # noqa: F401
 
     return COMMANDS

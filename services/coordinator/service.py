@@ -20,24 +20,25 @@ from typing import Any, TypeVar
 import peewee as pw
 from peewee import fn
 
+from ..hive import doorbell, sd
 from ..hive import log as hlog
-from ..hive import sd
 from ..hive import waiting as hive_waiting
 from ..hive.db import Event, TransientState, open_db
 from ..hive.events import HelperEvent
-from ..hive.inbox import notify_manager
+from ..hive.inbox import notify_manager, ring_doorbell
 from ..hive.names import MANAGER, OPERATOR, SYSTEM
 from ..hive.paths import Paths
 from ..hive.platform import current_rev, read_marker
 from ..hive.protocol import Oversize, Refusal, decode_request, refusal
 from ..hive.statelock import DirLock
 from ..hive.userns import give_socket
-from ..hive.vocab import AgentState, Code, TurnPhase
+from ..hive.vocab import AgentState, Change, Code, TurnPhase
 from ..hive.wire import AgentRecord, AgentRow
 from . import agentfiles, agents, network_upgrade, registry, sockets
 from .approvals import Approvals
 from .backends import Backend
 from .broker import Broker
+from .budgets import Budgets
 from .changes import ChangeFeed
 from .connection import SOCKET_BUDGET, Budget, Caller, Connection, Reply
 from .lifecycle import Lifecycle
@@ -49,6 +50,7 @@ from .limits import (
     current_nofile,
     raise_nofile,
 )
+from .links import ActionLinks
 from .logins import Logins
 from .proposed import ReadLimits
 from .questions import Questions
@@ -120,6 +122,9 @@ class Coordinator:
         self.approvals = Approvals(paths, self, self.lifecycle, self.repo_limits)
         self.questions = Questions(self)
         self.logins = Logins(paths.web_password, lambda: self.changed("sessions"))
+        self.links = ActionLinks(self.approvals, self.questions)
+        self.budgets = Budgets(self)  # a bad HIVE_BUDGET_* default stops the start, said
+        self.lifecycle.on_config = self.budgets.apply_config
         self._last_event_id = 0
 
     # requests ----------------------------------------------------------------------------
@@ -162,8 +167,16 @@ class Coordinator:
             )
 
     def changed(self, *kinds: str) -> None:
-        """Something the dashboard shows changed: wake `watch` (all kinds if none named)."""
+        """Something the dashboard shows changed: wake `watch` (all kinds if none named).
+
+        The gateway's doorbell is rung when it is the agents table (agents, their caps), and
+        hive-notify's when notifications changed (a notice may be queued in the outbox); both
+        best effort, each with its slow safety net for a lost ring."""
         self.feed.bump(*kinds)
+        if not kinds or Change.AGENTS in kinds:
+            ring_doorbell(self.paths.gateway_doorbell)
+        if not kinds or Change.NOTIFICATIONS in kinds:
+            ring_doorbell(self.paths.notify_doorbell)
 
     def notify(self, event: HelperEvent) -> None:
         """A helper event to hm1nd; in this process the broker wakes the manager directly."""
@@ -290,6 +303,7 @@ class Coordinator:
         path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             path.parent.rmdir()
+        sockets.remove_gateway_dir(self.paths, name)
 
     async def start(self) -> None:
         try:
@@ -341,6 +355,7 @@ class Coordinator:
         if interval is not None:
             self._tasks.append(asyncio.get_running_loop().create_task(self._watchdog(interval)))
         self.questions.recover()
+        self.budgets.sync({a: self.lifecycle.config_of(a) for a in agents.names()})
         finishing = self.approvals.recover()
         await self.lifecycle.resume(skip=finishing)
         await self.bootstrap_manager()
@@ -379,13 +394,7 @@ class Coordinator:
 
     def _on_doorbell(self) -> None:
         assert self._doorbell is not None
-        while True:
-            try:
-                self._doorbell.recv(64)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                break
+        doorbell.drain(self._doorbell)
         self._external_changes()
 
     def _external_changes(self) -> None:

@@ -2,6 +2,8 @@
 
 Directories are 0751, the admin socket 0660 (group hive-admin where that group exists),
 agent and manager sockets 0660. A live socket at a path is never stolen: binding refuses.
+It also makes each agent's gateway socket dir before its container starts (the gateway
+binds the socket in it), and rings the gateway's doorbell when the agents table changed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ import socket
 import stat
 from pathlib import Path
 
+from ..hive import doorbell
+from ..hive.paths import Paths
+
 DIR_MODE = 0o751
+GATEWAY_DIR_MODE = 0o755
+"""An agent's gateway dir: bound read-only into its container, traversed by its root."""
 SOCKET_MODE = 0o660
 ADMIN_GROUP = "hive-admin"
 
@@ -82,16 +89,39 @@ def from_fd(fd: int) -> socket.socket:
 def bind_doorbell(path: Path) -> socket.socket:
     """The datagram socket other services ring after writing to SQLite."""
     ensure_dir(path.parent)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    old = os.umask(0o117)
+    return doorbell.bind(path, mode=SOCKET_MODE, group=ADMIN_GROUP)
+
+
+def ensure_gateway_dir(paths: Paths, name: str) -> Path:
+    """`name`'s gateway socket dir, made if missing and given to whoever owns the gateway's
+    own dir (hive-gateway under systemd), so the gateway can bind its socket there. It must
+    exist before the container starts: nspawn binds it."""
+    root = paths.gateway_dir
+    root.mkdir(parents=True, exist_ok=True)
+    path = paths.gateway_socket_dir(name)
     try:
-        sock.bind(str(path))
-    finally:
-        os.umask(old)
-    os.chmod(path, SOCKET_MODE)
-    with contextlib.suppress(KeyError, PermissionError):
-        os.chown(path, -1, grp.getgrnam(ADMIN_GROUP).gr_gid)
-    sock.setblocking(False)
-    return sock
+        os.mkdir(path, GATEWAY_DIR_MODE)
+    except FileExistsError:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            raise SocketInUse(
+                f"{path} is not a directory: remove it so {name}'s gateway socket can live there"
+            ) from None
+        return path
+    os.chmod(path, GATEWAY_DIR_MODE)  # not the umask's (the coordinator's is 0007)
+    owner = os.stat(root)
+    with contextlib.suppress(PermissionError):
+        os.chown(path, owner.st_uid, owner.st_gid)
+    return path
+
+
+def remove_gateway_dir(paths: Paths, name: str) -> None:
+    """`name` is destroyed: its gateway dir goes, with whatever socket is in it (its
+    container is gone; the gateway stops listening when it reads the agents table)."""
+    path = paths.gateway_socket_dir(name)
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(path):
+            if not entry.is_dir(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)

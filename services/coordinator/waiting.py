@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TypedDict
 
 from ..hive import waiting as queries
-from ..hive.wire import ApprovalRow, QuestionRow
+from ..hive.wire import ApprovalRow, BudgetRow, QuestionRow
 from .approvals import approval_dict
 from .questions import question_dict
 
@@ -17,10 +17,17 @@ class Crashed(TypedDict):
     since: float
 
 
+class OverBudget(TypedDict):
+    name: str
+    budget: BudgetRow
+    sentence: str
+
+
 class Waiting(TypedDict):
     approvals: list[ApprovalRow]
     questions: list[QuestionRow]
     crashed: list[Crashed]
+    over_budget: list[OverBudget]
     count: int
 
 
@@ -30,9 +37,14 @@ def waiting() -> Waiting:
     crashed = [
         Crashed(name=a.name, note=a.note, since=a.updated_at) for a in queries.crashed_agents()
     ]
+    over = [
+        OverBudget(name=name, budget=s.to_dict(), sentence=s.sentence(name))
+        for name, s in sorted(queries.over_budget().items())
+    ]
     return Waiting(
         approvals=approvals,
         questions=questions,
         crashed=crashed,
-        count=len(approvals) + len(questions) + len(crashed),
+        over_budget=over,
+        count=len(approvals) + len(questions) + len(crashed) + len(over),
     )

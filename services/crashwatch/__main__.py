@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hive-crashwatch: cannot start: {e}", file=sys.stderr)
         return 1
     try:
-        return CrashWatchService(paths.doorbell, reconcile_every=every).run()
+        return CrashWatchService(
+            paths.doorbell, reconcile_every=every, notify_doorbell=paths.notify_doorbell
+        ).run()
     finally:
         db.close()
 

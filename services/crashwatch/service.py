@@ -61,16 +61,21 @@ class SystemHost:
 class CrashWatchService:
     """One watcher process: `run()` until SIGTERM/SIGINT, then close what it opened."""
 
-    def __init__(self, doorbell: Path | None, *, reconcile_every: float = RECONCILE_EVERY) -> None:
+    def __init__(
+        self,
+        doorbell: Path | None,
+        *,
+        reconcile_every: float = RECONCILE_EVERY,
+        notify_doorbell: Path | None = None,
+    ) -> None:
         self.events: deque[tuple[str, str]] = deque()
         self.bus = MachinedBus(lambda member, name: self.events.append((member, name)))
-        self.watcher = CrashWatcher(SystemHost(self.bus), doorbell)
+        self.watcher = CrashWatcher(SystemHost(self.bus), doorbell, notify_doorbell=notify_doorbell)
         self.reconcile_every = reconcile_every
         self._stop = False
         self._ready = False
         self._status = ""
-        self._watchdog = sd.watchdog_interval()
-        self._last_ping = 0.0
+        self._watchdog = sd.Watchdog()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     # lifetime ------------------------------------------------------------------------------
@@ -162,8 +167,8 @@ class CrashWatchService:
                 continue
             self._ping()
             timeout = next_reconcile - now
-            if self._watchdog is not None:
-                timeout = min(timeout, self._watchdog)
+            if self._watchdog.interval is not None:
+                timeout = min(timeout, self._watchdog.interval)
             self._wait(self.bus.fileno(), timeout)
 
     def _drain(self) -> None:
@@ -202,16 +207,11 @@ class CrashWatchService:
         end = time.monotonic() + seconds
         while not self._stop and (left := end - time.monotonic()) > 0:
             self._ping()
-            self._wait(None, min(left, self._watchdog or left))
+            self._wait(None, min(left, self._watchdog.interval or left))
 
     # systemd -------------------------------------------------------------------------------
     def _ping(self) -> None:
-        if self._watchdog is None:
-            return
-        now = time.monotonic()
-        if now - self._last_ping >= self._watchdog / 2:
-            sd.ping_watchdog()
-            self._last_ping = now
+        self._watchdog.ping()
 
     def _describe(self) -> str:
         up = self.watcher.watching()

@@ -121,12 +121,14 @@ class CrashWatcher:
         host: Host,
         doorbell: Path | None,
         *,
+        notify_doorbell: Path | None = None,
         settle_timeout: float = SETTLE_TIMEOUT,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
         self.doorbell = doorbell
+        self.notify_doorbell = notify_doorbell  # hive-notify's: the crash is in its outbox
         self.settle_timeout = settle_timeout
         self._sleep = sleep
         self._clock = clock
@@ -218,8 +220,9 @@ class CrashWatcher:
             if verdict is not None:
                 return verdict
             notify_manager(ContainerCrash(agent=agent, note=note), doorbell=None)
-        if self.doorbell is not None:
-            ring_doorbell(self.doorbell)
+        for bell in (self.doorbell, self.notify_doorbell):
+            if bell is not None:
+                ring_doorbell(bell)
         self.crashes += 1
         hlog.log(
             f"{agent} crashed: {note.splitlines()[0]}",

@@ -14,9 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .budget import BudgetError, check_usd
 from .names import InvalidName, validate_agent_name
 from .protocol import Refusal
-from .vocab import Code, Network
+from .vocab import Code, Network, Period
 
 CONFIG_FILE = "agent.toml"
 MAX_CONFIG_BYTES = 64 * 1024
@@ -38,6 +39,7 @@ KNOWN_KEYS = (
     "environment",
     "binds",
     "limits",
+    "budget",
     "allowed_recipients",
     "network",
     "egress",
@@ -75,6 +77,8 @@ class AgentConfig:
     network: Network = Network.PRIVATE
     egress: tuple[str, ...] = ()
     """Domain names the egress proxy allows (`*.example.org`: any name below it)."""
+    budget: dict[Period, float] = field(default_factory=dict)
+    """`[budget]`: its spending caps by period (the gateway refuses model requests past one)."""
 
     def may_send_to(self, recipient: str) -> bool:
         return self.allowed_recipients is None or recipient in self.allowed_recipients
@@ -200,6 +204,7 @@ def parse(data: bytes | str) -> AgentConfig:
     tasks = limits.get("tasks")
     if tasks is not None and (isinstance(tasks, bool) or not isinstance(tasks, int) or tasks < 1):
         raise ConfigError("config key 'limits.tasks' must be a positive integer")
+    budget = _budget(raw.get("budget", {}))
 
     recipients: tuple[str, ...] | None = None
     if "allowed_recipients" in raw:
@@ -241,7 +246,24 @@ def parse(data: bytes | str) -> AgentConfig:
         allowed_recipients=recipients,
         network=network,
         egress=egress,
+        budget=budget,
     )
+
+
+def _budget(table: object) -> dict[Period, float]:
+    """`[budget]`: daily_usd, monthly_usd and total_usd, each a cap in US dollars."""
+    if not isinstance(table, dict):
+        raise ConfigError("config key 'budget' must be a table")
+    keys = {p.config_key: p for p in Period}
+    out: dict[Period, float] = {}
+    for k, v in table.items():
+        if k not in keys:
+            raise ConfigError(f"unknown config key 'budget.{k}': use {', '.join(keys)}")
+        try:
+            out[keys[k]] = check_usd(v, f"config key 'budget.{k}'")
+        except BudgetError as e:
+            raise ConfigError(str(e)) from None
+    return out
 
 
 def valid_domain(value: str, key: str = "egress") -> str:
@@ -321,6 +343,13 @@ def template(name: str, *, manager: bool = False) -> str:
         f'# memory = "2G"\n'
         f"# cpu = 1.0\n"
         f"# tasks = 512\n"
+        f"\n"
+        f"# Spending caps in US dollars (days and months as the host's clock has them). At a\n"
+        f"# cap the agent starts no turn until the operator raises or resets it.\n"
+        f"[budget]\n"
+        f"# daily_usd = 5.0\n"
+        f"# monthly_usd = 100.0\n"
+        f"# total_usd = 500.0\n"
         f"\n"
         f"# [[binds]]\n"
         f'# source = "/srv/shared"\n'

@@ -19,9 +19,12 @@ from typing import Any
 
 import peewee as pw
 
-from .vocab import AgentState, ApprovalStatus, QuestionStatus
+from .vocab import AgentState, ApprovalStatus, CapSource, OutboxState, QuestionStatus
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+DB_MODE = 0o660
+"""hive.db and its -wal/-shm: the group (hive-admin) writes too, for the gateway's usage rows
+(SQLite gives the -wal and -shm files the database file's mode)."""
 
 
 class Synchronous(StrEnum):
@@ -170,9 +173,64 @@ class TurnState(_Model):
     cached_tokens = pw.IntegerField(default=0)
     cost_usd = pw.FloatField(default=0.0)
     updated_at = pw.FloatField(default=now)
+    turn = pw.CharField(null=True, max_length=64)  # the harness's id of the turn (X-Hive-Turn)
 
     class Meta:
         table_name = "turn_state"
+
+
+class Usage(_Model):
+    """What one model response used and cost, metered by the gateway (one row per response).
+
+    `agent` is the socket the request came in on, never anything the request says; `turn`
+    is the harness's X-Hive-Turn header, kept for grouping only. Token columns are the API's
+    own usage block: `input_tokens` is the uncached input, cache writes and reads apart.
+    """
+
+    id = pw.AutoField()
+    agent = pw.CharField(max_length=31)
+    turn = pw.CharField(null=True, max_length=64)
+    model = pw.CharField(max_length=100)
+    request_id = pw.CharField(null=True, max_length=100)  # the API's request-id header
+    input_tokens = pw.IntegerField(default=0)
+    output_tokens = pw.IntegerField(default=0)
+    cache_write_tokens = pw.IntegerField(default=0)
+    cache_read_tokens = pw.IntegerField(default=0)
+    cost_usd = pw.FloatField(default=0.0)
+    complete = pw.BooleanField(default=True)  # False: the response was cut off before its end
+    started_at = pw.FloatField(default=now)
+    created_at = pw.FloatField(default=now)
+
+    class Meta:
+        table_name = "usage"
+        indexes = (
+            (("agent", "created_at", "cost_usd"), False),  # covers an agent's spend
+            (("agent", "turn"), False),
+        )
+
+
+class Budget(_Model):
+    """One agent's spending cap for one period (`hive.budget`): what its approved agent.toml
+    says, what the operator set, and the one in force, which the gateway enforces.
+
+    `counted_from` is the operator's reset: spend before it does not count in this period.
+    Rows go with their agent when it is destroyed (a name made again starts afresh).
+    """
+
+    id = pw.AutoField()
+    agent = pw.CharField(max_length=31)
+    period = pw.CharField()  # vocab.Period
+    config_usd = pw.FloatField(null=True)  # the applied [budget]'s
+    operator_usd = pw.FloatField(null=True)  # the operator's; wins over the config's
+    cap_usd = pw.FloatField(null=True)  # in force (operator, config, hive default); None: no cap
+    source = pw.CharField(default=CapSource.NONE)  # vocab.CapSource
+    counted_from = pw.FloatField(default=0.0)
+    updated_at = pw.FloatField(default=now)
+    updated_by = pw.TextField(null=True)  # who set the operator's cap or reset last
+
+    class Meta:
+        table_name = "budgets"
+        indexes = ((("agent", "period"), True),)
 
 
 class TransientState(_Model):
@@ -253,6 +311,68 @@ class LoginLink(_Model):
         table_name = "login_links"
 
 
+class OutboxItem(_Model):
+    """A notice for the operator's channels (apprise), queued by its producer in the same
+    transaction as what it tells of; hive-notify sends it and records the outcome."""
+
+    id = pw.AutoField()
+    kind = pw.CharField()  # vocab.Notice
+    key = pw.CharField(unique=True)  # one item, one notice: a second insert is a no-op
+    agent = pw.CharField(null=True, max_length=31)
+    item_id = pw.IntegerField(null=True)  # the approval or question it is about
+    title = pw.TextField()
+    body = pw.TextField(default="")
+    created_at = pw.FloatField(default=now)
+    due_at = pw.FloatField(default=now)  # not sent before (a deadline reminder)
+    state = pw.CharField(default=OutboxState.QUEUED)  # vocab.OutboxState
+    done_at = pw.FloatField(null=True)
+    note = pw.TextField(null=True)  # why it was not sent (moot, skipped, expired)
+
+    class Meta:
+        table_name = "outbox"
+        indexes = ((("state", "due_at"), False),)
+
+
+class OutboxDelivery(_Model):
+    """One outbox item on one channel (an apprise URL, known by a hash, never stored)."""
+
+    id = pw.AutoField()
+    item = pw.IntegerField()  # outbox.id
+    channel = pw.CharField()  # hash of the URL
+    label = pw.CharField()  # what the operator calls it: the URL's scheme (ntfy, json, …)
+    attempts = pw.IntegerField(default=0)
+    next_try_at = pw.FloatField(default=0.0)
+    sent_at = pw.FloatField(null=True)
+    last_error = pw.TextField(null=True)
+
+    class Meta:
+        table_name = "outbox_deliveries"
+        indexes = ((("item", "channel"), True),)
+
+
+class ActionLink(_Model):
+    """A capability in a notification: one item, one use, until it expires.
+
+    Only a SHA-256 of the secret is stored; an approval's link is bound to the hash of the
+    diff it was made for.
+    """
+
+    id = pw.AutoField()
+    token_hash = pw.CharField(unique=True)
+    item_kind = pw.CharField()  # vocab.LinkItem
+    item_id = pw.IntegerField()
+    item_hash = pw.CharField(null=True)  # approvals: sha256 of the diff and bytes shown
+    channel = pw.CharField()  # the notification channel it went out on (ntfy, json, …)
+    created_by = pw.TextField()
+    created_at = pw.FloatField(default=now)
+    expires_at = pw.FloatField()
+    used_at = pw.FloatField(null=True)
+    used_action = pw.CharField(null=True)  # vocab.LinkAction
+
+    class Meta:
+        table_name = "action_links"
+
+
 class Decision(_Model):
     """The audit trail: one row per operator decision or lifecycle action, kept for good
     (a purge of an agent never deletes its history)."""
@@ -290,11 +410,16 @@ MODELS: list[type[_Model]] = [
     Approval,
     OperatorQuestion,
     TurnState,
+    Usage,
+    Budget,
     TransientState,
     Notification,
     Event,
     WebSession,
     LoginLink,
+    OutboxItem,
+    OutboxDelivery,
+    ActionLink,
     Decision,
     UidRange,
 ]
@@ -319,7 +444,18 @@ def open_db(
         with db.atomic("IMMEDIATE"):
             _migrate(db)  # first: a new index may cover an added column
             db.create_tables(MODELS, safe=True)
+        _group_writable(p)
     return db
+
+
+def _group_writable(path: Path) -> None:
+    """Give the database files DB_MODE, where this process owns them (best effort)."""
+    for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if f.stat().st_uid == os.geteuid() and f.stat().st_mode & 0o777 != DB_MODE:
+                os.chmod(f, DB_MODE)
+        except OSError:
+            continue
 
 
 ADDED_COLUMNS: list[tuple[str, str, str]] = [
@@ -334,6 +470,7 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("approvals", "stale_at", "REAL"),
     ("approvals", "decided_by", "TEXT"),
     ("operator_questions", "decided_by", "TEXT"),
+    ("turn_state", "turn", "VARCHAR(64)"),
 ]
 """A column added to an existing table is listed here too, so older databases get it."""
 

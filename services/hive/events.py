@@ -81,6 +81,19 @@ class ContainerCrash(HelperEvent):
     note: str
 
 
+@dataclass(frozen=True)
+class BudgetReached(HelperEvent):
+    """An agent reached a spending cap: it starts no turn until the operator raises or
+    resets the cap, or the period ends. `since` is when the period's count began."""
+
+    event: ClassVar[str] = "budget_reached"
+    agent: str
+    spent_usd: float
+    cap_usd: float
+    period: str
+    since: str
+
+
 CANCELLED = "[cancelled]"
 """The answer of a question the operator cancelled."""
 EXPIRED = "[expired]"
@@ -111,6 +124,7 @@ VARIANTS: dict[str, type[HelperEvent]] = {
         Destroyed,
         ContainerCrash,
         OperatorAnswered,
+        BudgetReached,
     )
 }
 
@@ -118,6 +132,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
     "str": (str,),
     "bool": (bool,),
+    "float": (int, float),
     "str | None": (str, type(None)),
 }
 

@@ -10,6 +10,7 @@ import json
 import socket
 from pathlib import Path
 
+from . import outbox
 from .db import Event, Message, Notification, now, write_tx
 from .events import HelperEvent, OperatorAnswered
 from .log import log
@@ -51,11 +52,15 @@ NOTIFY_TEXT = {
     "destroyed": "{agent} was destroyed",
     "container_crash": "{agent} crashed: {note}",
     "operator_answered": "question #{id} {resolution}",
+    "budget_reached": "{agent} reached its {period} cap: ${spent_usd:.2f} of ${cap_usd:.2f}",
 }
 
 
-def notify_manager(event: HelperEvent, doorbell: Path | None = None) -> int:
-    """Enqueue a helper event in hm1nd's inbox (durable), note it for the dashboard, ring.
+def notify_manager(
+    event: HelperEvent, doorbell: Path | None = None, notify_doorbell: Path | None = None
+) -> int:
+    """Enqueue a helper event in hm1nd's inbox (durable), note it for the dashboard and, for
+    a crash, in the outbox for the operator's channels; then ring.
 
     Returns the message id. The manager's harness gets it as a message from `system`.
     """
@@ -66,8 +71,11 @@ def notify_manager(event: HelperEvent, doorbell: Path | None = None) -> int:
     with write_tx():
         msg = insert_message(SYSTEM, MANAGER, event.to_json())
         Notification.create(kind=event.event, agent=event.agent_name, text=text)
-        Event.create(kind=event.event, agent=event.agent_name, payload=json.dumps(data))
+        row = Event.create(kind=event.event, agent=event.agent_name, payload=json.dumps(data))
+        outbox.from_helper_event(event, int(row.id))
     log(f"helper event {event.event}: {text}", kind="helper_event", agent=event.agent_name)
     if doorbell is not None:
         ring_doorbell(doorbell)
+    if notify_doorbell is not None:
+        ring_doorbell(notify_doorbell)
     return int(msg.id)

@@ -26,6 +26,7 @@ MESSAGE_IDS: dict[str, str] = {
     "approval_resolved": "c6178a57b195416590eaa7c1206103bc",
     "lifecycle": "fd599e4f023a4884a1986e08bf2fab0d",
     "container_crash": "a07081f5091547f09c270a38dd2235b8",
+    "budget_reached": "aeeeae4f789649bcbeae5818f1d98761",
     "question_asked": "3ab1d6b0c38a4112b0b7d06630c270ad",
     "question_resolved": "5323c5dda7534879bf7c4ab764a06567",
     "helper_event": "ae26f3103bce4eb5bea09d72c97b2695",
@@ -39,6 +40,10 @@ MESSAGE_IDS: dict[str, str] = {
     "operator_login": "742fc312729b476c94fc40b3430c7c20",
     "operator_decision": "4d911fd4c692449980742a03800eb909",
     "operator_action": "adef47a84de14245a8f26872f91131e0",
+    "gateway": "180598ed41b743b89868bd347cebab84",
+    "model_usage": "d45ccb3b72cd4744bbcbd5edd73ab9a7",
+    "gateway_refused": "3b753c21f51b4021a3e3aeb43527ffc4",
+    "notification": "245d5793aa5e4043bdcd110e729e29a4",
 }
 
 DEBUG = syslog.LOG_DEBUG

@@ -62,9 +62,37 @@ class Paths:
         return self.agent_socket(name)
 
     @property
+    def gateway_dir(self) -> Path:
+        """The model gateway's runtime dir: one socket dir per agent, and its doorbell."""
+        return self.runtime_dir / "gateway"
+
+    def gateway_socket_dir(self, name: str) -> Path:
+        """The dir bound (read-only) into `name`'s container, holding its gateway socket."""
+        return self.gateway_dir / validate_agent_name(name)
+
+    def gateway_socket(self, name: str) -> Path:
+        """Where `name`'s harness reaches the model gateway: identity is which socket."""
+        return self.gateway_socket_dir(name) / "api.sock"
+
+    @property
+    def gateway_doorbell(self) -> Path:
+        """Datagram socket the coordinator rings when the agents table changed."""
+        return self.gateway_dir / "doorbell.sock"
+
+    @property
     def doorbell(self) -> Path:
         """Datagram socket other processes ring after a durable write the coordinator must see."""
         return self.runtime_dir / "doorbell.sock"
+
+    @property
+    def notify_dir(self) -> Path:
+        """hive-notify's own runtime dir (its unit's RuntimeDirectory=)."""
+        return self.runtime_dir / "notify"
+
+    @property
+    def notify_doorbell(self) -> Path:
+        """Datagram socket producers ring after queueing a notice in the `outbox`."""
+        return self.notify_dir / "doorbell.sock"
 
     # state ---------------------------------------------------------------------------------
     @property

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 
 def _notifier_socket() -> str | None:
@@ -65,6 +66,23 @@ def watchdog_interval() -> float | None:
 
 def ping_watchdog() -> None:
     notify("WATCHDOG=1")
+
+
+class Watchdog:
+    """WATCHDOG=1 for a loop that calls `ping()` each time it wakes: sent at most once per
+    half interval (`interval` is None when the unit has no watchdog)."""
+
+    def __init__(self) -> None:
+        self.interval = watchdog_interval()
+        self._last = 0.0
+
+    def ping(self) -> None:
+        if self.interval is None:
+            return
+        now = time.monotonic()
+        if now - self._last >= self.interval / 2:
+            ping_watchdog()
+            self._last = now
 
 
 def listen_fds_by_name() -> dict[str, int]:

@@ -1,5 +1,6 @@
 """What waits on the operator, as queries on the shared database: pending approvals, open
-questions (soonest deadline first), agents that crashed and were not restarted. The
+questions (soonest deadline first), agents that crashed and were not restarted, agents
+stopped at a spending cap. The
 coordinator's `waiting` command, the dashboard's waiting view and its count, and each agent's
 `waiting_operator` flag all read these, so they never disagree.
 """
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import peewee as pw
 
+from . import spend
+from .budget import Standing
 from .db import Agent, Approval, OperatorQuestion
 from .vocab import AgentState, ApprovalStatus, QuestionStatus
 
@@ -33,8 +36,16 @@ def crashed_agents() -> pw.ModelSelect[Agent]:
     return Agent.select().where(Agent.state == AgentState.FAILED).order_by(Agent.name)
 
 
+def over_budget() -> dict[str, Standing]:
+    """Running agents at a cap, with the period that stops them (a stopped one waits on
+    nobody)."""
+    running = {a.name for a in Agent.select(Agent.name).where(Agent.state == AgentState.RUNNING)}
+    return {name: s for name, s in spend.over_budget().items() if name in running}
+
+
 def count() -> int:
-    return sum(int(q.count()) for q in (pending_approvals(), open_questions(), crashed_agents()))
+    queries = (pending_approvals(), open_questions(), crashed_agents())
+    return sum(int(q.count()) for q in queries) + len(over_budget())
 
 
 def agents_waiting() -> set[str]:
@@ -43,4 +54,4 @@ def agents_waiting() -> set[str]:
     asked = OperatorQuestion.select(OperatorQuestion.asker).where(
         OperatorQuestion.status == QuestionStatus.PENDING
     )
-    return {a.agent for a in about} | {q.asker for q in asked}
+    return {a.agent for a in about} | {q.asker for q in asked} | set(over_budget())

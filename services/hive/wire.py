@@ -11,7 +11,8 @@ from typing import Any, TypedDict, cast
 
 
 class TurnRow(TypedDict):
-    """The last `set_turn_state` of an agent's harness."""
+    """The last `set_turn_state` of an agent's harness; its tokens and cost are the gateway's
+    metering of that turn (`usage` rows with its `turn` id), not the harness's own count."""
 
     state: str
     tool: str | None
@@ -23,6 +24,20 @@ class TurnRow(TypedDict):
     cached_tokens: int
     cost_usd: float
     updated_at: float
+    turn: str | None
+
+
+class BudgetRow(TypedDict):
+    """One period of an agent's budget (`hive.budget.Standing.to_dict`)."""
+
+    period: str
+    cap_usd: float | None
+    source: str
+    spent_usd: float
+    since: float
+    over: bool
+    config_usd: float | None
+    operator_usd: float | None
 
 
 class AgentRecord(TypedDict):
@@ -38,6 +53,10 @@ class AgentRecord(TypedDict):
     set_aside: int
     created_at: float
     turn: TurnRow | None
+    spent_usd: float
+    """What the agent's model requests cost since it was made, metered by the gateway."""
+    budget: BudgetRow | None
+    """The period of its budget nearest its cap (one at it first); None: no cap at all."""
 
 
 class AgentRow(AgentRecord):

@@ -73,6 +73,8 @@ def _run(demo: Path) -> int:
                 "umask 077; cat > /etc/hyperhive/credentials.env",
                 input=f"ANTHROPIC_API_KEY={key}\n",
             )
+            # the gateway alone holds it: it reads the file when it starts
+            host.run("systemctl", "restart", "hive-gateway.service", check=False)
         status = host.run("systemctl", "is-active", "hyperhive.target", check=False).stdout.strip()
         login = host.run(
             str(REPO / ".venv/bin/hivectl"), "--json", "login", check=False, timeout=60

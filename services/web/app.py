@@ -11,7 +11,7 @@ from typing import Any
 
 import bottle  # type: ignore[import-untyped]
 
-from . import actions, guard, pageviews, signin, streams
+from . import actionpage, actions, guard, pageviews, signin, streams
 from .context import MAX_FORM, Context
 
 __all__ = ["ROUTES", "Context", "build"]
@@ -27,6 +27,8 @@ ROUTES: tuple[tuple[str, str, Callable[..., Any]], ...] = (
     ("GET", "/login/<secret>", signin.login_link),
     ("POST", "/logout", signin.logout),
     ("GET", "/api/session", signin.session_info),
+    ("GET", "/act/<secret>", actionpage.show),
+    ("POST", "/act/<secret>", actionpage.confirm),
     ("GET", "/api/events", streams.events),
     ("GET", "/api/journal/<name>", streams.journal_recent),
     ("GET", "/api/journal/<name>/stream", streams.journal_stream),

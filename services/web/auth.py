@@ -21,8 +21,9 @@ TOUCH_EVERY = 60.0
 
 
 def public(path: str) -> bool:
-    """Routes served without a session: sign-in and the static assets."""
-    return path == "/login" or path.startswith(("/login/", "/static/"))
+    """Routes served without a session: sign-in, the static assets and action links (whose
+    secret is the capability)."""
+    return path == "/login" or path.startswith(("/login/", "/static/", "/act/"))
 
 
 @dataclass(frozen=True)

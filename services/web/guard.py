@@ -11,14 +11,24 @@ from typing import Any, NoReturn
 import bottle  # type: ignore[import-untyped]
 from bottle import HTTPError, request, response  # type: ignore[import-untyped]
 
+from ..hive import actionlinks
 from ..hive import log as hlog
 from . import auth, connections, pages, security
 from .context import SIGN_IN_FIRST, Context, wants_json
 
 
+def shown_path(path: str) -> str:
+    """A request's path as the journal shows it: never a link's secret."""
+    for prefix in ("/login/", actionlinks.PATH):
+        if path.startswith(prefix) and len(path) > len(prefix):
+            return prefix + "…"
+    return path
+
+
 def refuse(status: int, message: str) -> NoReturn:
     hlog.log(
-        f"refused {request.method} {request.path} from {request.remote_addr}: {message}",
+        f"refused {request.method} {shown_path(request.path)} from {request.remote_addr}: "
+        f"{message}",
         kind="web_request",
         priority=hlog.WARNING,
     )
@@ -49,7 +59,11 @@ def check(ctx: Context) -> None:
     submitted = request.headers.get(security.CSRF_HEADER) or request.forms.getunicode(
         security.CSRF_FIELD
     )
-    expected = who.csrf if who is not None else request.get_cookie(security.CSRF_COOKIE)
+    link = actionlinks.secret_of_path(request.path)
+    if link is not None:  # an action link's form carries the link's own token, no session's
+        expected: str | None = actionlinks.form_token(link)
+    else:
+        expected = who.csrf if who is not None else request.get_cookie(security.CSRF_COOKIE)
     try:
         security.check_csrf(expected, submitted)
     except security.Forbidden as e:

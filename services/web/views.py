@@ -87,14 +87,28 @@ def turn_running(turn: TurnRow | None) -> bool:
 
 
 def agent_status(row: AgentRow) -> str:
-    """running / failed / spawning / stopped / needs_login (the badge): the agent's state
-    first; needs_login only refines a running agent."""
+    """running / failed / spawning / stopped / over_budget / waiting_operator / needs_login
+    (the badge): the agent's state first; the rest only refine a running agent."""
     state = AgentState.of(row.get("state"))
+    budget = row.get("budget")
+    if state is AgentState.RUNNING and budget is not None and budget["over"]:
+        return TurnPhase.OVER_BUDGET  # the gateway's word, not the harness's
     if state is AgentState.RUNNING and row.get("waiting_operator"):
         return WAITING_OPERATOR  # what the operator can act on comes before the rest
     if state is AgentState.RUNNING and row.get("needs_login"):
         return TurnPhase.NEEDS_LOGIN
     return state
+
+
+def spend_view(row: AgentRow) -> dict[str, Any]:
+    """What the agent's model requests cost (the gateway's metering): against the cap of the
+    period nearest to it when it has one, else since it was made."""
+    b = row.get("budget")
+    if b is None:
+        spent = float(row.get("spent_usd") or 0.0)
+        return {"text": display.cost(spent), "over": False, "shown": bool(spent)}
+    text = f"{display.cost(b['spent_usd'])} of {display.cost(b['cap_usd'] or 0.0)} {b['period']}"
+    return {"text": text, "over": b["over"], "shown": True}
 
 
 def turn_view(turn: TurnRow | None, agent_state: str = AgentState.RUNNING) -> dict[str, Any] | None:
@@ -130,7 +144,12 @@ def agent_view(row: AgentRow) -> dict[str, Any]:
     status = agent_status(row)
     transient = row.get("transient")
     turn = turn_view(row.get("turn"), AgentState.of(row.get("state")))
-    running = status in (AgentState.RUNNING, TurnPhase.NEEDS_LOGIN, WAITING_OPERATOR)
+    running = status in (
+        AgentState.RUNNING,
+        TurnPhase.NEEDS_LOGIN,
+        TurnPhase.OVER_BUDGET,
+        WAITING_OPERATOR,
+    )
     return {
         "name": row["name"],
         "is_manager": row["name"] == MANAGER,
@@ -144,6 +163,7 @@ def agent_view(row: AgentRow) -> dict[str, Any]:
         "inbox": int(row.get("inbox") or 0),
         "needs_update": bool(row.get("needs_update")),
         "turn": turn,
+        "spend": spend_view(row),
         "can_start": status in (AgentState.STOPPED, AgentState.FAILED) and not transient,
         "can_stop": running and not transient,
         "can_destroy": row["name"] != MANAGER and status != AgentState.SPAWNING and not transient,

@@ -19,19 +19,37 @@ os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")  # never download
 
 
 @pytest.fixture(scope="session")
-def browser_context() -> Iterator[Any]:
+def playwright_driver() -> Iterator[Any]:
+    """Playwright's driver, once per session (a thread may run only one)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: scripts/bootstrap installs Debian's chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.skip("playwright is not installed: pip install -e '.[test]'")
-    profile = tempfile.mkdtemp(prefix="hive-chromium-")
     with sync_playwright() as pw:
-        context = launch_chromium(pw, profile, viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(10_000)
-        yield context
-        context.close()
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser_context(playwright_driver: Any) -> Iterator[Any]:
+    profile = tempfile.mkdtemp(prefix="hive-chromium-")
+    context = launch_chromium(playwright_driver, profile, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    yield context
+    context.close()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_context(playwright_driver: Any) -> Iterator[Any]:
+    """A browser that never signed in: a profile of its own, no cookies, no storage (a phone
+    opening a link from a notification)."""
+    profile = tempfile.mkdtemp(prefix="hive-chromium-fresh-")
+    context = launch_chromium(playwright_driver, profile, viewport={"width": 420, "height": 900})
+    context.set_default_timeout(10_000)
+    yield context
+    context.close()
     shutil.rmtree(profile, ignore_errors=True)
 
 

@@ -1,8 +1,10 @@
 """Test support: the agent harness as a real subprocess, wired to a test hive and the fake API.
 
 It gets exactly the environment a backend gives it (HIVE_AGENT, HIVE_SOCKET,
-HIVE_AGENT_STATE, HIVE_AGENT_CONFIG, HIVE_AGENT_KIND, HIVE_AGENTS_DIR, ANTHROPIC_*), logs
-to stderr, and tests wait on its log lines (no sleeps). `stop()` ends it by its PID.
+HIVE_GATEWAY_SOCKET, HIVE_AGENT_STATE, HIVE_AGENT_CONFIG, HIVE_AGENT_KIND, HIVE_AGENTS_DIR;
+never a key), logs to stderr, and tests wait on its log lines (no sleeps). It reaches the
+fake API through the model gateway the test's coordinator runs (the `env` fixture gives a
+test using `fake` one). `stop()` ends it by its PID.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import pytest
 from hyperhive.hive.names import MANAGER
 
-from tests.fakeapi.server import API_KEY, FakeAnthropic
+from tests.fakeapi.server import FakeAnthropic
 from tests.hivetest import REPO, RunningHive
 
 FAST = {
@@ -36,9 +38,7 @@ class HarnessProcess:
         self,
         hive: RunningHive,
         name: str,
-        api: FakeAnthropic | None,
         *,
-        api_key: str | None = API_KEY,
         config: str | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
@@ -58,12 +58,11 @@ class HarnessProcess:
             "HOME": str(self.state),
             "HIVE_AGENT": name,
             "HIVE_SOCKET": str(hive.paths.socket_of(name)),
+            "HIVE_GATEWAY_SOCKET": str(hive.paths.gateway_socket(name)),
             "HIVE_AGENT_STATE": str(self.state),
             "HIVE_AGENT_CONFIG": str(self.config_path),
             "HIVE_AGENT_KIND": "manager" if manager else "agent",
             **({"HIVE_AGENTS_DIR": str(hive.paths.agents_dir)} if manager else {}),
-            **({"ANTHROPIC_BASE_URL": api.url} if api is not None else {}),
-            **({"ANTHROPIC_API_KEY": api_key} if api_key else {}),
             **(env or {}),
         }
         self.output: list[str] = []

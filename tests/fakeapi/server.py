@@ -1,8 +1,9 @@
 """A stand-in for the Anthropic Messages API, for tests: a real HTTP server on 127.0.0.1.
 
-The real API cannot be reached from the test machines, so the harness's tests point the
-real `anthropic` client at this server (`ANTHROPIC_BASE_URL`). It answers
-`POST /v1/messages` the way the API does: server-sent events for `"stream": true`
+The real API cannot be reached from the test machines, so the tests point the model
+gateway (and through it the harness's real `anthropic` client) at this server
+(`ANTHROPIC_BASE_URL`). It answers `POST /v1/messages` the way the API does (and
+`POST /v1/messages/count_tokens`): server-sent events for `"stream": true`
 (message_start, ping, content_block_start, content_block_delta with text_delta or
 input_json_delta, content_block_stop, message_delta with stop_reason and usage,
 message_stop), a JSON message otherwise, and errors with the API's JSON error shape
@@ -10,13 +11,15 @@ message_stop), a JSON message otherwise, and errors with the API's JSON error sh
 400 invalid_request_error). It checks requests as strictly as the API on what the harness
 could get wrong (the key, tool_use/tool_result pairing, empty text, cache breakpoints)
 and records every request so tests can assert on the model, tools, cache_control and
-messages. Replies are scripted in order; an unscripted request gets a plain end_turn.
+messages, and every usage block it sent (`usages`; each request keeps its own as `usage`).
+Replies are scripted in order; an unscripted request gets a plain end_turn.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -110,7 +113,17 @@ class Stall:
     before_headers: bool = False
 
 
-Scripted = Reply | ApiError | StreamError | Stall
+@dataclass
+class Held:
+    """A stream that sends `message_start` and a ping, then holds the rest of `reply` until
+    `release` is set (the test sees what a client got before the API finished)."""
+
+    reply: Reply
+    release: threading.Event
+    timeout: float = 60.0
+
+
+Scripted = Reply | ApiError | StreamError | Stall | Held
 Responder = Callable[["Request"], Scripted]
 
 
@@ -130,6 +143,9 @@ class Request:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    usage: dict[str, int] | None = None
+    """The usage block sent in answer, whole (None until its response is complete): which
+    agent spent it is whoever sent this request."""
 
     @property
     def model(self) -> str:
@@ -259,6 +275,9 @@ class FakeAnthropic:
         self.default = default
         """Answers requests once the script is used up (None: a plain end_turn text)."""
         self.requests: list[Request] = []
+        self.usages: list[dict[str, int]] = []
+        """Every usage block the API sent, whole (input and cache from message_start, output
+        from message_delta), in the order of the responses."""
         self.unscripted = 0
         self.errors: list[BaseException] = []
         """Exceptions raised by scripted responders (re-raised by `close`)."""
@@ -333,6 +352,12 @@ class FakeAnthropic:
             self.errors.append(e)
             return ApiError(400, message=f"the test's responder failed: {e!r}")
 
+    def _used(self, req: Request, usage: dict[str, int]) -> None:
+        with self._cond:
+            req.usage = dict(usage)
+            self.usages.append(dict(usage))
+            self._cond.notify_all()
+
     def _usage(self, body: dict[str, Any]) -> dict[str, int]:
         """Token counts shaped like the API's: the cached prefix is tools + system."""
         total = len(json.dumps(body)) // 4 + 1
@@ -365,6 +390,12 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeAnthropic
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # each event goes out as it is written, as the API streams them (without this, a
+        # short answer's events wait for the client's delayed ACK: 40 ms on loopback)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -412,7 +443,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length", 0))
         raw = self.rfile.read(length)
-        if self.path.split("?")[0] != "/v1/messages":
+        path = self.path.split("?")[0]
+        if path not in ("/v1/messages", "/v1/messages/count_tokens"):
             self._error(404, "not_found_error", f"Not found: {self.path}")
             return
         # The API takes the key as x-api-key or as a bearer token (newer SDKs send that).
@@ -426,6 +458,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not self.headers.get("anthropic-version"):
             self._error(400, "invalid_request_error", "anthropic-version: header is required")
+            return
+        if path == "/v1/messages/count_tokens":  # free: no usage block, never scripted
+            try:
+                body = json.loads(raw)
+            except ValueError as e:
+                self._error(400, "invalid_request_error", str(e))
+                return
+            self._json(200, {"input_tokens": len(json.dumps(body)) // 4 + 1})
             return
         try:
             body = json.loads(raw)
@@ -447,20 +487,26 @@ class _Handler(BaseHTTPRequestHandler):
             return
         usage = self.fake._usage(body)
         if not body.get("stream"):
+            if isinstance(reply, Held):
+                reply.release.wait(reply.timeout)
+                reply = reply.reply
             if not isinstance(reply, Reply):
                 self._error(500, "api_error", "Internal server error")
                 return
-            self._json(200, self._message(body, reply, usage))
+            self._json(200, self._message(req, reply, usage))
             return
-        self._stream(body, reply, usage)
+        self._stream(req, reply, usage)
 
-    def _message(self, body: dict[str, Any], reply: Reply, usage: dict[str, int]) -> dict[str, Any]:
+    def _message(self, req: Request, reply: Reply, usage: dict[str, int]) -> dict[str, Any]:
+        body = req.body
         content: list[dict[str, Any]] = []
         for b in reply.blocks:
             if isinstance(b, Text):
                 content.append({"type": "text", "text": b.text, "citations": None})
             else:
                 content.append({"type": "tool_use", "id": b.id, "name": b.name, "input": b.input})
+        final = {**usage, "output_tokens": reply.output_tokens or 5 + len(json.dumps(content)) // 4}
+        self.fake._used(req, final)
         return {
             "id": _id("msg"),
             "type": "message",
@@ -469,15 +515,16 @@ class _Handler(BaseHTTPRequestHandler):
             "content": content,
             "stop_reason": reply.stop,
             "stop_sequence": None,
-            "usage": {
-                **usage,
-                "output_tokens": reply.output_tokens or 5 + len(json.dumps(content)) // 4,
-            },
+            "usage": final,
         }
 
     def _stream(
-        self, body: dict[str, Any], reply: Reply | StreamError | Stall, usage: dict[str, int]
+        self,
+        req: Request,
+        reply: Reply | StreamError | Stall | Held,
+        usage: dict[str, int],
     ) -> None:
+        body = req.body
         self._start_stream()
         start = {
             "id": _id("msg"),
@@ -492,6 +539,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._event("message_start", {"type": "message_start", "message": start})
             self._event("ping", {"type": "ping"})
+            if isinstance(reply, Held):
+                reply.release.wait(reply.timeout)
+                reply = reply.reply
             if isinstance(reply, StreamError):
                 error = {"type": "error", "error": {"type": reply.type, "message": reply.message}}
                 self._event("error", error)
@@ -508,6 +558,7 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     self._tool_block(index, block)
             output = reply.output_tokens or 5 + sum(len(str(b)) for b in reply.blocks) // 4
+            self.fake._used(req, {**usage, "output_tokens": output})
             self._event(
                 "message_delta",
                 {

@@ -1,5 +1,6 @@
 """The dashboard's doors, route by route: every POST refuses a cross-site request, and every
-route but sign-in and /static refuses a visitor without a live operator session.
+route but sign-in, /static and action links (whose secret is the capability) refuses a
+visitor without a live operator session.
 
 The routes come from the app itself, so a new route is swept without editing this file.
 """
@@ -90,6 +91,9 @@ def test_without_a_session_only_sign_in_and_static_answer(hive: RunningHive) -> 
         c.csrf = c.cookies["hive_csrf"]  # so each POST passes the CSRF check and meets the session
         for path in POSTS:
             reply = c.post(path, {"name": "alice", "body": "x", "password": "p" * 12})
+            if path.startswith("/act/"):  # no session needed, but the link's own token
+                assert reply.status == 403 and "CSRF" in reply.text, (path, reply.status)
+                continue
             assert reply.status == 401, (path, reply.status, reply.text[:200])
             if path != "/login":
                 assert "hivectl login" in reply.json()["message"], path
@@ -100,6 +104,10 @@ def test_without_a_session_only_sign_in_and_static_answer(hive: RunningHive) -> 
                 continue
             if path.startswith("/login/"):
                 assert page.status == 401 and "hive_session" not in c.cookies, path
+                continue
+            if path.startswith("/act/"):  # a link the hive never made: it says so, no more
+                assert page.status == 403 and "not one the hive made" in page.text, path
+                assert "hm1nd" not in page.text and "<form" not in page.text, path
                 continue
             assert page.status in (303, 401), (path, page.status)
             assert "alice" not in page.text and "hm1nd" not in page.text, path

@@ -127,8 +127,18 @@ BASE: dict[str, dict[str, Any]] = {
     "sessions": {},
     "logout_all": {},
     "set_password": {"password": "a password long enough"},
+    "action_link": {"item": "approval", "id": 1, "channel": "ntfy"},
+    "action_redeem": {
+        "secret": "s" * 43,
+        "token": "t" * 64,
+        "action": "approve",
+        "answer": "a",
+        "note": "n",
+    },
     "history": {"agent": "alice", "since": 0},
     "waiting": {},
+    "budget": {"name": "alice"},
+    "set_budget": {"name": "alice", "daily_usd": 5, "reset": ["daily"]},
 }
 MANAGER_FIELDS = {"start", "restart", "kill"}  # the manager names its target `agent`
 NAME_FIELDS = {"name", "agent", "to"}

@@ -31,7 +31,7 @@ def cancel(hive: RunningHive, h: HarnessProcess) -> None:
 def test_cancel_during_a_stream(hive: RunningHive, fake: FakeAnthropic) -> None:
     spawn(hive, "alice")
     fake.script(Stall("I am thinking very slowly"), text("fresh start"))
-    with HarnessProcess(hive, "alice", fake) as h:
+    with HarnessProcess(hive, "alice") as h:
         operator_says(hive, "alice", "think forever")
         fake.wait_requests(1)  # the stream has started and hangs until the server closes
         cancel(hive, h)
@@ -56,7 +56,7 @@ def test_cancel_during_a_tool_kills_it(hive: RunningHive, fake: FakeAnthropic) -
     ready = hive.paths.agent_state("alice") / "ready"
     ready.parent.mkdir(parents=True, exist_ok=True)
     os.mkfifo(ready)  # the tool writes its pid here once it runs; reading waits for that
-    with HarnessProcess(hive, "alice", fake, env={"HIVE_AGENT_BASH_TIMEOUT": "900"}) as h:
+    with HarnessProcess(hive, "alice", env={"HIVE_AGENT_BASH_TIMEOUT": "900"}) as h:
         operator_says(hive, "alice", "run the long job")
         pid = int(ready.read_text())
         assert not exits_within(pid, 0)  # still running (its own timeout is 15 minutes away)
@@ -81,7 +81,7 @@ def test_cancel_during_a_tool_kills_it(hive: RunningHive, fake: FakeAnthropic) -
 def test_cancel_while_the_model_waits_in_recv(hive: RunningHive, fake: FakeAnthropic) -> None:
     spawn(hive, "alice")
     fake.script(tool("recv", wait_seconds=180), text("ok"))  # the longest wait the tool allows
-    with HarnessProcess(hive, "alice", fake) as h:
+    with HarnessProcess(hive, "alice") as h:
         operator_says(hive, "alice", "wait for bob")
         h.wait_log("tool recv")
         waiting = turn_state(hive, "alice")

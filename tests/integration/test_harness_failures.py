@@ -13,7 +13,7 @@ from tests.fakeapi.harness import (
     operator_says,
     turn_state,
 )
-from tests.hivetest import RunningHive, spawn
+from tests.hivetest import RunningHive, running_hive, spawn
 
 
 def inbox(hive: RunningHive, name: str) -> int:
@@ -33,7 +33,7 @@ def test_overloaded_rate_limited_and_5xx_are_retried_and_the_message_kept(
         text("got through"),
     )
     env = {"HIVE_AGENT_RETRY_CAP": "2"}
-    with HarnessProcess(hive, "alice", fake, env=env) as h:
+    with HarnessProcess(hive, "alice", env=env) as h:
         operator_says(hive, "alice", "please answer despite the outage")
         line = h.wait_log("retrying: rate_limit_error (429)")
         during = turn_state(hive, "alice")  # the harness is in its 2 s backoff now
@@ -55,7 +55,7 @@ def test_a_fatal_api_error_ends_the_turn_in_error_and_the_conversation_says_so(
 ) -> None:
     spawn(hive, "alice")
     fake.script(ApiError(400, message="messages: something the API refuses"), text("fine now"))
-    with HarnessProcess(hive, "alice", fake) as h:
+    with HarnessProcess(hive, "alice") as h:
         operator_says(hive, "alice", "do it")
         h.wait_log("turn failed")
         failed = turn_state(hive, "alice")
@@ -68,37 +68,53 @@ def test_a_fatal_api_error_ends_the_turn_in_error_and_the_conversation_says_so(
     assert "do it" in second.text() and "try again" in second.text()
 
 
-def test_needs_login_leaves_the_inbox_alone_until_the_key_file_appears(
-    hive: RunningHive, fake: FakeAnthropic
+def test_needs_login_leaves_the_inbox_alone_until_the_gateway_has_a_key(
+    env: dict[str, str], fake: FakeAnthropic
 ) -> None:
-    spawn(hive, "alice")
-    with HarnessProcess(hive, "alice", fake, api_key=None) as h:
-        h.wait_log("needs login")
-        operator_says(hive, "alice", "are you there?")
-        state = turn_state(hive, "alice")
-        assert state["state"] == "needs_login"
-        assert "anthropic-api-key" in state["detail"]
-        assert inbox(hive, "alice") == 1  # not consumed
-        fake.script(text("I am here"))
-        (h.state / "anthropic-api-key").write_text(API_KEY + "\n")
-        h.wait_log("turn ended")  # woken by inotify, long before the 60 s safety net
+    """The gateway (run by the coordinator) has no key: the harness says needs_login with
+    the gateway's sentence and leaves its inbox alone; once a gateway with a key answers
+    (the coordinator started again with one), it is woken and takes the message."""
+    with running_hive({**env, "ANTHROPIC_API_KEY": ""}) as hive:
+        spawn(hive, "alice")
+        h = HarnessProcess(hive, "alice")
+        try:
+            h.wait_log("needs login")
+            operator_says(hive, "alice", "are you there?")
+            state = turn_state(hive, "alice")
+            assert state["state"] == "needs_login"
+            assert state["detail"].startswith("the model gateway has no Anthropic API key: ")
+            assert "ANTHROPIC_API_KEY" in state["detail"]
+            assert inbox(hive, "alice") == 1  # not consumed
+        except BaseException:
+            h.stop()
+            raise
+    fake.script(text("I am here"))
+    with running_hive(env) as hive, h:  # the same hive, its gateway holding the key now
+        h.wait_log("turn ended")  # woken by the new socket, long before the 60 s safety net
+        assert inbox(hive, "alice") == 0
     (req,) = fake.wait_requests(1)
-    assert req.headers.get("authorization") == f"Bearer {API_KEY}"
+    assert req.headers.get("x-api-key") == API_KEY and "authorization" not in req.headers
     assert "are you there?" in req.text()
-    assert inbox(hive, "alice") == 0
 
 
-def test_a_refused_key_keeps_the_turn_open_until_a_new_key_arrives(
-    hive: RunningHive, fake: FakeAnthropic
+def test_a_refused_key_keeps_the_turn_open_until_the_gateway_has_a_good_one(
+    env: dict[str, str], fake: FakeAnthropic
 ) -> None:
-    spawn(hive, "alice")
-    with HarnessProcess(hive, "alice", fake, api_key="sk-ant-revoked") as h:
-        fake.script(text("answered with the new key"))
-        operator_says(hive, "alice", "the question")
-        h.wait_log("needs login")
-        assert turn_state(hive, "alice")["state"] == "needs_login"
-        assert h.conversation()["pending"][0]["body"] == "the question"
-        (h.state / "anthropic-api-key").write_text(API_KEY)
+    with running_hive({**env, "ANTHROPIC_API_KEY": "sk-ant-revoked"}) as hive:
+        spawn(hive, "alice")
+        h = HarnessProcess(hive, "alice")
+        try:
+            fake.script(text("answered with the new key"))
+            operator_says(hive, "alice", "the question")
+            h.wait_log("needs login")
+            state = turn_state(hive, "alice")
+            assert state["state"] == "needs_login"
+            assert state["detail"].startswith("the Anthropic API refused the model gateway's key")
+            assert h.conversation()["pending"][0]["body"] == "the question"
+        except BaseException:
+            h.stop()
+            raise
+    with running_hive(env) as hive, h:
         h.wait_log("turn ended")
     requests = fake.wait_requests(1)  # the refused attempt never reached the script
     assert len(requests) == 1 and "the question" in requests[0].text()
@@ -113,7 +129,7 @@ def test_a_hanging_tool_is_killed_with_its_process_group_at_the_timeout(
         text("it hung"),
     )
     # 3 s: ample for the command to start its job and say so, on a busy machine too
-    with HarnessProcess(hive, "alice", fake, env={"HIVE_AGENT_BASH_TIMEOUT": "3"}) as h:
+    with HarnessProcess(hive, "alice", env={"HIVE_AGENT_BASH_TIMEOUT": "3"}) as h:
         operator_says(hive, "alice", "run the slow thing")
         h.wait_log("turn ended")
         sleeper = int((h.state / "sleeper.pid").read_text())
@@ -132,7 +148,7 @@ def test_a_prompt_too_long_compacts_and_tries_again(hive: RunningHive, fake: Fak
         text("SUMMARY: one question answered"),
         text("second answer"),
     )
-    with HarnessProcess(hive, "alice", fake) as h:
+    with HarnessProcess(hive, "alice") as h:
         operator_says(hive, "alice", "first question")
         h.wait_log("turn ended")
         operator_says(hive, "alice", "second question")

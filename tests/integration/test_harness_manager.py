@@ -42,7 +42,7 @@ def test_the_manager_reacts_to_a_spawned_event_with_hive_tools(
         tool("send", to="alice", body="welcome to the hive, alice: I am hm1nd"),
         text("greeted alice and prepared carol's config"),
     )
-    with HarnessProcess(hive, MANAGER, fake) as h:
+    with HarnessProcess(hive, MANAGER) as h:
         spawn(hive, "alice")  # the coordinator tells hm1nd with a `spawned` event
         greeting = recv(hive, "alice")
         h.wait_log("turn ended")

@@ -28,7 +28,7 @@ def test_waiting_needs_no_sdk_and_a_turn_s_memory_is_released(
 ) -> None:
     spawn(hive, "alice")
     env = {"HIVE_AGENT_SHED_AFTER": "0.5"}
-    with HarnessProcess(hive, "alice", fake, env=env) as h:
+    with HarnessProcess(hive, "alice", env=env) as h:
         assert h.proc is not None
         pid = h.proc.pid
         h.wait_log("harness started")

@@ -20,7 +20,7 @@ def test_without_an_override_the_built_in_default_model_is_used(
     hive: RunningHive, fake: FakeAnthropic
 ) -> None:
     spawn(hive, "alice")
-    with HarnessProcess(hive, "alice", fake) as h:
+    with HarnessProcess(hive, "alice") as h:
         operator_says(hive, "alice", "hello")
         h.wait_log("turn ended")
     assert fake.wait_requests(1)[0].model == DEFAULT_MODEL
@@ -32,7 +32,7 @@ def test_an_override_takes_effect_next_turn_and_survives_a_restart(
     spawn(hive, "alice")
     fake.script(text("one"), text("two"), text("three"))
     config = 'model = "claude-sonnet-4-5"\n'
-    with HarnessProcess(hive, "alice", fake, config=config) as h:
+    with HarnessProcess(hive, "alice", config=config) as h:
         operator_says(hive, "alice", "first")
         h.wait_log("turn ended")
         admin(hive, "set_model", name="alice", model="claude-opus-4-1")

@@ -109,7 +109,7 @@ def test_an_unreadable_reply_is_set_aside_and_the_next_message_runs(
 ) -> None:
     fake.script(text("read the next one"))
     env = {"HIVE_SOCKET": str(proxy.path)}
-    with HarnessProcess(hive, "alice", fake, env=env) as h:
+    with HarnessProcess(hive, "alice", env=env) as h:
         operator_says(hive, "alice", MARK)
         line = h.wait_log("set aside")
         operator_says(hive, "alice", "and this one is fine")

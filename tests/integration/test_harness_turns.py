@@ -37,7 +37,7 @@ def test_a_whole_turn_with_bash_editor_and_send(hive: RunningHive, fake: FakeAnt
         tool("send", to="bob", body="the answer is 42"),
         text("Done: I told bob."),
     )
-    with HarnessProcess(hive, "alice", fake, config='model = "claude-haiku-4-5"\n') as h:
+    with HarnessProcess(hive, "alice", config='model = "claude-haiku-4-5"\n') as h:
         operator_says(hive, "alice", "what is six times seven? tell bob")
         got = recv(hive, "bob")
         assert (got["sender"], got["body"]) == ("alice", "the answer is 42")
@@ -80,7 +80,7 @@ def test_the_inbox_filled_while_down_is_read_at_start_one_turn_per_message(
     operator_says(hive, "alice", "first: plant the apple tree")
     operator_says(hive, "alice", "second: water it")
     fake.script(text("planted"), text("watered"))
-    with HarnessProcess(hive, "alice", fake) as h:
+    with HarnessProcess(hive, "alice") as h:
         h.wait_log("turn ended", count=2)
     first, second = fake.wait_requests(2)
     assert "plant the apple tree" in first.text() and "water it" not in first.text()
@@ -99,7 +99,7 @@ def test_a_message_arriving_during_a_turn_starts_the_next_turn(
         return text("first turn done")
 
     fake.script(meanwhile, text("second turn done"))
-    with HarnessProcess(hive, "alice", fake) as h:
+    with HarnessProcess(hive, "alice") as h:
         operator_says(hive, "alice", "start")
         h.wait_log("turn ended", count=2)
     requests = fake.wait_requests(2)
@@ -113,7 +113,7 @@ def test_a_crash_mid_turn_reruns_the_claimed_message_and_the_conversation_surviv
 ) -> None:
     spawn(hive, "alice")
     fake.script(Stall())
-    h = HarnessProcess(hive, "alice", fake)
+    h = HarnessProcess(hive, "alice")
     try:
         operator_says(hive, "alice", "the important task")
         fake.wait_requests(1)
@@ -150,7 +150,7 @@ def test_the_conversation_is_compacted_by_a_summary_before_it_outgrows_the_windo
         text("pears noted too"),
     )
     env = {"HIVE_AGENT_COMPACT_TOKENS": "1"}  # every turn after the first compacts
-    with HarnessProcess(hive, "alice", fake, env=env) as h:
+    with HarnessProcess(hive, "alice", env=env) as h:
         operator_says(hive, "alice", "remember: I like apples")
         h.wait_log("turn ended")
         operator_says(hive, "alice", "and pears")
@@ -179,7 +179,7 @@ def test_the_harness_carries_on_after_the_coordinator_restarts(
     try:
         spawn(hive, "alice", "bob")
         fake.script(text("one"), tool("send", to="bob", body="still here"), text("two"))
-        with HarnessProcess(hive, "alice", fake) as h:
+        with HarnessProcess(hive, "alice") as h:
             operator_says(hive, "alice", "before the restart")
             h.wait_log("turn ended")
             hive.stop()

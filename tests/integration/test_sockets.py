@@ -194,6 +194,7 @@ def test_turn_state_and_model_round_trip(hive: RunningHive) -> None:
             state="tool",
             tool="bash",
             started_at=1.0,
+            turn="1-abc",
             input_tokens=10,
             output_tokens=5,
             cached_tokens=2,
@@ -201,7 +202,10 @@ def test_turn_state_and_model_round_trip(hive: RunningHive) -> None:
         )
     with hive.admin() as a:
         turn = a.call("agent_status", name="alice")["agents"][0]["turn"]
-    assert turn["state"] == "tool" and turn["tool"] == "bash" and turn["input_tokens"] == 10
+    assert turn["state"] == "tool" and turn["tool"] == "bash" and turn["turn"] == "1-abc"
+    # the figures shown are the gateway's metering of that turn (none here), never the
+    # harness's own claim
+    assert (turn["input_tokens"], turn["cost_usd"]) == (0, 0)
 
 
 def test_agent_sockets_come_back_after_a_restart(env: dict[str, str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,17 +100,24 @@ class HiveHost:
         return out.rsplit("-- cursor: ", 1)[1].strip()
 
     def wait_journal(self, text: str, *matches: str, after: str, timeout: float = 60) -> str:
-        """The first journal line after cursor `after` (and `matches`) containing `text`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            out = self.sh(
-                f"journalctl --after-cursor='{after}' {' '.join(matches)} -o cat --no-pager"
-            )
-            found = [line for line in out.splitlines() if text in line]
-            if found:
-                return found[0]
-            assert time.monotonic() < deadline, f"no journal line with {text!r} in {timeout}s"
-            time.sleep(0.5)
+        """The first journal line after cursor `after` (and `matches`) containing `text`.
+        journalctl follows the journal (it is woken by inotify: nothing polls); `timeout`
+        only ends a wait that would otherwise never end."""
+        script = 'echo "$$"; exec timeout "$0" journalctl "$@"'
+        argv = self.sandbox.command(
+            "/bin/sh", "-c", script, f"{timeout:g}",
+            f"--after-cursor={after}", "--follow", "--output=cat", "--no-pager", *matches,
+        )  # fmt: skip
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as follower:
+            assert follower.stdout is not None
+            pid = follower.stdout.readline().strip()  # journalctl's, in the sandbox
+            try:
+                for line in follower.stdout:
+                    if text in line:
+                        return line.rstrip("\n")
+            finally:
+                self.sandbox.run("kill", pid, check=False)  # by its pid: the one we started
+        raise AssertionError(f"no journal line with {text!r} in {timeout}s")
 
     def unit_prop(self, unit: str, prop: str) -> str:
         return self.sh(f"systemctl show -P {prop} {unit}").strip()

@@ -11,7 +11,13 @@ import time
 
 from tests.system.hivehost import PLATFORM_ROOT, VENV_BIN, HiveHost
 
-SERVICES = ("hive-coordinator.service", "hive-crashwatch.service", "hive-web.service")
+SERVICES = (
+    "hive-coordinator.service",
+    "hive-gateway.service",
+    "hive-crashwatch.service",
+    "hive-web.service",
+    "hive-notify.service",
+)
 SOCKETS = ("hive-admin.socket", "hive-manager.socket", "hive-autoupdate.path")
 
 

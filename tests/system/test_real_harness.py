@@ -1,5 +1,6 @@
 """The real harness inside a real container: it reaches its socket, reports needs_login
-without a key, and its structured line saying so reaches the journal with HIVE_AGENT=."""
+while the model gateway has no key, and its structured line saying so reaches the
+journal with HIVE_AGENT=."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def test_the_manager_harness_runs_in_its_container(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert row["state"] == "running" and row["turn"]["state"] == "needs_login"
         detail = row["turn"]["detail"]
-        assert detail.startswith("no Anthropic API key: put a key in "), detail
+        assert detail.startswith("the model gateway has no Anthropic API key: "), detail
+        assert "/etc/hyperhive/credentials.env" in detail
         assert row["inbox"] >= 1  # its own `spawned` event waits until a key appears
         # the harness's own structured line, from its unit: HIVE_AGENT=, the turn's
         # MESSAGE_ID, priority warning, and the same sentence the operator sees

@@ -13,12 +13,12 @@ import pytest
 from anthropic.types import Message, TextBlock, ToolUseBlock, Usage
 from hyperhive.agent import api, hivetools
 from hyperhive.agent.conversation import text_block
-from hyperhive.agent.pricing import Usage as TurnUsage
 from hyperhive.agent.prompt import system_blocks
 from hyperhive.agent.settings import Settings
 from hyperhive.agent.tools import CACHE, Toolbox
 from hyperhive.agent.turn import with_cache_breakpoint
 from hyperhive.hive.agentconfig import AgentConfig
+from hyperhive.hive.pricing import Usage as TurnUsage
 
 
 def settings(tmp_path: Path, kind: str = "agent", prompt: str = "") -> Settings:
@@ -140,10 +140,15 @@ def test_unknown_models_cost_nothing_rather_than_a_guess() -> None:
     assert usage.cost_usd == 0 and usage.input_tokens == 1000
 
 
-def _status_error(status: int, kind: str, message: str = "x") -> anthropic.APIStatusError:
+def _status_error(
+    status: int, kind: str, message: str = "x", refusal: str | None = None
+) -> anthropic.APIStatusError:
     request = httpx2.Request("POST", "http://api.invalid/v1/messages")
     response = httpx2.Response(status, request=request, headers={"retry-after": "7"})
-    body = {"type": "error", "error": {"type": kind, "message": message}}
+    error: dict[str, str] = {"type": kind, "message": message}
+    if refusal is not None:
+        error["hive_refusal"] = refusal
+    body = {"type": "error", "error": error}
     return anthropic.Anthropic(api_key="k")._make_status_error(
         message, body=body, response=response
     )
@@ -166,12 +171,31 @@ def test_errors_are_classified_for_retry(status: int, kind: str, expected: str) 
     assert api.classify(_status_error(status, kind)) == expected
 
 
+@pytest.mark.parametrize(
+    ("status", "kind", "refusal", "expected"),
+    [
+        (403, "permission_error", "over_budget", "over_budget"),  # the turn waits for a raise
+        (401, "authentication_error", "no_key", "auth"),  # needs_login
+        (429, "rate_limit_error", "busy", "transient"),
+        (502, "api_error", "upstream_down", "transient"),
+        (503, "overloaded_error", "unavailable", "transient"),
+        (404, "not_found_error", "not_forwarded", "fatal"),
+    ],
+)
+def test_the_gateways_own_refusals_are_classified_by_their_name(
+    status: int, kind: str, refusal: str, expected: str
+) -> None:
+    error = _status_error(status, kind, "a sentence", refusal)
+    assert api.classify(error) == expected
+    assert api.describe(error) == f"{kind} ({status}): a sentence"
+
+
 def test_a_too_long_prompt_asks_for_compaction_and_retry_after_is_honoured() -> None:
     too_long = _status_error(400, "invalid_request_error", "prompt is too long: 210000 tokens")
     assert api.classify(too_long) == "too_long"
     overloaded = _status_error(529, "overloaded_error", "Overloaded")
     assert api.describe(overloaded) == "overloaded_error (529): Overloaded"
-    client = api.Api("k", None, retry_base=1, retry_cap=5, max_retries=0)
+    client = api.Api(Path("/nonexistent/api.sock"), retry_base=1, retry_cap=5, max_retries=0)
     try:
         assert client.backoff(1, overloaded) == 5  # retry-after 7, capped
         assert 0.8 * 4 <= client.backoff(3, RuntimeError()) <= 4

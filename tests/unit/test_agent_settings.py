@@ -12,6 +12,7 @@ def base(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {
         "HIVE_AGENT": "alice",
         "HIVE_SOCKET": str(tmp_path / "hive.sock"),
+        "HIVE_GATEWAY_SOCKET": str(tmp_path / "api.sock"),
         "HIVE_AGENT_STATE": str(tmp_path / "state"),
         **extra,
     }
@@ -20,7 +21,7 @@ def base(tmp_path: Path, **extra: str) -> dict[str, str]:
 def test_the_minimum_environment_and_its_defaults(tmp_path: Path) -> None:
     s = from_env(base(tmp_path))
     assert (s.agent, s.kind, s.is_manager) == ("alice", "agent", False)
-    assert s.default_model == DEFAULT_MODEL and s.api_key is None and s.base_url is None
+    assert s.default_model == DEFAULT_MODEL and s.gateway_socket == tmp_path / "api.sock"
     assert s.max_retries == 0 and s.compact_at_tokens == 150_000
     assert from_env(base(tmp_path, HIVE_AGENT="hm1nd")).kind == "manager"
 
@@ -39,6 +40,7 @@ def test_the_config_gives_the_model_and_prompt_and_a_bad_one_falls_back(tmp_path
     ("extra", "error"),
     [
         ({"HIVE_AGENT": ""}, "HIVE_AGENT is not set"),
+        ({"HIVE_GATEWAY_SOCKET": ""}, "HIVE_GATEWAY_SOCKET is not set"),
         ({"HIVE_AGENT_KIND": "boss"}, "must be 'manager' or 'agent'"),
         ({"HIVE_AGENT_COMPACT_TOKENS": "lots"}, "is not a number"),
         ({"HIVE_AGENT_RETRY_BASE": "-1"}, "must be at least 0"),
@@ -59,3 +61,9 @@ def test_hive_agent_without_its_environment_says_what_is_missing(
     monkeypatch.delenv("HIVE_AGENT", raising=False)
     assert main([]) == 2
     assert "HIVE_AGENT is not set" in capsys.readouterr().err
+
+
+def test_a_key_in_the_environment_is_not_the_harnesss_to_use(tmp_path: Path) -> None:
+    """The harness has no key setting at all: the gateway holds the key."""
+    s = from_env(base(tmp_path, ANTHROPIC_API_KEY="sk-ant-x", ANTHROPIC_BASE_URL="http://x"))
+    assert "sk-ant-x" not in repr(s) and "http://x" not in repr(s)

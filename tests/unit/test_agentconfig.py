@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from hyperhive.hive.agentconfig import (
     parse,
     template,
 )
+from hyperhive.hive.vocab import Period
 
 
 def test_templates_validate() -> None:
@@ -155,3 +157,34 @@ def test_a_config_cannot_change_whom_git_records() -> None:
     for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_EMAIL"):
         with pytest.raises(ConfigError, match=f"environment.{key}"):
             parse(f'[environment]\n{key} = "the operator"\n')
+
+
+@pytest.mark.parametrize(
+    ("text", "caps"),
+    [
+        ("", {}),
+        ("[budget]\ndaily_usd = 12.5", {Period.DAILY: 12.5}),
+        ("[budget]\nmonthly_usd = 0\ntotal_usd = 100", {Period.MONTHLY: 0.0, Period.TOTAL: 100.0}),
+    ],
+)
+def test_the_budget_is_caps_in_dollars_by_period(text: str, caps: dict[Period, float]) -> None:
+    assert parse(text).budget == caps
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[budget]\ndaily_usd = -1", "budget.daily_usd"),
+        ("[budget]\ndaily_usd = true", "budget.daily_usd"),
+        ("[budget]\nmonthly_usd = '5'", "budget.monthly_usd"),
+        ("[budget]\ntotal_usd = inf", "budget.total_usd"),
+        ("[budget]\ntotal_usd = nan", "budget.total_usd"),
+        ("[budget]\ntotal_usd = 1e12", "budget.total_usd"),
+        ("[budget]\nweekly_usd = 5", "budget.weekly_usd"),
+        ("budget = 5", "budget"),
+        ("[limits]\nspend_usd = 5", "limits.spend_usd"),
+    ],
+)
+def test_a_bad_cap_is_refused_naming_the_key(text: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"'{key}'")):
+        parse(text)

@@ -17,12 +17,19 @@ SAMPLES: list[ev.HelperEvent] = [
     ev.Destroyed(agent="alice"),
     ev.ContainerCrash(agent="alice", note="exit 137"),
     ev.OperatorAnswered(id=7, question="ok?", answer="yes"),
+    ev.BudgetReached(
+        agent="alice",
+        spent_usd=5.25,
+        cap_usd=5.0,
+        period="daily",
+        since="2026-11-29T00:00:00+00:00",
+    ),
 ]
 
 
 def test_every_variant_has_a_sample() -> None:
     assert {type(s).event for s in SAMPLES} == set(ev.VARIANTS)
-    assert len(ev.VARIANTS) == 7
+    assert len(ev.VARIANTS) == 8  # the seed's seven and budget_reached
 
 
 @pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.event)

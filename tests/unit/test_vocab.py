@@ -22,9 +22,34 @@ def test_states_and_statuses_carry_their_rules() -> None:
         ApprovalStatus.APPLYING,
     }
     assert not TurnPhase.IDLE.busy and TurnPhase.ERROR.busy and not TurnPhase.NEEDS_LOGIN.busy
+    assert {p for p in TurnPhase if p.blocked} == {TurnPhase.NEEDS_LOGIN, TurnPhase.OVER_BUDGET}
+    assert not TurnPhase.OVER_BUDGET.busy
 
 
 def test_codes_map_to_one_status_each() -> None:
     assert {c.http_status for c in Code} == {400, 403, 404, 409, 503, 500}
     assert Code.of("stale") is Code.STALE and Code.of("made-up") is Code.CONFLICT
     assert all(c.exit_status == 1 for c in Code)
+
+
+def test_notices_and_links_say_what_they_act_on() -> None:
+    from hyperhive.hive.vocab import LinkAction, LinkItem, LinkState, Notice
+
+    assert {n: n.item for n in Notice} == {
+        Notice.APPROVAL_WAITING: LinkItem.APPROVAL,
+        Notice.QUESTION_ASKED: LinkItem.QUESTION,
+        Notice.QUESTION_DEADLINE: LinkItem.QUESTION,
+        Notice.CONTAINER_CRASH: None,
+        Notice.BUDGET_REACHED: None,
+    }
+    assert {n for n in Notice if n.urgent} == {
+        Notice.CONTAINER_CRASH,
+        Notice.BUDGET_REACHED,
+        Notice.QUESTION_DEADLINE,
+    }
+    assert LinkItem.APPROVAL.actions == (LinkAction.APPROVE, LinkAction.DENY)
+    assert LinkItem.QUESTION.actions == (LinkAction.ANSWER,)
+    assert [a.done for a in LinkAction] == ["approved", "denied", "answered"]
+    assert {s for s in LinkState if s.usable} == {LinkState.OPEN, LinkState.STALE}
+    assert LinkState.UNKNOWN.code is Code.FORBIDDEN and LinkState.USED.code is Code.CONFLICT
+    assert LinkState.CHANGED.code is Code.STALE and LinkState.GONE.code is Code.NOT_FOUND

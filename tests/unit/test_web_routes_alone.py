@@ -256,3 +256,52 @@ def test_app_is_only_the_route_table() -> None:
     assert ("GET", "/static/<path:path>") in wired and pageviews.static in {
         route for _, _, route in app.ROUTES
     }
+
+
+# action links ----------------------------------------------------------------------------
+
+LINK_SECRET = "L" * 43
+
+
+def test_an_action_link_post_needs_the_links_token_not_a_session() -> None:
+    from hyperhive.hive import actionlinks
+
+    path = f"/act/{LINK_SECRET}"
+    bind("POST", path, x_csrf_token=actionlinks.form_token(LINK_SECRET))
+    guard.check(fake_context())  # no session, the link's token: let through to the route
+    bind("POST", path, x_csrf_token=OPERATOR.csrf)
+    with pytest.raises(bottle.HTTPError) as e:  # a session's token is not the link's
+        guard.check(fake_context(who=OPERATOR))
+    assert e.value.status_code == 403 and "CSRF" in str(e.value.body)
+    bind("POST", path, x_csrf_token=actionlinks.form_token("M" * 43))
+    with pytest.raises(bottle.HTTPError):  # nor is another link's
+        guard.check(fake_context())
+    assert guard.shown_path(path) == "/act/…"  # the journal never shows the secret
+
+
+def test_an_action_link_post_is_one_redeem_and_a_refusal_keeps_its_code() -> None:
+    from hyperhive.web import actionpage
+
+    done = {"message": "approval #3 approved", "approval": {"id": 3, "agent": "alice"}}
+    ctx = fake_context(done)
+    body = b"csrf=tok&action=approve&note=&answer=blue&answer=red"
+    bind("POST", f"/act/{LINK_SECRET}", body)
+    status, got = answered(actionpage.confirm(ctx, LINK_SECRET))
+    assert status == 200 and got["ok"] and got["message"] == "approval #3 approved"
+    assert ctx.admin.calls == [
+        (
+            "action_redeem",
+            {
+                "secret": LINK_SECRET,
+                "token": "tok",
+                "action": "approve",
+                "note": None,
+                "answer": ["blue", "red"],
+                "actor": "action link page",
+            },
+        )
+    ]
+    ctx = fake_context(Refused("this link was used already: each link works once", Code.CONFLICT))
+    bind("POST", f"/act/{LINK_SECRET}", b"csrf=tok&action=approve")
+    status, got = answered(actionpage.confirm(ctx, LINK_SECRET))
+    assert (status, got["ok"]) == (409, False) and "used already" in got["message"]

@@ -140,3 +140,24 @@ def test_sse_frames_and_a_slow_subscriber_is_dropped() -> None:
     assert not sub.put("one too many") and sub.closed
     frames = [sub.get(0.01) for _ in range(64)]
     assert frames[-1] is None  # the stream ends; the browser reconnects and gets a snapshot
+
+
+def test_an_agent_over_budget_says_so_and_its_spend_shows_against_its_cap() -> None:
+    at_cap = {
+        "period": "daily",
+        "cap_usd": 5.0,
+        "source": "operator",
+        "spent_usd": 5.25,
+        "since": 1.0,
+        "over": True,
+        "config_usd": None,
+        "operator_usd": 5.0,
+    }
+    view = views.agent_view(row(budget=at_cap, spent_usd=7.5, waiting_operator=True))
+    assert view["status"] == "over_budget" and view["can_stop"] and not view["can_cancel"]
+    assert view["spend"] == {"text": "$5.25 of $5.00 daily", "over": True, "shown": True}
+    assert views.agent_view(row(state="stopped", budget=at_cap))["status"] == "stopped"
+    under = views.agent_view(row(budget={**at_cap, "spent_usd": 1.0, "over": False}))
+    assert under["status"] == "running" and not under["spend"]["over"]
+    assert not views.agent_view(row())["spend"]["shown"]  # nothing spent, no cap
+    assert views.agent_view(row(spent_usd=0.004))["spend"]["text"] == "$0.0040"

@@ -93,9 +93,16 @@ def backend_from_env(paths: Paths, env: dict[str, str] | None = None) -> Backend
     e = env if env is not None else dict(os.environ)
     choice = e.get("HIVE_BACKEND") or "nspawn"
     if choice == "process":
-        from .process import ProcessBackend
+        import shlex
 
-        return ProcessBackend(paths, command=e.get("HIVE_AGENT_COMMAND"))
+        from .process import ProcessBackend, default_gateway_command
+
+        gateway = e.get("HIVE_GATEWAY_COMMAND")
+        return ProcessBackend(
+            paths,
+            command=e.get("HIVE_AGENT_COMMAND"),
+            gateway_command=default_gateway_command() if gateway is None else shlex.split(gateway),
+        )
     if choice == "nspawn":
         import shlex
 

@@ -20,14 +20,16 @@ from ...hive.names import machine_name
 from ...hive.paths import Paths
 from ...hive.platform import PACKAGE, platform_paths
 from ...hive.vocab import Network
-from .. import agentfiles, egress, layers, repos, units
+from .. import agentfiles, egress, layers, repos, sockets, units
 from . import AgentSpec, ExitHandler, git_identity
 
 DROPIN = "hive-agent.conf"
 NSPAWN = "/usr/bin/systemd-nspawn"
 SOCKET_IN_CONTAINER = "/run/hive"
 APPLIED_IN_CONTAINER = "/hive/applied"
-SECRETS = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
+GATEWAY_IN_CONTAINER = "/run/hive-gateway"
+"""The agent's gateway socket dir, bound read-only: the model is reached there, and the
+container never holds the API key."""
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 DROPPED_CAPABILITIES = (
     "CAP_SYS_ADMIN",
@@ -94,6 +96,7 @@ class NspawnBackend:
             *self.userns_argv(spec),
             f"--bind={spec.state_dir}:/state",
             f"--bind={spec.socket.parent}:{SOCKET_IN_CONTAINER}",
+            f"--bind-ro={self.paths.gateway_socket_dir(spec.name)}:{GATEWAY_IN_CONTAINER}",
             f"--bind-ro={self.paths.applied_repo(spec.name)}:{APPLIED_IN_CONTAINER}",
             f"--bind-ro={JOURNAL_SOCKET}",  # structured lines (HIVE_AGENT=) reach the journal
             *[f"--bind-ro={p}" for p in platform_paths()],
@@ -112,6 +115,7 @@ class NspawnBackend:
             "HIVE_AGENT": spec.name,
             "HIVE_AGENT_KIND": spec.kind,
             "HIVE_SOCKET": f"{SOCKET_IN_CONTAINER}/{spec.socket.name}",
+            "HIVE_GATEWAY_SOCKET": f"{GATEWAY_IN_CONTAINER}/api.sock",
             "HIVE_AGENT_STATE": "/state",
             "HIVE_AGENT_CONFIG": f"{APPLIED_IN_CONTAINER}/{CONFIG_FILE}",
             "HOME": "/state",
@@ -119,7 +123,6 @@ class NspawnBackend:
         if spec.agents_dir is not None:
             env["HIVE_AGENTS_DIR"] = "/agents"
         argv += [f"--setenv={k}={v}" for k, v in sorted(env.items())]
-        argv += [f"--setenv={k}" for k in SECRETS]  # from the unit's environment, never in git
         argv += ["--chdir=/state", "--", *self.command]
         return argv
 
@@ -204,6 +207,7 @@ class NspawnBackend:
             if spec.agents_dir is not None:  # hm1nd writes every proposed repo
                 agentfiles.give_agents_dir(self.paths, spec.ids)
             repos.share_applied(self.paths.applied_repo(spec.name))
+        sockets.ensure_gateway_dir(self.paths, spec.name)  # nspawn binds it: it must exist
         layers.ensure_layer(self.layers_dir, spec.config.packages)
         source = self.paths.applied_repo(spec.name) / DROPIN
         target_dir = self._dropin_dir(spec.name)

@@ -3,7 +3,9 @@
 For development and fast tests. The payload's output goes to the journal with
 HIVE_AGENT=<name>; an exit nobody asked for is reported to the exit handler with the
 exit status and the last lines of output. A pidfile lets a restarted coordinator stop
-orphans of a coordinator that was killed.
+orphans of a coordinator that was killed. It also runs the model gateway as a child
+(`HIVE_GATEWAY_COMMAND`), which takes the key and ANTHROPIC_BASE_URL from this process's
+environment; the harnesses get neither, only their gateway socket.
 """
 
 from __future__ import annotations
@@ -21,12 +23,21 @@ from pathlib import Path
 from ...hive import log as hlog
 from ...hive.paths import Paths
 from ...hive.platform import PACKAGE
-from .. import agentfiles
+from .. import agentfiles, sockets
 from . import AgentSpec, BackendError, ExitHandler, git_identity
 
 STOP_TIMEOUT = 10.0
 TAIL_LINES = 20
-PASS_THROUGH = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "PATH", "LANG", "TZ", "PYTHONPATH")
+PASS_THROUGH = ("PATH", "LANG", "TZ", "PYTHONPATH")
+NOT_FOR_THE_GATEWAY = (
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+)
+GATEWAY_RESTART_CAP = 30.0
 
 
 class _Child:
@@ -37,15 +48,103 @@ class _Child:
         self.reader: threading.Thread | None = None
 
 
+def default_gateway_command() -> list[str]:
+    return [sys.executable, "-m", f"{PACKAGE}.gateway"]
+
+
+class GatewayChild:
+    """The model gateway as this coordinator's child: started once, restarted if it dies
+    (with a growing pause), stopped with the backend; it exits by itself if we die."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.command = command
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._pause = 1.0
+        self._wake = threading.Event()
+
+    def ensure(self) -> None:
+        with self._lock:
+            if self._stopping or (self.proc is not None and self.proc.poll() is None):
+                return
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in NOT_FOR_THE_GATEWAY}
+        env["HIVE_GATEWAY_EXIT_WITH"] = str(os.getpid())
+        try:
+            self.proc = subprocess.Popen(
+                self.command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                process_group=0,  # a Ctrl-C reaches the coordinator, which stops it
+            )
+        except OSError as e:
+            raise BackendError(
+                f"could not start the model gateway ({self.command[0]}): {e}"
+            ) from None
+        threading.Thread(
+            target=self._follow, args=(self.proc,), name="gateway", daemon=True
+        ).start()
+        hlog.log(f"model gateway started (pid {self.proc.pid})", kind="gateway")
+
+    def _follow(self, proc: subprocess.Popen[bytes]) -> None:
+        code = proc.wait()
+        with self._lock:
+            if self._stopping or proc is not self.proc:
+                return
+            pause = self._pause
+            self._pause = min(self._pause * 2, GATEWAY_RESTART_CAP)
+        hlog.log(
+            f"the model gateway exited (status {code}): starting it again in {pause:g} s",
+            kind="gateway",
+            priority=hlog.ERR,
+        )
+        if self._wake.wait(pause):
+            return
+        with self._lock:
+            if not self._stopping and proc is self.proc:
+                try:
+                    self._start_locked()
+                except BackendError as e:
+                    hlog.log(str(e), kind="gateway", priority=hlog.ERR)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            self._wake.set()
+            proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait()
+
+
 class ProcessBackend:
     name = "process"
     private_users = False  # the harness runs as the coordinator's own user
 
-    def __init__(self, paths: Paths, command: str | None = None) -> None:
+    def __init__(
+        self,
+        paths: Paths,
+        command: str | None = None,
+        gateway_command: list[str] | None = None,
+    ) -> None:
+        """`gateway_command`: how to run the model gateway (None: no gateway, for tests
+        whose agents never call the model)."""
         self.paths = paths
         self.command = (
             shlex.split(command) if command else [sys.executable, "-m", f"{PACKAGE}.agent"]
         )
+        self.gateway = GatewayChild(gateway_command) if gateway_command else None
         self._children: dict[str, _Child] = {}
         self._lock = threading.Lock()
         self._on_exit: ExitHandler = lambda agent, note: None
@@ -58,12 +157,14 @@ class ProcessBackend:
 
     def render(self, spec: AgentSpec) -> dict[str, bytes]:
         env = self._env(spec)
-        env.pop("ANTHROPIC_API_KEY", None)  # a secret never lands in git
         lines = [f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()) if k != "PATH"]
         return {"harness.env": ("\n".join(lines) + "\n").encode()}
 
     def create(self, spec: AgentSpec) -> None:
         agentfiles.ensure_state_dir(self.paths, spec.name)  # a real dir of ours, or refused
+        sockets.ensure_gateway_dir(self.paths, spec.name)
+        if self.gateway is not None:
+            self.gateway.ensure()
 
     def _env(self, spec: AgentSpec) -> dict[str, str]:
         env = {
@@ -76,6 +177,7 @@ class ProcessBackend:
             HIVE_AGENT=spec.name,
             HIVE_AGENT_KIND=spec.kind,
             HIVE_SOCKET=str(spec.socket),
+            HIVE_GATEWAY_SOCKET=str(self.paths.gateway_socket(spec.name)),
             HIVE_AGENT_STATE=str(spec.state_dir),
             HIVE_AGENT_CONFIG=str(spec.config_path),
             HOME=str(spec.state_dir),
@@ -172,6 +274,8 @@ class ProcessBackend:
     def shutdown(self) -> None:
         for name in list(self._children):
             self.stop(name)
+        if self.gateway is not None:
+            self.gateway.stop()
 
     def _reap_orphan(self, name: str) -> None:
         """Stop a harness left behind by a coordinator that was killed."""

@@ -6,6 +6,9 @@
 <title>{{title}} · hyperhive</title>
 <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/hive.css">
+% if defined('robots'):
+<meta name="robots" content="noindex, nofollow">
+% end
 % if defined('refresh'):
 <meta http-equiv="refresh" content="0; url={{refresh}}">
 % end

@@ -7,6 +7,9 @@
 % else:
 <span class="chip turn dim">no turn yet</span>
 % end
+% if a['spend']['shown']:
+<span class="chip spend{{' over' if a['spend']['over'] else ''}}" title="spent on the model (metered by the gateway), against its cap nearest to being reached">{{a['spend']['text']}}</span>
+% end
 % if a['inbox']:
 <span class="chip inbox" title="undelivered messages">✉ {{a['inbox']}}</span>
 % end

@@ -15,6 +15,6 @@
   % else:
   <dt>ended</dt><dd><time data-ts="{{t['ended_at']}}">{{t['ended_clock']}}</time>{{' · took ' + t['took'] if t['took'] else ''}}</dd>
   % end
-  <dt>tokens</dt><dd>{{t['input_tokens']}} in · {{t['output_tokens']}} out · {{t['cached_tokens']}} cached · {{t['cost']}}</dd>
+  <dt title="metered by the model gateway">tokens</dt><dd>{{t['input_tokens']}} in · {{t['output_tokens']}} out · {{t['cached_tokens']}} cached · {{t['cost']}}</dd>
 </dl>
 % end

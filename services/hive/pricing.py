@@ -1,7 +1,8 @@
-"""Token usage of a turn and what it cost, from Anthropic's list prices per model family.
+"""What tokens cost, from Anthropic's list prices per model family, and a turn's running usage.
 
 Prices are US dollars per million tokens (input, output); cache writes cost 1.25 times
-input, cache reads 0.1 times. A model of no known family is counted at zero cost.
+input, cache reads 0.1 times. A model of no known family is counted at zero cost. The
+gateway meters with `cost()`; the harness keeps its own running `Usage` of a turn.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ def prices(model: str) -> tuple[float, float]:
     return 0.0, 0.0
 
 
+def cost(model: str, *, input: int, output: int, cache_write: int, cache_read: int) -> float:
+    """US dollars for one response's usage (`input` is the uncached input the API reports)."""
+    inp, out = prices(model)
+    return (
+        input * inp + cache_write * inp * CACHE_WRITE + cache_read * inp * CACHE_READ
+    ) / 1e6 + output * out / 1e6
+
+
 @dataclass
 class Usage:
     input_tokens: int = 0
@@ -43,11 +52,10 @@ class Usage:
     def add(
         self, model: str, *, input: int, output: int, cache_write: int, cache_read: int
     ) -> None:
-        inp, out = prices(model)
         self.input_tokens += input + cache_write
         self.output_tokens += output
         self.cache_write_tokens += cache_write
         self.cached_tokens += cache_read
-        self.cost_usd += (
-            input * inp + cache_write * inp * CACHE_WRITE + cache_read * inp * CACHE_READ
-        ) / 1e6 + output * out / 1e6
+        self.cost_usd += cost(
+            model, input=input, output=output, cache_write=cache_write, cache_read=cache_read
+        )

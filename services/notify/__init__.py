@@ -1,0 +1,1 @@
+"""hive-notify: the notification sender (apprise), its queue reader and its wake-ups."""
