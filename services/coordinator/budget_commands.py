@@ -8,22 +8,12 @@ from typing import Any
 
 from ..hive import budget
 from ..hive import protocol as p
-from ..hive.budget import Standing
 from ..hive.names import validate_agent_name
 from ..hive.vocab import Period
+from .budgets import reply_of
 from .connection import Connection
 from .context import Hive
 from .registry import OPERATOR_ONLY, Result, command, operator_identity
-
-
-def _reply(name: str, standings: list[Standing]) -> dict[str, Any]:
-    stop = budget.over(standings)
-    return {
-        "agent": name,
-        "periods": [s.to_dict() for s in standings],
-        "over": None if stop is None else str(stop.period),
-        "detail": None if stop is None else stop.sentence(name),
-    }
 
 
 @command(
@@ -31,7 +21,7 @@ def _reply(name: str, standings: list[Standing]) -> dict[str, Any]:
 )
 def show(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     name = validate_agent_name(p.get_str(req, "name", max_bytes=64))
-    return _reply(name, hive.budgets.show(name))
+    return reply_of(name, hive.budgets.show(name))
 
 
 def _caps(req: dict[str, Any]) -> dict[Period, float | None]:
@@ -73,4 +63,4 @@ def set_budget(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
         raise p.ProtocolError(
             "set_budget needs a cap (daily_usd, monthly_usd, total_usd) or a reset"
         )
-    return _reply(name, hive.budgets.set(name, caps, reset, operator_identity(conn, req)))
+    return reply_of(name, hive.budgets.set(name, caps, reset, operator_identity(conn, req)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from ..hive import budget
 from ..hive import log as hlog
@@ -28,6 +29,17 @@ class BudgetRefused(Refusal):
 
 def _usd(cap: float | None) -> str:
     return "none" if cap is None else f"${cap:.2f}"
+
+
+def reply_of(name: str, standings: list[Standing]) -> dict[str, Any]:
+    """The `budget` and `set_budget` reply: each period, and the one that stops the agent."""
+    stop = budget.over(standings)
+    return {
+        "agent": name,
+        "periods": [s.to_dict() for s in standings],
+        "over": None if stop is None else str(stop.period),
+        "detail": None if stop is None else stop.sentence(name),
+    }
 
 
 class Budgets:

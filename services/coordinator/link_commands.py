@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..hive import budget
 from ..hive import protocol as p
 from ..hive.sessions import SECRET_CHARS
 from ..hive.vocab import LinkAction, LinkItem
@@ -27,8 +28,8 @@ def _choice(req: dict[str, Any], field: str, words: type[LinkItem] | type[LinkAc
 @command(
     "action_link",
     OPERATOR_ONLY,
-    "action_link {item, id, channel}: a single-use link that decides one pending approval "
-    "or answers one question (hive-notify)",
+    "action_link {item, id, channel}: a single-use link that decides one pending approval, "
+    "answers one question or raises or resets one reached cap (hive-notify)",
 )
 def action_link(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     item = _choice(req, "item", LinkItem)
@@ -42,8 +43,8 @@ def action_link(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
 @command(
     "action_redeem",
     OPERATOR_ONLY,
-    "action_redeem {secret, token, action, answer?, note?}: act once through an action link "
-    "(hive-web, on the confirming POST)",
+    "action_redeem {secret, token, action, answer?, note?, usd?}: act once through an action "
+    "link (hive-web, on the confirming POST)",
 )
 async def action_redeem(hive: Hive, conn: Connection, req: dict[str, Any]) -> Result:
     secret = p.get_str(req, "secret", max_bytes=SECRET_CHARS * 2)
@@ -55,7 +56,13 @@ async def action_redeem(hive: Hive, conn: Connection, req: dict[str, Any]) -> Re
     else:
         answer = p.get_str(req, "answer", None, max_bytes=8000)
     note = p.get_str(req, "note", None, max_bytes=4000)
+    usd = None
+    if req.get("usd") is not None:
+        try:
+            usd = budget.check_usd(req["usd"], "field 'usd'")
+        except budget.BudgetError as e:
+            raise p.ProtocolError(str(e)) from None
     try:
-        return await hive.links.redeem(secret, token, action, answer, note, conn.peer_user())
+        return await hive.links.redeem(secret, token, action, answer, note, conn.peer_user(), usd)
     finally:
         hive.changed("history")  # the link's decision is in the trail, whatever it was

@@ -1,8 +1,10 @@
-"""Action links: made for one pending approval or question (hive-notify asks, per channel),
-redeemed once by the confirming POST of their page (hive-web passes the secret on).
+"""Action links: made for one pending approval or question, or one agent at a spending cap
+(hive-notify asks, per channel), redeemed once by the confirming POST of their page (hive-web
+passes the secret on).
 
-A redeemed link acts as the operator, through the same `Approvals` and `Questions` calls the
-dashboard uses, and records itself as who decided (`action link #12 (ntfy)`). It is marked
+A redeemed link acts as the operator, through the same `Approvals`, `Questions` and
+`Budgets` calls the dashboard uses, and records itself as who decided (`action link #12
+(ntfy)`). It is marked
 used before it acts (one conditional UPDATE), so two POSTs of one link act once; a request
 the item refuses as malformed (an answer not among the options) gives the use back.
 """
@@ -21,6 +23,7 @@ from ..hive.protocol import Refusal
 from ..hive.vocab import ApprovalStatus, Code, LinkAction, LinkItem, QuestionStatus
 from . import history
 from .approvals import Approvals, approval_dict
+from .budgets import Budgets, reply_of
 from .questions import Questions
 
 TTL_SETTING = "HIVE_NOTIFY_LINK_TTL"
@@ -30,6 +33,8 @@ _COMMAND_OF = {
     LinkAction.APPROVE: "approve",
     LinkAction.DENY: "deny",
     LinkAction.ANSWER: "answer_question",
+    LinkAction.RAISE: "set_budget",
+    LinkAction.RESET: "set_budget",
 }
 """The admin command each link action stands for, as the audit trail names it."""
 
@@ -49,17 +54,23 @@ def link_ttl(env: Mapping[str, str]) -> float:
 
 class ActionLinks:
     def __init__(
-        self, approvals: Approvals, questions: Questions, env: Mapping[str, str] | None = None
+        self,
+        approvals: Approvals,
+        questions: Questions,
+        budgets: Budgets,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         e = os.environ if env is None else env
         self.approvals = approvals
         self.questions = questions
+        self.budgets = budgets
         self.url = sessions.web_url(e)
         self.ttl = link_ttl(e)
 
     # making --------------------------------------------------------------------------------
     def make(self, item: LinkItem, item_id: int, channel: str, by: str) -> dict[str, Any]:
-        """A new link for a pending approval or question, to go out on `channel`."""
+        """A new link for a pending approval or question, or an agent at a cap (the id of its
+        budget_reached event), to go out on `channel`."""
         with write_tx():
             item_hash = self._pending(item, item_id)
             secret = sessions.new_secret()
@@ -86,7 +97,17 @@ class ActionLinks:
 
     @staticmethod
     def _pending(item: LinkItem, item_id: int) -> str | None:
-        """The item's hash (approvals), refusing an item that is gone or no longer pending."""
+        """The item's hash (approvals, caps), refusing an item that is gone or no longer
+        pending."""
+        if item is LinkItem.BUDGET:
+            cap = actionlinks.cap_item(item_id)
+            if cap is None:
+                raise LinkRefused(f"no budget_reached event #{item_id}", code=Code.NOT_FOUND)
+            closed = actionlinks.cap_closed(cap)
+            if closed is not None:
+                raise LinkRefused(closed, code=Code.CONFLICT)
+            e = cap.event
+            return actionlinks.window_hash(e.agent, e.period, e.since)
         if item is LinkItem.APPROVAL:
             a: Approval | None = Approval.get_or_none(Approval.id == item_id)
             if a is None:
@@ -110,9 +131,10 @@ class ActionLinks:
         answer: str | list[str] | None,
         note: str | None,
         peer: str,
+        usd: float | None = None,
     ) -> dict[str, Any]:
         """Act once through the link of `secret`, as the operator; refuse with the sentence
-        its page shows when it may not."""
+        its page shows when it may not. `usd` is a budget link's new cap (`raise`)."""
         view = actionlinks.inspect(secret)
         if view.link is None:
             raise LinkRefused(view.sentence, code=view.code)
@@ -132,12 +154,18 @@ class ActionLinks:
             )
         if action is LinkAction.ANSWER and not answer:
             raise LinkRefused("choose or type an answer first", code=Code.INVALID)
+        if action is LinkAction.RAISE:
+            self._check_raise(view, usd)
         self._use(link, action)
         by = f"action link #{link.id} ({link.channel}), {peer}"
         cmd = _COMMAND_OF[action]
-        trail = {"id": int(link.item_id), "answer": answer, "note": note}
+        trail: dict[str, Any] = {"id": int(link.item_id), "answer": answer, "note": note}
+        if view.cap is not None:
+            period = view.cap.period
+            trail = {"name": view.cap.agent, "event": int(link.item_id)}
+            trail.update({period.config_key: usd} if usd is not None else {"reset": [period]})
         try:
-            result = await self._act(link, action, answer, note, by)
+            result = await self._act(link, action, answer, note, by, view, usd)
         except Refusal as e:
             if e.code is Code.INVALID:  # the request was wrong, the link is not spent
                 ActionLink.update(used_at=None, used_action=None).where(
@@ -152,6 +180,20 @@ class ActionLinks:
             operator=by,
         )
         return result
+
+    @staticmethod
+    def _check_raise(view: actionlinks.View, usd: float | None) -> None:
+        """A raise names a cap above what was spent (else the agent stays stopped)."""
+        assert view.cap is not None
+        s = view.cap.standing
+        if usd is None:
+            raise LinkRefused("give the new cap in US dollars first", code=Code.INVALID)
+        if usd <= s.spent_usd:
+            raise LinkRefused(
+                f"a {s.period} cap of ${usd:.2f} is not above the ${s.spent_usd:.2f} "
+                f"{view.cap.agent} has spent {s.period.noun}: give more, or reset the count",
+                code=Code.INVALID,
+            )
 
     @staticmethod
     def _use(link: ActionLink, action: LinkAction) -> None:
@@ -173,8 +215,20 @@ class ActionLinks:
         answer: str | list[str] | None,
         note: str | None,
         by: str,
+        view: actionlinks.View,
+        usd: float | None,
     ) -> dict[str, Any]:
         aid = int(link.item_id)
+        if view.cap is not None:
+            agent, period = view.cap.agent, view.cap.period
+            if action is LinkAction.RAISE:
+                assert usd is not None
+                standings = self.budgets.set(agent, {period: usd}, [], by)
+                said = f"{agent}'s {period} cap raised to ${usd:.2f}"
+            else:
+                standings = self.budgets.set(agent, {}, [period], by)
+                said = f"{agent}'s {period} count reset"
+            return {"message": said, "budget": reply_of(agent, standings)}
         if action is LinkAction.APPROVE:
             a = await self.approvals.approve(aid, by, wait=False)
             return {"message": f"approval #{aid} approved", "approval": approval_dict(a)}

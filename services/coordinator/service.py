@@ -122,8 +122,8 @@ class Coordinator:
         self.approvals = Approvals(paths, self, self.lifecycle, self.repo_limits)
         self.questions = Questions(self)
         self.logins = Logins(paths.web_password, lambda: self.changed("sessions"))
-        self.links = ActionLinks(self.approvals, self.questions)
         self.budgets = Budgets(self)  # a bad HIVE_BUDGET_* default stops the start, said
+        self.links = ActionLinks(self.approvals, self.questions, self.budgets)
         self.lifecycle.on_config = self.budgets.apply_config
         self._last_event_id = 0
 

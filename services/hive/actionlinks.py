@@ -1,9 +1,10 @@
 """Action links as both sides see them: their secrets and hashes, the form token, and what a
 link may still do (the coordinator, which makes and redeems them; hive-web, which shows them).
 
-A link is a capability for one approval or question: used once, before it expires, and for
-an approval only while the approval still shows the diff the link was made for. Only a
-SHA-256 of its secret is stored. Nothing here writes; nothing here acts.
+A link is a capability for one approval, question or reached spending cap: used once,
+before it expires; for an approval only while the approval still shows the diff the link was
+made for, for a cap only while the agent is still at it in the window the link was made for.
+Only a SHA-256 of its secret is stored. Nothing here writes; nothing here acts.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import json
 import time
 from dataclasses import dataclass
 
-from . import sessions
-from .db import ActionLink, Approval, OperatorQuestion, now
-from .vocab import ApprovalStatus, Code, LinkItem, LinkState, QuestionStatus
+from . import budget, sessions, spend
+from .budget import Standing
+from .db import ActionLink, Agent, Approval, Event, OperatorQuestion, now
+from .events import BudgetReached, EventError, from_json
+from .vocab import ApprovalStatus, Code, LinkItem, LinkState, Period, QuestionStatus
 
 DEFAULT_TTL = 24 * 3600.0
 """Seconds a link stays usable (HIVE_NOTIFY_LINK_TTL overrides, read by the coordinator)."""
@@ -37,6 +40,85 @@ def item_hash(a: Approval) -> str:
         h.update(part.encode("utf-8", "replace") + b"\0")
     h.update(bytes(a.blob or b""))
     return h.hexdigest()
+
+
+def window_hash(agent: str, period: str, since: str) -> str:
+    """The hash that binds a budget link to one agent, period and window (`since`)."""
+    h = hashlib.sha256()
+    for part in ("budget", agent, period, since):
+        h.update(part.encode("utf-8", "replace") + b"\0")
+    return h.hexdigest()
+
+
+def reached(event_id: int) -> BudgetReached | None:
+    """The `budget_reached` event of this id (a budget link's item), or None."""
+    row: Event | None = Event.get_or_none(
+        (Event.id == event_id) & (Event.kind == BudgetReached.event)
+    )
+    if row is None:
+        return None
+    try:
+        got = from_json(row.payload)
+    except EventError:
+        return None
+    return got if isinstance(got, BudgetReached) else None
+
+
+@dataclass(frozen=True)
+class CapItem:
+    """What a budget link acts on: the event it was made for and the period's standing now."""
+
+    event: BudgetReached
+    standing: Standing
+
+    @property
+    def agent(self) -> str:
+        return self.event.agent
+
+    @property
+    def period(self) -> Period:
+        return self.standing.period
+
+    @property
+    def same_window(self) -> bool:
+        """The count the event was about is still the one counting (no reset, same day)."""
+        return budget.iso(self.standing.since) == self.event.since
+
+
+def cap_item(event_id: int, at: float | None = None) -> CapItem | None:
+    """The budget_reached event of `event_id` with its agent's standing in its period now;
+    None when the event, its agent or its period is gone."""
+    event = reached(event_id)
+    if event is None:
+        return None
+    agent: Agent | None = Agent.get_or_none(Agent.name == event.agent)
+    try:
+        period = Period(event.period)
+    except ValueError:
+        return None
+    if agent is None:
+        return None
+    rows = spend.rows_of([agent.name]).get(agent.name, {})
+    standings = spend.standing(agent, rows, now() if at is None else at)
+    return CapItem(event, next(s for s in standings if s.period is period))
+
+
+def cap_closed(item: CapItem) -> str | None:
+    """Why a budget link's window no longer needs the operator, or None while it does."""
+    e, s = item.event, item.standing
+    if not item.same_window:
+        return (
+            f"{e.agent}'s {e.period} count that reached its cap (counted since {e.since}) is "
+            f"no longer the one counting: it was reset or its period rolled over, and "
+            f"${s.spent_usd:.2f} is spent in the new count so far"
+        )
+    if not s.over:
+        cap = "no cap" if s.cap_usd is None else f"a cap of ${s.cap_usd:.2f} ({s.source})"
+        return (
+            f"{e.agent} is no longer at its {e.period} cap: ${s.spent_usd:.2f} spent "
+            f"{s.period.noun}, against {cap}"
+        )
+    return None
 
 
 def secret_of_path(path: str) -> str | None:
@@ -72,6 +154,7 @@ class View:
     link: ActionLink | None = None
     approval: Approval | None = None
     question: OperatorQuestion | None = None
+    cap: CapItem | None = None
 
     @property
     def usable(self) -> bool:
@@ -113,6 +196,8 @@ def inspect(secret: str | None, at: float | None = None) -> View:
         )
     if link.item_kind == LinkItem.APPROVAL:
         return _approval_view(link)
+    if link.item_kind == LinkItem.BUDGET:
+        return _budget_view(link, t)
     return _question_view(link)
 
 
@@ -153,3 +238,18 @@ def _question_view(link: ActionLink) -> View:
             LinkState.RESOLVED, f"question #{q.id} is already {q.status}{by}", link, question=q
         )
     return View(LinkState.OPEN, f"question #{q.id} waits for your answer", link, question=q)
+
+
+def _budget_view(link: ActionLink, t: float) -> View:
+    item = cap_item(int(link.item_id), t)
+    if item is None:
+        return View(LinkState.GONE, "the agent or the cap this link was for no longer exists", link)
+    e = item.event
+    if link.item_hash != window_hash(e.agent, e.period, e.since):
+        return View(
+            LinkState.CHANGED, f"this link was not made for {e.agent}'s {e.period} cap", link
+        )
+    closed = cap_closed(item)
+    if closed is not None:
+        return View(LinkState.RESOLVED, closed, link, cap=item)
+    return View(LinkState.OPEN, item.standing.sentence(e.agent), link, cap=item)

@@ -14,7 +14,7 @@ import time
 
 from .db import Approval, OperatorQuestion, OutboxItem, now
 from .events import BudgetReached, ContainerCrash, HelperEvent
-from .vocab import ApprovalKind, Notice
+from .vocab import ApprovalKind, Notice, Period
 
 DEADLINE_NOTICE = 60.0
 """Seconds before a question's deadline that its reminder is due."""
@@ -149,17 +149,32 @@ def container_crash(agent: str, note: str, key: str) -> None:
     )
 
 
-def budget_reached(agent: str, spent_usd: float, cap_usd: float, period: str, since: str) -> None:
+def _noun(period: str) -> str:
+    try:
+        return Period(period).noun
+    except ValueError:
+        return f"this {period}"
+
+
+def budget_reached(
+    agent: str,
+    spent_usd: float,
+    cap_usd: float,
+    period: str,
+    since: str,
+    event_id: int | None = None,
+) -> None:
     """An agent reached its spending cap for `period` (daily, monthly) starting `since`: it
     starts no turn until the operator raises or resets the cap. One notice per agent,
-    period and `since`."""
+    period and `since`; its action link acts on the budget_reached event `event_id`."""
     enqueue(
         Notice.BUDGET_REACHED,
         f"{Notice.BUDGET_REACHED}:{agent}:{period}:{since}",
         f"{agent} reached its {period} spending cap",
-        f"spent ${spent_usd:.2f} of ${cap_usd:.2f} this {period} (since {since}); it starts "
+        f"spent ${spent_usd:.2f} of ${cap_usd:.2f} {_noun(period)} (since {since}); it starts "
         "no turn until the cap is raised or reset",
         agent=agent,
+        item_id=event_id,
     )
 
 
@@ -168,4 +183,6 @@ def from_helper_event(event: HelperEvent, event_id: int) -> None:
     if isinstance(event, ContainerCrash):
         container_crash(event.agent, event.note, str(event_id))
     elif isinstance(event, BudgetReached):
-        budget_reached(event.agent, event.spent_usd, event.cap_usd, event.period, event.since)
+        budget_reached(
+            event.agent, event.spent_usd, event.cap_usd, event.period, event.since, event_id
+        )

@@ -17,14 +17,12 @@ from .db import Agent, Budget, Usage, now
 from .vocab import CapSource, Period
 
 
-def spent_since(agent: str, since: float) -> float:
-    """US dollars metered for `agent` since `since`."""
-    total = (
-        Usage.select(fn.COALESCE(fn.SUM(Usage.cost_usd), 0.0))
-        .where((Usage.agent == agent) & (Usage.created_at >= since))
-        .scalar()
-    )
-    return float(total or 0.0)
+def spent_since(agent: str | None, since: float) -> float:
+    """US dollars metered for `agent` (None: every agent, the hive) since `since`."""
+    query = Usage.select(fn.COALESCE(fn.SUM(Usage.cost_usd), 0.0)).where(Usage.created_at >= since)
+    if agent is not None:
+        query = query.where(Usage.agent == agent)
+    return float(query.scalar() or 0.0)
 
 
 def rows_of(names: Iterable[str]) -> dict[str, dict[Period, Budget]]:

@@ -319,6 +319,8 @@ class Notice(StrEnum):
             return LinkItem.APPROVAL
         if self in (Notice.QUESTION_ASKED, Notice.QUESTION_DEADLINE):
             return LinkItem.QUESTION
+        if self is Notice.BUDGET_REACHED:
+            return LinkItem.BUDGET
         return None
 
     @property
@@ -345,12 +347,25 @@ class LinkItem(StrEnum):
 
     APPROVAL = "approval"
     QUESTION = "question"
+    BUDGET = "budget"
+    """One agent's period at its cap: the `budget_reached` event's id, bound to the window."""
 
     @property
     def actions(self) -> tuple[LinkAction, ...]:
         if self is LinkItem.APPROVAL:
             return (LinkAction.APPROVE, LinkAction.DENY)
+        if self is LinkItem.BUDGET:
+            return (LinkAction.RAISE, LinkAction.RESET)
         return (LinkAction.ANSWER,)
+
+    @property
+    def offer(self) -> str:
+        """What a notification says its link does."""
+        return {
+            LinkItem.APPROVAL: "approve or deny",
+            LinkItem.QUESTION: "answer",
+            LinkItem.BUDGET: "raise the cap or reset the count",
+        }[self]
 
 
 class LinkAction(StrEnum):
@@ -359,6 +374,10 @@ class LinkAction(StrEnum):
     APPROVE = "approve"
     DENY = "deny"
     ANSWER = "answer"
+    RAISE = "raise"
+    """A budget link: the operator's cap for the period, to `usd`."""
+    RESET = "reset"
+    """A budget link: the period's count restarts from now."""
 
     @property
     def done(self) -> str:
@@ -366,6 +385,8 @@ class LinkAction(StrEnum):
             LinkAction.APPROVE: "approved",
             LinkAction.DENY: "denied",
             LinkAction.ANSWER: "answered",
+            LinkAction.RAISE: "raised",
+            LinkAction.RESET: "reset",
         }[self]
 
 

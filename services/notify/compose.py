@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..hive.db import OutboxItem
-from ..hive.vocab import LinkItem, Notice
+from ..hive.vocab import Notice
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,8 @@ def _hours(seconds: float) -> str:
 
 def link_line(item: OutboxItem, url: str, valid: float) -> str:
     """The line that carries an action link, saying what the link does and for how long."""
-    what = "approve or deny" if Notice(item.kind).item is LinkItem.APPROVAL else "answer"
-    return f"→ {what} (one use, {_hours(valid)}): {url}"
+    what = Notice(item.kind).item
+    return f"→ {what.offer if what else 'open'} (one use, {_hours(valid)}): {url}"
 
 
 def _indent(text: str, lines: int) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from peewee import fn
 
+from ..hive import actionlinks
 from ..hive.db import (
     Approval,
     OperatorQuestion,
@@ -65,8 +66,14 @@ def _close(item: OutboxItem, state: OutboxState, note: str, t: float) -> None:
 
 
 def moot_reason(item: OutboxItem) -> str | None:
-    """Why a notice about an approval or a question no longer needs sending, or None."""
+    """Why a notice about an approval, a question or a reached cap no longer needs sending,
+    or None."""
     kind = Notice(item.kind)
+    if kind.item is LinkItem.BUDGET and item.item_id is not None:
+        cap = actionlinks.cap_item(int(item.item_id))
+        if cap is None:
+            return f"the agent or the cap of budget_reached #{item.item_id} no longer exists"
+        return actionlinks.cap_closed(cap)
     if kind.item is LinkItem.APPROVAL:
         a: Approval | None = Approval.get_or_none(Approval.id == item.item_id)
         if a is None:

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         sock.close()
         return 1
     admin = Admin(settings.paths.admin_socket)
-    renderer = pages.Renderer()
+    renderer = pages.Renderer(hive_caps=settings.budget_defaults)
     slots = StreamSlots(settings.max_streams, settings.streams_per_session)
     hub = Hub(admin, renderer, slots)
     ctx = Context(

@@ -1,6 +1,7 @@
-"""The action-link page (`/act/<secret>`): GET shows one approval or question and what its link
-may still do, and never acts (link previews and prefetchers fetch it too); POST confirms,
-through one `action_redeem` that the coordinator checks and records in the link's name.
+"""The action-link page (`/act/<secret>`): GET shows one approval, question or reached spending
+cap and what its link may still do, and never acts (link previews and prefetchers fetch it
+too); POST confirms, through one `action_redeem` that the coordinator checks and records in
+the link's name.
 
 No session is needed: the link's secret is the capability, the form carries the link's own
 token, and the guard's origin checks still apply. Nothing here reads a secret back from
@@ -17,7 +18,8 @@ from bottle import request, response  # type: ignore[import-untyped]
 
 from ..hive import actionlinks
 from ..hive.vocab import LinkState
-from . import pages, views
+from . import display, pages, views
+from .actions import form_usd
 from .admin import Refused, Unreachable
 from .context import BadRequest, Context, audit, wants_json
 
@@ -42,6 +44,13 @@ def view(secret: str) -> dict[str, Any]:
     with views.read_tx():
         v = actionlinks.inspect(secret)
         approval = views.approval_view(v.approval) if v.approval is not None else None
+        cap = None
+        if v.cap is not None:
+            cap = {
+                **views.standing_view(v.cap.standing, v.cap.agent),
+                "window": v.cap.event.since,
+                "reached_cap": display.cost(v.cap.event.cap_usd),
+            }
         question = None
         if v.question is not None:
             question = {
@@ -55,6 +64,7 @@ def view(secret: str) -> dict[str, Any]:
         "show_item": v.usable,  # a used, expired or unknown link shows nothing of its item
         "approval": approval,
         "question": question,
+        "cap": cap,
         "status": 200 if v.usable else v.code.http_status,
     }
 
@@ -96,8 +106,9 @@ def show(ctx: Context, secret: str) -> str:
 
 
 def confirm(ctx: Context, secret: str) -> Any:
-    """POST /act/<secret> (`action`, `answer`…, `note`): act once through the link."""
+    """POST /act/<secret> (`action`, `answer`…, `note`, `usd`): act once through the link."""
     try:
+        usd = form_usd()
         answers = [a for a in _texts("answer") if a]
         fields: dict[str, Any] = {
             "secret": secret,
@@ -107,6 +118,8 @@ def confirm(ctx: Context, secret: str) -> Any:
             "answer": answers if len(answers) > 1 else (answers[0] if answers else None),
             "actor": "action link page",
         }
+        if usd is not None:
+            fields["usd"] = usd
         got = ctx.admin.call("action_redeem", **fields)
     except (Refused, Unreachable, BadRequest) as e:
         status = (
@@ -121,7 +134,7 @@ def confirm(ctx: Context, secret: str) -> Any:
             response.content_type = "application/json"
             return json.dumps({"ok": False, "message": str(e)})
         return _page(secret, view(secret), error=str(e), status=status)
-    row = got.get("approval") or got.get("question") or {}
+    row = got.get("approval") or got.get("question") or got.get("budget") or {}
     agent = row.get("agent") or row.get("asker")
     audit(f"acted through an action link: {got.get('message')}", agent)
     if wants_json():

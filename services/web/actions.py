@@ -9,8 +9,9 @@ from typing import Any
 
 from bottle import request  # type: ignore[import-untyped]
 
+from ..hive import budget
 from ..hive.names import InvalidName, validate_agent_name
-from ..hive.vocab import ApprovalKind, Verb
+from ..hive.vocab import ApprovalKind, Period, Verb
 from . import views
 from .admin import SLOW, Refused, Unreachable
 from .context import (
@@ -146,6 +147,56 @@ def update_all(ctx: Context) -> Done:
     if failed:
         raise Refused(f"rebuilt {len(stale) - len(failed)}; failed: {', '.join(failed)}")
     return f"rebuilt {len(stale)} container{'s' if len(stale) != 1 else ''}", {"rebuilt": stale}
+
+
+# spending caps ---------------------------------------------------------------------------
+
+
+def form_period() -> Period:
+    """The form's `period`: daily, monthly or total."""
+    text = form_text("period", max_len=16) or ""
+    try:
+        return Period(text)
+    except ValueError:
+        raise BadRequest(f"field 'period' must be one of {', '.join(Period)}") from None
+
+
+def form_usd(name: str = "usd") -> float | None:
+    """A cap in US dollars from the form; None when the field is empty (the config's)."""
+    text = (form_text(name, required=False, max_len=32) or "").strip().lstrip("$")
+    if not text:
+        return None
+    try:
+        return budget.check_usd(float(text), f"field {name!r}")
+    except ValueError as e:  # BudgetError is one, with its sentence
+        said = str(e) if isinstance(e, budget.BudgetError) else ""
+        raise BadRequest(said or f"field {name!r} must be a number of US dollars") from None
+
+
+def _cap_said(name: str, got: dict[str, Any], period: Period) -> str:
+    row = next(p for p in got["periods"] if p["period"] == period)
+    cap = "no cap" if row["cap_usd"] is None else f"${row['cap_usd']:.2f} ({row['source']})"
+    return f"{name}'s {period} cap is {cap}" + (f": {got['detail']}" if got["over"] else "")
+
+
+@action
+def set_cap(ctx: Context, name: str) -> Done:
+    """POST /cap/<name> (`period`, `usd`: a number, or empty for the config's cap)."""
+    name = agent_name(name)
+    period, usd = form_period(), form_usd()
+    got = act(ctx, "set_budget", name=name, **{period.config_key: usd})
+    audit(f"set the {period} cap of {name} to {usd if usd is not None else 'its config'}", name)
+    return _cap_said(name, got, period), {"budget": got}
+
+
+@action
+def reset_budget(ctx: Context, name: str) -> Done:
+    """POST /reset-budget/<name> (`period`): the period's count restarts from now."""
+    name = agent_name(name)
+    period = form_period()
+    got = act(ctx, "set_budget", name=name, reset=[str(period)])
+    audit(f"reset the {period} count of {name}", name)
+    return f"{name}'s {period} count restarts now; " + _cap_said(name, got, period), {"budget": got}
 
 
 # messages ------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ ROUTES: tuple[tuple[str, str, Callable[..., Any]], ...] = (
     ("POST", "/update-all", actions.update_all),
     ("POST", "/send/<name>", actions.send),
     ("POST", "/drop/<mid:int>", actions.drop),
+    ("POST", "/cap/<name>", actions.set_cap),
+    ("POST", "/reset-budget/<name>", actions.reset_budget),
     *(("POST", f"/{cmd}/<name>", partial(actions.lifecycle, cmd=cmd)) for cmd in actions.VERBS),
 )
 """(method, rule, route): each route is called as `route(ctx, **the rule's arguments)`."""

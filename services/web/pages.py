@@ -11,14 +11,14 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import bottle  # type: ignore[import-untyped]
 
-from ..hive.vocab import AgentState
+from ..hive.vocab import AgentState, Period
 from ..hive.wire import AgentRow
 from . import views
 
@@ -33,6 +33,9 @@ AGENT_PREFIX = "agent:"
 ROW_KINDS = frozenset({"agents", "turns", "messages"})
 """Changes that alter a `list` row (state, turn, inbox count)."""
 
+SPEND_KINDS = frozenset({"agents", "turns", "notifications"})
+"""Changes that move what was spent or its caps: a turn's requests, a cap set or reset, a cap
+reached (its budget_reached is a notification)."""
 NOTES = frozenset({"notifications"})
 COUNT_KINDS = frozenset({"approvals", "questions", "agents"})
 """Changes that move the header's counts (waiting counts crashed agents too)."""
@@ -43,6 +46,7 @@ INDEX_SECTIONS: dict[str, frozenset[str]] = {
     "questions": frozenset({"questions"}),
     "updatebar": frozenset({"agents"}),
     "agents": ROW_KINDS,
+    "hivespend": SPEND_KINDS,
     "decisions": frozenset({"approvals"}),
 }
 WAITING_SECTIONS: dict[str, frozenset[str]] = {
@@ -50,6 +54,7 @@ WAITING_SECTIONS: dict[str, frozenset[str]] = {
     "approvals": frozenset({"approvals"}),
     "questions": frozenset({"questions"}),
     "crashed": ROW_KINDS,
+    "overbudget": SPEND_KINDS,
 }
 HISTORY_SECTIONS: dict[str, frozenset[str]] = {
     "notes": NOTES,
@@ -61,6 +66,7 @@ AGENT_SECTIONS: dict[str, frozenset[str]] = {
     "notes": NOTES,
     "staterow": ROW_KINDS,
     "turn": ROW_KINDS,
+    "budget": SPEND_KINDS,
     "inbox": frozenset({"messages"}),
 }
 
@@ -107,7 +113,11 @@ def render(template: str, /, **kw: Any) -> str:
 class Renderer:
     """Renders sections and pages; a row whose data did not change is not rendered again."""
 
-    def __init__(self, cache_size: int = 8192) -> None:
+    def __init__(
+        self, cache_size: int = 8192, hive_caps: Mapping[Period, float | None] | None = None
+    ) -> None:
+        self.hive_caps = dict(hive_caps or {})
+        """The hive-wide default caps (HIVE_BUDGET_<PERIOD>_USD), shown beside its spend."""
         self._cache: OrderedDict[str, str] = OrderedDict()
         self._size = cache_size
         self._lock = threading.Lock()
@@ -147,6 +157,10 @@ class Renderer:
             return self._keyed("question", "q", "question", views.questions())
         if name == "agents":
             return self._keyed("agent_row", "a", "agent", [views.agent_view(r) for r in rows])
+        if name == "hivespend":
+            return self.fragment("hivespend", h=views.hive_spend(self.hive_caps))
+        if name == "overbudget":
+            return self._keyed("over_row", "o", "over", views.over_budget())
         if name == "crashed":
             crashed = [views.agent_view(r) for r in rows if r["state"] == AgentState.FAILED]
             return self._keyed("agent_row", "a", "agent", crashed)
@@ -164,6 +178,8 @@ class Renderer:
             return self.fragment("turn", t=views.turn_view(row.get("turn") if row else None, state))
         if name == "inbox":
             return self._keyed("message", "m", "msg", views.inbox(agent))
+        if name == "budget":
+            return self.fragment("budget", name=agent, periods=views.budget_of(agent))
         raise KeyError(f"no section {name!r} on {topic}")
 
     def sections(

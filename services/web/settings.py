@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..hive import budget
 from ..hive.paths import Paths
+from ..hive.vocab import Period
 
 DEFAULT_LISTEN = "127.0.0.1:7800"
 DEFAULT_BIND_RETRY = 5.0
@@ -78,6 +80,13 @@ def parse_public_url(value: str | None) -> str | None:
     return url
 
 
+def _budget_defaults(e: Mapping[str, str]) -> dict[Period, float | None]:
+    try:
+        return budget.defaults(e)
+    except budget.BudgetError as err:
+        raise SettingsError(str(err)) from None
+
+
 @dataclass(frozen=True)
 class WebSettings:
     paths: Paths
@@ -89,6 +98,9 @@ class WebSettings:
     max_streams: int
     streams_per_session: int
     request_timeout: float
+    budget_defaults: dict[Period, float | None]
+    """HIVE_BUDGET_<PERIOD>_USD: each agent's cap where nothing else sets one (shown beside
+    the hive's spend)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebSettings:
@@ -107,6 +119,7 @@ class WebSettings:
             request_timeout=max(
                 1.0, _number(e, "HIVE_WEB_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT)
             ),
+            budget_defaults=_budget_defaults(e),
         )
 
     @property

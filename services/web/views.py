@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import peewee as pw
 
-from ..hive import waiting
+from ..hive import budget, spend, waiting
 from ..hive.agentconfig import risks_of
+from ..hive.budget import Standing
 from ..hive.db import (
     Agent,
     Approval,
@@ -23,10 +25,11 @@ from ..hive.db import (
     Notification,
     OperatorQuestion,
     database,
+    now,
     open_db,
 )
 from ..hive.names import MANAGER, OPERATOR, SYSTEM
-from ..hive.vocab import AgentState, ApprovalStatus, QuestionStatus, TurnPhase
+from ..hive.vocab import AgentState, ApprovalStatus, CapSource, Period, QuestionStatus, TurnPhase
 from ..hive.waiting import WAITING_OPERATOR
 from ..hive.wire import AgentRow, TurnRow
 from . import display
@@ -278,6 +281,71 @@ def counts() -> dict[str, int]:
         "questions_total": questions,
         "waiting": waiting.count(),
     }
+
+
+# spending caps ---------------------------------------------------------------------------
+
+HIVE_PERIODS = (Period.DAILY, Period.MONTHLY)
+"""The hive's spend is shown for today and this month (a total of a hive has no cap)."""
+
+
+def _usd(value: float | None) -> str | None:
+    return None if value is None else display.cost(value)
+
+
+def standing_view(s: Standing, agent: str) -> dict[str, Any]:
+    """One period of an agent's budget: cap, where it comes from, spent, since, at cap."""
+    return {
+        "agent": agent,
+        "period": str(s.period),
+        "noun": s.period.noun,
+        "cap": _usd(s.cap_usd),
+        "cap_usd": s.cap_usd,
+        "source": str(s.source),
+        "mine": s.source is CapSource.OPERATOR,
+        # what applies when the operator's cap is dropped: the config's, else the default
+        "config": _usd(s.config_usd),
+        "spent": display.cost(s.spent_usd),
+        "since": s.since,
+        "since_clock": display.clock(s.since),
+        "over": s.over,
+        "sentence": s.sentence(agent) if s.over else None,
+    }
+
+
+def budget_of(name: str) -> list[dict[str, Any]]:
+    """Every period of `name`'s budget, capped or not (none for an agent that is gone)."""
+    agent: Agent | None = Agent.get_or_none(Agent.name == name)
+    if agent is None:
+        return []
+    rows = spend.rows_of([name]).get(name, {})
+    return [standing_view(s, name) for s in spend.standing(agent, rows, now())]
+
+
+def hive_spend(defaults: Mapping[Period, float | None]) -> list[dict[str, Any]]:
+    """What the whole hive spent today and this month (every agent's metered requests),
+    with the hive-wide default cap each agent gets where nothing else sets one."""
+    t = now()
+    out = []
+    for period in HIVE_PERIODS:
+        since = budget.period_start(period, t, 0.0)
+        out.append(
+            {
+                "period": str(period),
+                "noun": period.noun,
+                "spent": display.cost(spend.spent_since(None, since)),
+                "default": _usd(defaults.get(period)),
+                "setting": period.setting,
+            }
+        )
+    return out
+
+
+def over_budget() -> list[dict[str, Any]]:
+    """Running agents stopped at a cap (the waiting view), by name."""
+    return [
+        standing_view(s, name) | {"name": name} for name, s in sorted(waiting.over_budget().items())
+    ]
 
 
 # one agent's inbox ---------------------------------------------------------------------

@@ -45,6 +45,7 @@ def hive() -> Iterator[RunningHive]:
 
 def test_the_sweep_sees_every_route() -> None:
     assert {"/approve/1", "/send/alice", "/api/model", "/spawn", "/destroy/alice"} <= set(POSTS)
+    assert {"/cap/alice", "/reset-budget/alice"} <= set(POSTS)
     assert len(POSTS) >= 16 and "/api/journal/alice" in GETS and "/login/alice" in GETS
 
 

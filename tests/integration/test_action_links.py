@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -15,9 +16,22 @@ from hyperhive.hive.db import ActionLink, Approval, database, now, open_db
 from hyperhive.hive.vocab import Code, LinkState
 
 from tests.browser.webtest import RunningWeb
-from tests.hivetest import Hive, free_port, running_hive, spawn
+from tests.hivetest import Hive, RunningHive, free_port, running_hive, spawn
 from tests.inproc import InProcessHive
 from tests.integration.flowtools import commit_file, config_text
+
+
+@contextmanager
+def hive_and_web(env: dict[str, str]) -> Iterator[tuple[RunningHive, RunningWeb]]:
+    """A hive whose links name a hive-web on a port of its own, and that hive-web."""
+    port = free_port()
+    e = {**env, "HIVE_WEB_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    with running_hive(e) as hive:
+        web = RunningWeb(e, port=port)
+        try:
+            yield hive, web
+        finally:
+            web.stop()
 
 
 @pytest.fixture
@@ -160,33 +174,27 @@ def test_a_question_link_answers_once_and_a_wrong_answer_keeps_it(
 def test_the_page_refuses_cross_site_and_tokenless_posts_and_never_logs_a_secret(
     env: dict[str, str],
 ) -> None:
-    port = free_port()
-    e = {**env, "HIVE_WEB_PUBLIC_URL": f"http://127.0.0.1:{port}"}
-    with running_hive(e) as hive:
-        web = RunningWeb(e, port=port)
-        try:
-            spawn(hive, "alice")
-            aid, _ = request(hive, "alice", 'model = "claude-opus-4-1"\n')
-            _, secret = link(hive, "approval", aid)
-            path = f"/act/{secret}"
-            client = web.anonymous()
-            form = {"csrf": actionlinks.form_token(secret), "action": "approve"}
-            evil = client.post(path, form, csrf=False, origin="https://evil.example")
-            assert evil.status == 403 and "cross-site" in evil.text
-            site = client.post(path, form, csrf=False, **{"Sec-Fetch-Site": "cross-site"})
-            assert site.status == 403
-            tokenless = client.post(path, {"action": "approve"}, csrf=False)
-            assert tokenless.status == 403 and "CSRF token" in tokenless.text
-            other = actionlinks.form_token("y" * 43)  # a token of another link
-            forged = client.post(path, {"csrf": other, "action": "approve"}, csrf=False)
-            assert forged.status == 403
-            assert approval(hive, aid)["status"] == "pending"
-            open_db(hive.paths.db, create=False)
-            assert actionlinks.inspect(secret).state is LinkState.OPEN
-            shown = client.get(path)
-            assert shown.status == 200 and "noindex" in shown.headers["x-robots-tag"]
-            ok = client.post(path, form, csrf=False)
-            assert ok.status == 200 and ok.json()["message"] == f"approval #{aid} approved"
-            assert secret not in web.log() and secret not in hive.log()
-        finally:
-            web.stop()
+    with hive_and_web(env) as (hive, web):
+        spawn(hive, "alice")
+        aid, _ = request(hive, "alice", 'model = "claude-opus-4-1"\n')
+        _, secret = link(hive, "approval", aid)
+        path = f"/act/{secret}"
+        client = web.anonymous()
+        form = {"csrf": actionlinks.form_token(secret), "action": "approve"}
+        evil = client.post(path, form, csrf=False, origin="https://evil.example")
+        assert evil.status == 403 and "cross-site" in evil.text
+        site = client.post(path, form, csrf=False, **{"Sec-Fetch-Site": "cross-site"})
+        assert site.status == 403
+        tokenless = client.post(path, {"action": "approve"}, csrf=False)
+        assert tokenless.status == 403 and "CSRF token" in tokenless.text
+        other = actionlinks.form_token("y" * 43)  # a token of another link
+        forged = client.post(path, {"csrf": other, "action": "approve"}, csrf=False)
+        assert forged.status == 403
+        assert approval(hive, aid)["status"] == "pending"
+        open_db(hive.paths.db, create=False)
+        assert actionlinks.inspect(secret).state is LinkState.OPEN
+        shown = client.get(path)
+        assert shown.status == 200 and "noindex" in shown.headers["x-robots-tag"]
+        ok = client.post(path, form, csrf=False)
+        assert ok.status == 200 and ok.json()["message"] == f"approval #{aid} approved"
+        assert secret not in web.log() and secret not in hive.log()

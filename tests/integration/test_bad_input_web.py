@@ -194,6 +194,8 @@ POST_ROUTES = [
     "/destroy/{s}",
     "/rebuild/{s}",
     "/api/model",
+    "/cap/{s}",
+    "/reset-budget/{s}",
     "/login",
     "/approve/{s}",
     "/act/{s}",
@@ -222,11 +224,13 @@ HEADERS = st.dictionaries(
     HEADER_TEXT,
     max_size=4,
 )
-FORM_VALUES = st.sampled_from(["zed", "hm1nd", "../../victim", "claude-opus-4-1", ""]) | st.text(
-    max_size=60
-)
+FORM_VALUES = st.sampled_from(
+    ["zed", "hm1nd", "../../victim", "claude-opus-4-1", "", "daily", "1e400", "nan", "raise"]
+) | st.text(max_size=60)
 FORMS = st.dictionaries(
-    st.sampled_from(["name", "model", "body", "note", "answer", "token", "csrf"])
+    st.sampled_from(
+        ["name", "model", "body", "note", "answer", "token", "csrf", "period", "usd", "action"]
+    )
     | st.text(max_size=8),
     FORM_VALUES,
     max_size=4,

@@ -177,7 +177,13 @@ def test_live_updates_push_only_what_changed(hive: RunningHive, web: RunningWeb)
         assert sse.status == 200
         event, data = sse.event()
         first = json.loads(data)
-        assert event == "patch" and set(first["sections"]) == {"notes", "staterow", "turn", "inbox"}
+        assert event == "patch" and set(first["sections"]) == {
+            "notes",
+            "staterow",
+            "turn",
+            "budget",
+            "inbox",
+        }
         assert first["status"]["live"] is True
         msg_id = admin(hive, "send", to="alice", body="push me")["id"]
         while True:  # the hub re-renders on the coordinator's change report

@@ -40,7 +40,7 @@ def test_notices_and_links_say_what_they_act_on() -> None:
         Notice.QUESTION_ASKED: LinkItem.QUESTION,
         Notice.QUESTION_DEADLINE: LinkItem.QUESTION,
         Notice.CONTAINER_CRASH: None,
-        Notice.BUDGET_REACHED: None,
+        Notice.BUDGET_REACHED: LinkItem.BUDGET,
     }
     assert {n for n in Notice if n.urgent} == {
         Notice.CONTAINER_CRASH,
@@ -49,7 +49,9 @@ def test_notices_and_links_say_what_they_act_on() -> None:
     }
     assert LinkItem.APPROVAL.actions == (LinkAction.APPROVE, LinkAction.DENY)
     assert LinkItem.QUESTION.actions == (LinkAction.ANSWER,)
-    assert [a.done for a in LinkAction] == ["approved", "denied", "answered"]
+    assert LinkItem.BUDGET.actions == (LinkAction.RAISE, LinkAction.RESET)
+    assert [a.done for a in LinkAction] == ["approved", "denied", "answered", "raised", "reset"]
+    assert LinkItem.BUDGET.offer == "raise the cap or reset the count"
     assert {s for s in LinkState if s.usable} == {LinkState.OPEN, LinkState.STALE}
     assert LinkState.UNKNOWN.code is Code.FORBIDDEN and LinkState.USED.code is Code.CONFLICT
     assert LinkState.CHANGED.code is Code.STALE and LinkState.GONE.code is Code.NOT_FOUND

@@ -128,7 +128,8 @@ def test_live_diffs_carry_only_changed_rows() -> None:
 
 def test_sections_follow_the_kinds_that_changed() -> None:
     assert pages.affected("index", ["questions"]) == ["questions"]
-    assert set(pages.affected("index", ["turns"])) == {"agents"}
+    assert set(pages.affected("index", ["turns"])) == {"agents", "hivespend"}
+    assert set(pages.affected("agent:alice", ["agents"])) == {"staterow", "turn", "budget"}
     assert set(pages.affected("agent:alice", ["messages"])) == {"staterow", "turn", "inbox"}
     assert pages.topic_agent("agent:alice") == "alice" and pages.topic_agent("index") is None
 

@@ -66,5 +66,30 @@
     % end
   </article>
   % end
+  % c = v['cap']
+  % if c and v['show_item']:
+  <article class="card budget" id="act-budget-{{c['agent']}}-{{c['period']}}">
+    <header>
+      <span class="kind">$ sp3nd</span> <span class="name">{{c['agent']}}</span>
+      <span class="dim">{{c['period']}} cap · counted since {{c['window']}}</span>
+    </header>
+    <p class="prose">spent <strong>{{c['spent']}}</strong> {{c['noun']}} of a cap of <strong>{{c['cap'] or 'none'}}</strong> ({{c['source']}}){{' · at cap' if c['over'] else ''}}</p>
+    % if v['usable']:
+    <div class="decide">
+      <form class="inline act-raise" method="post" action="/act/{{secret}}">
+        <input type="hidden" name="csrf" value="{{token}}">
+        <input type="hidden" name="action" value="raise">
+        <label>raise the {{c['period']}} cap to $ <input name="usd" type="number" min="0" step="0.01" inputmode="decimal" required aria-label="new {{c['period']}} cap in US dollars"></label>
+        <button type="submit" class="approve">R41SE ❯</button>
+      </form>
+      <form class="inline act-reset" method="post" action="/act/{{secret}}">
+        <input type="hidden" name="csrf" value="{{token}}">
+        <input type="hidden" name="action" value="reset">
+        <button type="submit" class="warn">reset this period's count</button>
+      </form>
+    </div>
+    % end
+  </article>
+  % end
   <p class="prose dim">this page is an action link from a hyperhive notification: it works once, and opening it changes nothing until you confirm.</p>
 </section>

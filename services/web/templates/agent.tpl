@@ -3,6 +3,10 @@
   <h2>◆ {{name}} <a class="dim small" href="/">← back to the hive</a></h2>
   <div data-section="staterow">{{!sections['staterow']}}</div>
 </section>
+<section class="panel" id="budget-panel">
+  <h2>◆ sp3nd <span class="dim">caps by period: the operator's, agent.toml's [budget], or the hive default</span></h2>
+  <div data-section="budget">{{!sections['budget']}}</div>
+</section>
 <div class="columns">
   <section class="panel" id="inbox-panel">
     <h2>◆ 1nbox <span class="dim">messages in and out</span></h2>

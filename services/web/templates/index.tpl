@@ -9,6 +9,7 @@
 </section>
 <section class="panel" id="agents">
   <h2>◆ ag3nts</h2>
+  <div data-section="hivespend">{{!sections['hivespend']}}</div>
   <div data-section="updatebar">{{!sections['updatebar']}}</div>
   <div class="list agents" data-section="agents" data-empty="no agents yet">{{!sections['agents']}}</div>
   <form class="inline spawn" method="post" action="/spawn" data-post>

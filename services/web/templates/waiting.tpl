@@ -14,3 +14,7 @@
   <h2>◆ cr4shed <span class="dim">not restarted yet</span></h2>
   <div class="list agents" data-section="crashed" data-empty="no agent is down">{{!sections['crashed']}}</div>
 </section>
+<section class="panel" id="overbudget">
+  <h2>◆ 4t cap <span class="dim">stopped until you raise or reset a cap</span></h2>
+  <div class="list agents" data-section="overbudget" data-empty="no agent is at a spending cap">{{!sections['overbudget']}}</div>
+</section>
