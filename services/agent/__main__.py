@@ -10,7 +10,7 @@ from .bus import Bus
 from .conversation import Conversation
 from .loop import Harness
 from .prompt import system_blocks
-from .settings import SettingsError, from_env
+from .settings import RESUMED, SettingsError, from_env
 from .shell import BashSession
 from .tools import Toolbox
 from .turn import TurnRunner
@@ -25,12 +25,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hive-agent: {e}", file=sys.stderr)
         return 2
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    tool_env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    tool_env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", RESUMED)}
     bus = Bus(settings.socket, settings.agent)
     conversation = Conversation.load(settings.state_dir, settings.agent)
     toolbox = Toolbox(
         bus,
-        BashSession(settings.state_dir, tool_env),
+        BashSession(settings.state_dir, tool_env, keep=settings.resumed),
         manager=settings.is_manager,
         bash_timeout=settings.bash_timeout,
     )

@@ -5,6 +5,9 @@ own) and the turn's id as `X-Hive-Turn`. The stream runs in a worker thread so a
 returns at once: the abort shuts the connection down and the worker's result is dropped.
 Overloaded, rate-limited, 5xx and network failures are retried here with backoff (the
 SDK's own retries are off); any other failure is raised as one of this module's exceptions.
+
+The SDK is imported by an `Api`'s first request, inside a turn (after it reported itself
+thinking): a harness waiting for messages never loads it (docs/BENCHMARKS.md, harness memory).
 """
 
 from __future__ import annotations
@@ -15,9 +18,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import anthropic
 import httpx2
 
 from ..hive.pricing import Usage
@@ -25,12 +27,20 @@ from ..hive.vocab import GatewayRefusal
 from .cancel import Cancelled, CancelToken
 from .gateway import BASE_URL
 
+if TYPE_CHECKING:
+    import anthropic
+
 TRANSIENT_TYPES = frozenset({"overloaded_error", "rate_limit_error", "api_error", "timeout_error"})
 TURN_HEADER = "X-Hive-Turn"
-NO_KEY_HEADERS = cast(
-    dict[str, str], {"X-Api-Key": anthropic.omit, "Authorization": anthropic.omit}
-)
-"""The SDK sends no key at all: the harness has none, and the gateway adds its own."""
+
+
+def no_key_headers() -> dict[str, str]:
+    """The SDK sends no key at all: the harness has none, and the gateway adds its own."""
+    import anthropic
+
+    return cast(dict[str, str], {"X-Api-Key": anthropic.omit, "Authorization": anthropic.omit})
+
+
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 300.0
 """Seconds without a byte from the API (it sends pings while it thinks) before a retry."""
@@ -125,6 +135,8 @@ def _error_type(e: anthropic.APIStatusError) -> str | None:
 
 def hive_refusal(e: BaseException) -> GatewayRefusal | None:
     """The gateway's own refusal in an error, None for one that came from the API."""
+    import anthropic
+
     if isinstance(e, anthropic.APIStatusError) and isinstance(e.body, dict):
         err = e.body.get("error")
         if isinstance(err, dict):
@@ -135,6 +147,8 @@ def hive_refusal(e: BaseException) -> GatewayRefusal | None:
 def classify(e: BaseException) -> str:
     """'over_budget', 'auth', 'too_long', 'transient' or 'fatal' for an exception from one
     request."""
+    import anthropic
+
     if hive_refusal(e) is GatewayRefusal.OVER_BUDGET:
         return "over_budget"
     if isinstance(e, anthropic.AuthenticationError):
@@ -152,6 +166,8 @@ def classify(e: BaseException) -> str:
 
 
 def describe(e: BaseException) -> str:
+    import anthropic
+
     if isinstance(e, anthropic.APIStatusError):
         kind = _error_type(e) or "error"
         message = ""
@@ -163,6 +179,8 @@ def describe(e: BaseException) -> str:
 
 
 def retry_after(e: BaseException) -> float | None:
+    import anthropic
+
     if isinstance(e, anthropic.APIStatusError):
         raw = e.response.headers.get("retry-after")
         try:
@@ -204,25 +222,37 @@ class Api:
         retry_cap: float,
         max_retries: int,
     ) -> None:
-        timeout = httpx2.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
-        self.client = anthropic.Anthropic(
-            api_key="",  # explicit, so the SDK looks for no credentials of its own
-            base_url=BASE_URL,
-            default_headers=NO_KEY_HEADERS,
-            max_retries=0,
-            timeout=timeout,
-            http_client=httpx2.Client(
-                transport=httpx2.HTTPTransport(uds=str(gateway_socket)),
-                trust_env=False,  # never a proxy from the environment: only the socket
-                timeout=timeout,
-            ),
-        )
+        self.gateway_socket = gateway_socket
+        self._client: anthropic.Anthropic | None = None
         self.retry_base = retry_base
         self.retry_cap = retry_cap
         self.max_retries = max_retries
 
+    @property
+    def client(self) -> anthropic.Anthropic:
+        """The SDK's client, made (and the SDK imported) by the first request: a turn has
+        already reported itself thinking by then, so the import never looks like idle."""
+        if self._client is None:
+            import anthropic  # here, not at the top: a harness waiting never needs it
+
+            timeout = httpx2.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
+            self._client = anthropic.Anthropic(
+                api_key="",  # explicit, so the SDK looks for no credentials of its own
+                base_url=BASE_URL,
+                default_headers=no_key_headers(),
+                max_retries=0,
+                timeout=timeout,
+                http_client=httpx2.Client(
+                    transport=httpx2.HTTPTransport(uds=str(self.gateway_socket)),
+                    trust_env=False,  # never a proxy from the environment: only the socket
+                    timeout=timeout,
+                ),
+            )
+        return self._client
+
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
 
     def backoff(self, attempt: int, e: BaseException) -> float:
         hinted = retry_after(e)

@@ -5,12 +5,17 @@ turn is closed only when it ends (done, cancelled, failed), so a crash re-runs i
 message it cannot read or save is set aside in the hive rather than claimed again and
 again. The inbox is not touched while the model gateway cannot serve this agent (it has
 no usable key: needs_login; the agent is at a spending cap: over_budget); a turn that met either
-stays open and runs again once the gateway can.
+stays open and runs again once the gateway can. Waiting long enough after a turn, the harness
+starts again in place (`exec`, same process): the SDK a turn loaded, which Python never
+unloads, is gone, and waiting costs what it costs after a start.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import signal
+import sys
 import time
 import traceback
 from collections.abc import Iterator
@@ -25,7 +30,7 @@ from .bus import MAX_RECV_WAIT, Bus, BusDown
 from .cancel import Cancelled, CancelToken, CancelWatcher
 from .conversation import Conversation
 from .gateway import Gateway, GatewayDown
-from .settings import Settings
+from .settings import RESUMED, Settings
 from .turn import TurnRunner
 from .turnstate import TurnReporter
 
@@ -69,6 +74,7 @@ class Harness:
         )
         self._critical = 0
         self._exit_requested = False
+        self.last_turn = time.monotonic()
 
     # stopping -------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -147,8 +153,11 @@ class Harness:
         return False
 
     def run(self) -> None:
-        self.log("harness started")
-        self.reporter.idle("started; waiting for messages")
+        if self.settings.resumed:  # its turn state still says how the last turn ended
+            self.log("harness started again in place: the last turn's memory is released")
+        else:
+            self.log("harness started")
+            self.reporter.idle("started; waiting for messages")
         try:
             self._loop()
         finally:
@@ -167,7 +176,7 @@ class Harness:
                 continue
             try:
                 with self.critical():
-                    message = self.bus.recv(MAX_RECV_WAIT)
+                    message = self.bus.recv(self.recv_wait())
                     if message is not None:
                         fresh = self.take(message)
                         if fresh is None:
@@ -184,6 +193,39 @@ class Harness:
                     sender=message.get("sender"),
                 )
                 self.turn(self.api)
+            elif self.shed_due():
+                self.shed()
+
+    # memory while waiting ----------------------------------------------------------------
+    def sdk_loaded(self) -> bool:
+        return "anthropic" in sys.modules
+
+    def recv_wait(self) -> float:
+        """How long one `recv` may wait: never past the moment to start again in place."""
+        if not self.settings.shed_after or not self.sdk_loaded():
+            return MAX_RECV_WAIT
+        left = self.last_turn + self.settings.shed_after - time.monotonic()
+        return min(float(MAX_RECV_WAIT), max(left, 0.0))
+
+    def shed_due(self) -> bool:
+        return (
+            bool(self.settings.shed_after)
+            and self.sdk_loaded()
+            and time.monotonic() - self.last_turn >= self.settings.shed_after
+        )
+
+    def shed(self) -> None:
+        """Start again in place: this process runs the harness anew (its sockets close on
+        exec; the conversation, its open turn and the bash session are on disk)."""
+        self.log(
+            f"waiting {self.settings.shed_after:g} s since the last turn: starting again in "
+            "place to release the memory the turn loaded"
+        )
+        try:
+            os.execve(sys.executable, sys.orig_argv, {**os.environ, RESUMED: "1"})
+        except OSError as e:  # carry on as it was; never try again in this process
+            self.log(f"could not start again in place: {e}", WARNING)
+            self.settings = dataclasses.replace(self.settings, shed_after=0.0)
 
     def take(self, message: MessageRow) -> bool | None:
         """Save a received message as the open turn: True if new, False if seen before,
@@ -201,6 +243,12 @@ class Harness:
         return None
 
     def turn(self, api: Api) -> None:
+        try:
+            self._turn(api)
+        finally:
+            self.last_turn = time.monotonic()
+
+    def _turn(self, api: Api) -> None:
         self.reporter.begin()
         started = self.reporter.started_at or 0.0
         token = CancelToken()

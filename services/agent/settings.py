@@ -15,6 +15,8 @@ from ..hive.agentconfig import AgentConfig, ConfigError, parse
 from ..hive.log import WARNING, log
 from ..hive.names import MANAGER
 
+RESUMED = "HIVE_AGENT_RESUMED"
+"""Set by the harness for itself when it starts again in place; never by a backend."""
 DEFAULT_MODEL = "claude-sonnet-4-5"
 """The model when neither the operator's override nor the agent's config names one."""
 
@@ -45,6 +47,11 @@ class Settings:
     login_recheck: float = 60.0
     """Safety-net seconds between asking the gateway again while waiting in needs_login or
     over_budget (the gateway answers at once when its state changes)."""
+    shed_after: float = 600.0
+    """Seconds waiting after a turn before the harness starts again in place, releasing the
+    memory the turn's SDK holds (0: never)."""
+    resumed: bool = False
+    """This process is the harness started again in place (`RESUMED` in its environment)."""
 
     @property
     def is_manager(self) -> bool:
@@ -114,4 +121,6 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         retry_cap=_number(e, "HIVE_AGENT_RETRY_CAP", 300.0, 0.0),
         max_retries=int(_number(e, "HIVE_AGENT_MAX_RETRIES", 0, 0)),
         login_recheck=_number(e, "HIVE_AGENT_LOGIN_RECHECK", 60.0, 0.1),
+        shed_after=_number(e, "HIVE_AGENT_SHED_AFTER", 600.0, 0.0),
+        resumed=e.get(RESUMED) == "1",
     )

@@ -101,10 +101,14 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 class BashSession:
-    def __init__(self, state_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, state_dir: Path, env: dict[str, str], *, keep: bool = False) -> None:
+        """`keep`: carry on the session left in the state dir (the harness started again in
+        place, so the working directory and variables stay); otherwise a fresh one."""
         self.dir = state_dir / SESSION_DIR
         self.start_dir = state_dir
         self.env = {**env, "PAGER": "cat", "GIT_PAGER": "cat", "TERM": "dumb"}
+        if keep and self.dir.is_dir():
+            return
         self.restart()
 
     def restart(self) -> None:

@@ -2,8 +2,9 @@
 restart, kill, destroy, rebuild, and applying an approved config.
 
 Each operator action writes its transient state to SQLite before it acts and clears it
-after, so an exit during it is never taken for a crash. Backend calls run in a thread;
-actions on one agent are serialised.
+after, so an exit during it is never taken for a crash. Backend calls, git and other file
+work run on the lifecycle's own threads, never on the event loop; actions on one agent are
+serialised, and at most `STARTS_AT_ONCE` agents are built or started at a time.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import json
 import shutil
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from ..hive import log as hlog
 from ..hive.agentconfig import CONFIG_FILE, AgentConfig, check_bind_sources, parse, template
@@ -39,6 +42,11 @@ from .effects import AgentSockets, Effects
 from .proposed import ReadLimits
 
 TRANSIENT_STATES = tuple(Transient)
+STARTS_AT_ONCE = 8
+"""Agents built (create) or started (start, resume) at the same time; more wait their turn."""
+THREADS = 16
+"""The lifecycle's threads: room for the starts and for stops and kills beside them."""
+T = TypeVar("T")
 
 
 class LifecycleError(Refusal):
@@ -59,6 +67,7 @@ class Lifecycle:
         *,
         kick: Callable[[str], object],
         repo_limits: ReadLimits,
+        starts_at_once: int = STARTS_AT_ONCE,
     ) -> None:
         """`kick` wakes an agent's waiting receivers (the broker's)."""
         self.effects = effects
@@ -74,6 +83,8 @@ class Lifecycle:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._configs: dict[str, tuple[int, AgentConfig]] = {}
+        self._starts = asyncio.Semaphore(starts_at_once)
+        self._threads = ThreadPoolExecutor(THREADS, thread_name_prefix="lifecycle")
         self.backend.set_exit_handler(self._exit_from_thread)
 
     # specs and files ---------------------------------------------------------------------
@@ -134,17 +145,18 @@ class Lifecycle:
         hlog.log(f"{name} model set to {model or 'its default'}", kind="lifecycle", agent=name)
         self.effects.changed("agents")
 
-    def write_applied(self, name: str, blob: bytes, message: str) -> str:
+    async def write_applied(self, name: str, blob: bytes, message: str) -> str:
         """Commit the config and what derives from it into the applied repo."""
         spec = self.spec(name, blob)
         files = {CONFIG_FILE: blob, **self.backend.render(spec)}
-        sha = repos.apply(self.paths.applied_repo(name), files, message)
+        sha = await self._call(repos.apply, self.paths.applied_repo(name), files, message)
         self.on_applied(name)  # pending approvals of `name` may be stale now
         self.on_config(name, spec.config)
         return sha
 
-    def mark_built(self, name: str) -> None:
-        write_marker(self.paths.rev_marker(name), platform_rev())
+    async def mark_built(self, name: str) -> None:
+        marker = self.paths.rev_marker(name)
+        await self._call(lambda: write_marker(marker, platform_rev()))
 
     # transient states --------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -161,8 +173,16 @@ class Lifecycle:
             TransientState.delete().where(TransientState.agent == name).execute()
             self.effects.changed("agents")
 
+    async def _call(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)` on the lifecycle's threads (blocking work never runs on the loop)."""
+        return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
+
     async def _run(self, fn: Callable[..., None], *args: object) -> None:
-        await asyncio.to_thread(fn, *args)
+        await self._call(fn, *args)
+
+    def close(self) -> None:
+        """Let the lifecycle's threads go once the work queued on them is done."""
+        self._threads.shutdown(wait=False)
 
     def _set(self, name: str, state: str, note: str | None = None) -> None:
         agents.set_state(name, state, note)
@@ -193,17 +213,17 @@ class Lifecycle:
 
     async def create(self, name: str, blob: bytes, sha: str | None, label: str) -> bool:
         """Build and start a new agent whose record is in state spawning; emits Spawned."""
-        async with self._locks[name]:
+        async with self._locks[name], self._starts:
             try:
                 parse(blob)
                 await self.install_proposed(name, if_missing=True)
-                self.write_applied(name, blob, f"apply {sha or 'template'} ({label})")
+                await self.write_applied(name, blob, f"apply {sha or 'template'} ({label})")
                 Agent.update(applied_sha=sha, updated_at=now()).where(Agent.name == name).execute()
                 await self.sockets.serve_agent(name)
                 spec = self.spec(name)
                 await self._run(self.backend.create, spec)
                 await self._run(self.backend.start, spec)
-                self.mark_built(name)
+                await self.mark_built(name)
             except (Refusal, OSError) as e:
                 note = f"could not create {name}: {e}"
                 self._set(name, AgentState.FAILED, note)
@@ -217,7 +237,7 @@ class Lifecycle:
 
     # verbs ---------------------------------------------------------------------------------
     async def start(self, name: str) -> None:
-        async with self._locks[name]:
+        async with self._locks[name], self._starts:
             spec = self.spec(name)
             await self._run(self.backend.create, spec)
             await self._run(self.backend.start, spec)
@@ -327,7 +347,7 @@ class Lifecycle:
             await self._run(self.backend.create, spec)
             if was_running:
                 await self._run(self.backend.start, spec)
-            self.mark_built(name)
+            await self.mark_built(name)
         except (Refusal, OSError) as e:
             note = f"rebuild of {name} failed: {e}"
             self._set(name, AgentState.FAILED, note)
@@ -352,7 +372,7 @@ class Lifecycle:
             if repos.last_applied_message(applied).strip() != message:
                 if base_hash is not None and stale.moved(base_hash, applied):
                     raise ConfigMoved(f"the applied config of {name} changed")
-                self.write_applied(name, blob, message)
+                await self.write_applied(name, blob, message)
             Agent.update(applied_sha=sha, updated_at=now()).where(Agent.name == name).execute()
             async with self.transient(name, Transient.REBUILDING):
                 ok, note = await self._rebuild_locked(name)
@@ -408,10 +428,12 @@ class Lifecycle:
     async def resume(self, skip: list[str]) -> None:
         """After a coordinator start: agents that should run and do not are started again,
         unless the crash watcher recorded a crash while the coordinator was away (then
-        they are shown failed, as if it had been here).
+        they are shown failed, as if it had been here). They start together, at most
+        `STARTS_AT_ONCE` at a time.
 
         `skip` names agents an interrupted approval is already finishing.
         """
+        starts = []
         for agent in Agent.select().where(
             Agent.state.in_((AgentState.RUNNING, AgentState.SPAWNING))
         ):
@@ -439,14 +461,14 @@ class Lifecycle:
                 note = json.loads(crash.payload).get("note") or "crashed"
                 self._set(agent.name, AgentState.FAILED, note)
                 continue
-            try:
-                await self.start(agent.name)
-            except (Refusal, OSError) as e:
-                self._set(
-                    agent.name,
-                    AgentState.FAILED,
-                    f"could not start after a coordinator restart: {e}",
-                )
+            starts.append(self._start_again(agent.name))
+        await asyncio.gather(*starts)
+
+    async def _start_again(self, name: str) -> None:
+        try:
+            await self.start(name)
+        except (Refusal, OSError) as e:
+            self._set(name, AgentState.FAILED, f"could not start after a coordinator restart: {e}")
 
 
 def _read(path: Path) -> bytes | None:

@@ -8,16 +8,30 @@ the manager's files). The applied repo is the coordinator's alone.
 from __future__ import annotations
 
 import difflib
+import io
 import os
 from pathlib import Path
 
 import git
+from git.index.typ import BaseIndexEntry
+from gitdb.base import IStream
 
 from ..hive.agentconfig import CONFIG_FILE
 from ..hive.protocol import Refusal
 from ..hive.vocab import Code
 
 AUTHOR = git.Actor("hive-c0re", "hive-c0re@localhost")
+FILE_MODE = 0o100644
+
+
+def _open(path: Path) -> git.Repo:
+    """The repo at `path`, its objects read in this process (gitdb), not by a `git cat-file`
+    child per repo object: a burst of spawns would start hundreds of them."""
+    return git.Repo(path, odbt=git.GitDB)
+
+
+def _init(path: Path) -> git.Repo:
+    return git.Repo.init(path, initial_branch="main", odbt=git.GitDB)
 
 
 class RepoError(Refusal):
@@ -27,14 +41,20 @@ class RepoError(Refusal):
 
 
 def _commit(repo: git.Repo, files: dict[str, bytes], message: str) -> str:
+    """Write `files` into the work tree and commit them. Safe on several threads at once:
+    the blobs are stored and staged as index entries, never added by path, because
+    gitpython adds a path by changing the whole process's working directory."""
     work = Path(repo.working_tree_dir or ".")
+    entries = []
     for rel, data in files.items():
         target = work / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, target)
-    repo.index.add(list(files))
+        blob = repo.odb.store(IStream(git.Blob.type, len(data), io.BytesIO(data)))
+        entries.append(BaseIndexEntry((FILE_MODE, blob.binsha, 0, rel)))
+    repo.index.add(entries)
     commit = repo.index.commit(message, author=AUTHOR, committer=AUTHOR)
     return str(commit.hexsha)
 
@@ -47,9 +67,7 @@ def build_proposed(path: Path, config_text: str, agent: str) -> str:
     `agentfiles.install_proposed`) with its initial commit; returns that commit's sha.
     Reading a proposed repo is `proposed`'s, never gitpython's on the manager's files."""
     path.mkdir(mode=0o750)
-    repo = git.Repo.init(
-        path, initial_branch="main"
-    )  # no identity here: each container has its own
+    repo = _init(path)  # no identity here: each container has its own
     return _commit(repo, {CONFIG_FILE: config_text.encode()}, f"initial config for {agent}")
 
 
@@ -68,7 +86,7 @@ def applied_head(path: Path) -> str | None:
     if not (path / ".git").is_dir():
         return None
     try:
-        return str(git.Repo(path).head.commit.hexsha)
+        return str(_open(path).head.commit.hexsha)
     except ValueError:
         return None
 
@@ -76,25 +94,25 @@ def applied_head(path: Path) -> str | None:
 def last_applied_message(path: Path) -> str:
     if applied_head(path) is None:
         return ""
-    return str(git.Repo(path).head.commit.message)
+    return str(_open(path).head.commit.message)
 
 
 def tracked(path: Path) -> set[str]:
     """The files the applied repo's index holds (none before the first apply)."""
     if not (path / ".git").is_dir():
         return set()
-    return {str(p) for p, _stage in git.Repo(path).index.entries}
+    return {str(p) for p, _stage in _open(path).index.entries}
 
 
 def apply(path: Path, files: dict[str, bytes], message: str) -> str:
     """Make the applied repo (created on first use) hold exactly `files` — the config and
     what is generated from it now; a file no longer generated is removed — and commit."""
     if (path / ".git").is_dir():
-        repo = git.Repo(path)
+        repo = _open(path)
     else:
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, 0o750)
-        repo = git.Repo.init(path, initial_branch="main")
+        repo = _init(path)
     gone = sorted(tracked(path) - set(files))
     if gone:
         repo.index.remove(gone, working_tree=True)

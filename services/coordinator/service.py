@@ -446,6 +446,7 @@ class Coordinator:
         for task in list(self._background):
             task.cancel()
         await asyncio.to_thread(self.backend.shutdown)
+        self.lifecycle.close()
         for server in self._servers.values():
             server.close()
         for conn in list(self.connections):
