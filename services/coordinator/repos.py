@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import io
 import os
+import warnings
 from pathlib import Path
 
 import git
@@ -26,12 +27,21 @@ FILE_MODE = 0o100644
 
 def _open(path: Path) -> git.Repo:
     """The repo at `path`, its objects read in this process (gitdb), not by a `git cat-file`
-    child per repo object: a burst of spawns would start hundreds of them."""
-    return git.Repo(path, odbt=git.GitDB)
+    child per repo object: a burst of spawns would start hundreds of them.
+
+    GitPython warns that gitdb is deprecated as its backend; its concern is objects from
+    repos one does not control. These are the coordinator's own (applied repos, and a
+    proposed repo at the moment it creates it); what an agent wrote is read from a private
+    copy by `proposed`, never here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "GitDB is deprecated", DeprecationWarning)
+        return git.Repo(path, odbt=git.GitDB)
 
 
 def _init(path: Path) -> git.Repo:
-    return git.Repo.init(path, initial_branch="main", odbt=git.GitDB)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "GitDB is deprecated", DeprecationWarning)
+        return git.Repo.init(path, initial_branch="main", odbt=git.GitDB)
 
 
 class RepoError(Refusal):
