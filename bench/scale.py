@@ -69,8 +69,13 @@ def name_of(i: int) -> str:
 
 HOT = name_of(0)
 """The agent whose page is measured (it has the average share of messages)."""
-OTHER = name_of(1)
-"""The agent the "right after a change" sends go to."""
+
+
+def other_of(agents: int) -> str:
+    """The agent the "right after a change" sends go to: one with a pending approval, which
+    the index lists first (it lists at most 100 agents, those needing the operator first),
+    and not HOT, at every size."""
+    return name_of((APPROVALS - PENDING + 1) % agents)
 
 
 def fill(paths: Paths, agents: int, messages: int) -> None:
@@ -156,6 +161,7 @@ class Hive:
 
     def __init__(self, agents: int, messages: int) -> None:
         self.agents = agents
+        self.other = other_of(agents)
         self.root = Path(tempfile.mkdtemp(prefix=f"hive-bench-scale-{agents}-"))
         self.env = hive_env(self.root)
         fill(Paths.from_env(self.env), agents, messages)
@@ -175,10 +181,15 @@ class Hive:
             self.page_bytes = {p: len(self.get(p)) for p in ("/", f"/agent/{HOT}")}
             # a dashboard tab: the hub re-renders the index on every change, as when it is open
             self.clock = PatchClock(self._stream("/api/events?topic=index"))
-            self.push = self._stream(f"/api/events?topic=agent:{HOT}")
+            self.push = self.watch_hot()
         except BaseException:
             self.stop()
             raise
+
+    def watch_hot(self) -> SSEReader:
+        """A stream of HOT's page, opened when the push is measured: one left unread through
+        the other measurements would be dropped by hive-web as a slow consumer (64 frames)."""
+        return self._stream(f"/api/events?topic=agent:{HOT}")
 
     def _stream(self, path: str) -> SSEReader:
         assert self.web is not None
@@ -225,14 +236,14 @@ def after_change(h: Hive, path: str) -> tuple[float | None, float]:
     moment `send` returned (None if the change's patch arrived before it was sent), and
     the GET sent once the patch arrived."""
     h.clock.clear()
-    h.send(OTHER)
+    h.send(h.other)
     t = time.perf_counter()
     h.get(path)
     before_ms = (time.perf_counter() - t) * 1000
     before = before_ms if h.clock.next() > t else None
     time.sleep(random.uniform(0.04, 0.06))  # past the hub's MIN_PUSH_GAP
     h.clock.clear()
-    h.send(OTHER)
+    h.send(h.other)
     h.clock.next()
     after = ms_of(lambda: h.get(path))
     time.sleep(random.uniform(0.04, 0.06))
@@ -278,6 +289,9 @@ def measure(hives: list[Hive], n: int) -> dict[str, dict[int, list[float]]]:
             before, after = after_change(h, path)
             add(f"{label}, right after a change, before its re-render arrived", h, before)
             add(f"{label}, right after a change, after its re-render arrived", h, after)
+    for h in hives:
+        h.push.close()
+        h.push = h.watch_hot()
     for _, h in alternate(hives, n):
         add("push: `send` → SSE patch with the message", h, push(h))
     return out

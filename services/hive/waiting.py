@@ -39,8 +39,13 @@ def crashed_agents() -> pw.ModelSelect[Agent]:
 def over_budget() -> dict[str, Standing]:
     """Running agents at a cap, with the period that stops them (a stopped one waits on
     nobody)."""
-    running = {a.name for a in Agent.select(Agent.name).where(Agent.state == AgentState.RUNNING)}
-    return {name: s for name, s in spend.over_budget().items() if name in running}
+    over = spend.over_budget()
+    if not over:
+        return over
+    running = Agent.select(Agent.name).where(
+        (Agent.state == AgentState.RUNNING) & Agent.name.in_(list(over))
+    )
+    return {a.name: over[a.name] for a in running}
 
 
 def count() -> int:

@@ -83,6 +83,10 @@ AGENT_SECTIONS: dict[str, frozenset[str]] = {
 }
 
 
+ROW_SECTIONS = frozenset({"agents", "agentsmore", "allagents", "updatebar", "staterow", "turn"})
+"""Sections rendered from the `list` rows (the hub fetches them only for these)."""
+
+
 @dataclass(frozen=True)
 class Keyed:
     """A section made of rows: their keys in display order and each row's HTML."""
@@ -177,8 +181,9 @@ class Renderer:
                 "agent_row", "a", "agent", views.index_agents(rows, self.index_agents)[0]
             )
         if name == "agentsmore":
-            shown, total = views.index_agents(rows, self.index_agents)
-            return self.fragment("agentsmore", shown=len(shown), total=total)
+            return self.fragment(
+                "agentsmore", shown=min(len(rows), self.index_agents), total=len(rows)
+            )
         if name == "allagents":
             return self._keyed("agent_row", "a", "agent", [views.agent_view(r) for r in rows])
         if name == "hivespend":

@@ -20,7 +20,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 def page(ctx: Context, topic: str) -> str:
     """A whole page of `topic`, with a banner when the coordinator is unreachable."""
     banner = None if ctx.hub.status.get("live") else ctx.hub.status.get("error")
-    rows = ctx.hub.agent_rows()
+    rows = ctx.hub.agent_rows(page=True)
     return ctx.renderer.page(topic, rows, visitor().csrf, banner)
 
 

@@ -180,21 +180,23 @@ needing attention first; the agents page lists them all."""
 _CALM = (AgentState.RUNNING, AgentState.STOPPED)
 
 
-def needs_attention(view: dict[str, Any]) -> bool:
+def needs_attention(row: AgentRow) -> bool:
     """Something about this agent is for the operator to see first: it failed, waits on
     them, is at a cap or has no key, is being acted on, or runs an old container."""
-    return view["status"] not in _CALM or view["busy"] or view["needs_update"]
+    status = agent_status(row)
+    busy = bool(row.get("transient")) or status == AgentState.SPAWNING
+    return status not in _CALM or busy or bool(row.get("needs_update"))
 
 
 def index_agents(
     rows: list[AgentRow], most: int = INDEX_AGENTS
 ) -> tuple[list[dict[str, Any]], int]:
     """The index's agents: those needing attention, then the rest in the list's order, at
-    most `most`; and how many agents there are in all."""
-    shown = [agent_view(r) for r in rows]
-    first = [v for v in shown if needs_attention(v)]
-    rest = [v for v in shown if not needs_attention(v)]
-    return (first + rest)[:most], len(shown)
+    most `most` (only those are shaped for display); and how many agents there are in all."""
+    flags = [needs_attention(r) for r in rows]
+    first = [r for r, f in zip(rows, flags, strict=True) if f]
+    rest = [r for r, f in zip(rows, flags, strict=True) if not f]
+    return [agent_view(r) for r in (first + rest)[:most]], len(rows)
 
 
 def stale(rows: list[AgentRow]) -> list[str]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 from hyperhive.web import display, pages, views
-from hyperhive.web.live import Subscriber, _Topic, sse
+from hyperhive.web.live import AgentRows, Subscriber, _Topic, sse
 
 
 def row(**kw: object) -> dict[str, object]:
@@ -175,3 +176,37 @@ def test_the_index_lists_agents_needing_attention_first_and_at_most_its_share() 
     assert [v["name"] for v in shown[3:5]] == ["a0000", "a0001"]  # then the list's order
     few, total = views.index_agents(calm[:5])
     assert [v["name"] for v in few] == [f"a{i:04d}" for i in range(5)] and total == 5
+
+
+class SlowList:
+    """An admin socket whose `list` waits until the test lets it answer."""
+
+    def __init__(self) -> None:
+        self.answer = threading.Event()
+        self.asked = threading.Event()
+        self.calls = 0
+
+    def call(self, cmd: str, **fields: object) -> dict[str, object]:
+        self.calls += 1
+        self.asked.set()
+        self.answer.wait(10)
+        return {"agents": [row(name=f"gen{self.calls}")]}
+
+
+def test_a_page_gets_the_last_rows_at_once_while_new_ones_are_fetched() -> None:
+    admin = SlowList()
+    rows = AgentRows(admin)  # type: ignore[arg-type]
+    admin.answer.set()
+    assert [r["name"] for r in rows.get()] == ["gen1"]
+    admin.answer.clear()
+    admin.asked.clear()
+    rows.invalidate()  # a change: the hub fetches new rows, slowly
+    fetched: list[list[str]] = []
+    hub = threading.Thread(target=lambda: fetched.append([r["name"] for r in rows.get()]))
+    hub.start()
+    assert admin.asked.wait(10)
+    assert [r["name"] for r in rows.latest()] == ["gen1"]  # not held behind the fetch
+    admin.answer.set()
+    hub.join(10)
+    assert fetched == [["gen2"]] and [r["name"] for r in rows.latest()] == ["gen2"]
+    assert admin.calls == 2  # one fetch per change, pages included
