@@ -33,7 +33,7 @@ import httpx2
 from hyperhive.agent.api import CONNECT_TIMEOUT, READ_TIMEOUT, Api
 
 from bench.host import loadavg, source_rev
-from bench.stats import nearest_rank
+from bench.stats import nearest_rank, publish
 from tests.fakeapi import API_KEY, FakeAnthropic, Reply, Request, Text
 from tests.hivetest import RunningHive, hive_env, spawn, wait_serving
 
@@ -170,9 +170,7 @@ def main() -> None:
             *lines,
         ]
     )
-    print(table)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(table + "\n")
+    publish(table, RESULTS)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench.host import source_rev
 from bench.source import environ
-from bench.stats import nearest_rank
+from bench.stats import nearest_rank, publish
 from tests.fakeapi.harness import HarnessProcess, operator_says, turn_state
 from tests.fakeapi.server import FakeAnthropic
 from tests.hivetest import RunningHive, hive_env, running_hive, spawn
@@ -121,9 +121,7 @@ def main() -> None:
             f"MiB | {max(col['Pss']):.1f} MiB |"
         )
     text = "\n".join(lines)
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text + "\n")
+    publish(text, RESULTS)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from hyperhive.hive.paths import Paths
 from hyperhive.hive.platform import platform_rev, write_marker
 
 from bench.host import loadavg, source_rev
-from bench.stats import nearest_rank
+from bench.stats import nearest_rank, publish
 from bench.web import DIFF, PatchClock
 from tests.browser.webtest import RunningWeb, SSEReader, WebClient
 from tests.hivetest import RunningHive, hive_env, reap_agents
@@ -363,9 +363,7 @@ def main() -> None:
         ),
     ]
     text = "\n".join(lines)
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text + "\n")
+    publish(text, RESULTS)
 
 
 if __name__ == "__main__":

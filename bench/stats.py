@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 
 def nearest_rank(values: Iterable[float], q: float) -> float:
@@ -33,3 +34,11 @@ def summary(values: Sequence[float]) -> dict[str, float]:
         "p99": nearest_rank(values, 99),
         "max": max(values) if values else math.nan,
     }
+
+
+def publish(text: str, path: Path) -> None:
+    """Print a benchmark's results and keep them at `path` (under bench/results, ignored by
+    git) for docs/BENCHMARKS.md."""
+    print(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")

@@ -39,7 +39,7 @@ from hyperhive.hive import db
 from hyperhive.hive.paths import Paths
 
 from bench.host import loadavg, source_rev
-from bench.stats import nearest_rank
+from bench.stats import nearest_rank, publish
 from tests.browser.webtest import CHROMIUM, RunningWeb, SSEReader, launch_chromium
 from tests.hivetest import RunningHive, hive_env
 
@@ -306,9 +306,7 @@ def main() -> None:
             *notes,
         ]
     )
-    print(table)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(table + "\n")
+    publish(table, RESULTS)
 
 
 if __name__ == "__main__":
