@@ -36,8 +36,12 @@ HARDENED = (
     "hive-web",
     "hive-gateway",
     "hive-notify",
+    "hive-agent@",
+    "hive-egress@",
 )
-"""Services with PrivateTmp=/ProtectHome=: they must still see where hyperhive is installed."""
+"""Services with PrivateTmp=/ProtectHome=: they must still see where hyperhive is installed
+(the templates' drop-in holds for every instance; an agent's own drop-in adds PrivateTmp=
+and binds the installation into its container)."""
 HIDDEN_BY_HARDENING = ("/tmp", "/var/tmp", "/home", "/root", "/run/user")
 DEFAULT_ENV = "# hyperhive settings, read by every hive-* unit\nHIVE_BACKEND=nspawn\n"
 
